@@ -1,0 +1,60 @@
+"""Figures: learning-rate curves (and, for experiments, metric curves). matplotlib only, no pyplot state.
+
+Figures are drawn on a bare :class:`matplotlib.figure.Figure` with the Agg canvas, so nothing needs a display and
+no global pyplot state leaks between calls; fonts are matplotlib's bundled ones (nothing is fetched).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from matplotlib.figure import Figure
+
+from .lr_curve import LrCurve
+
+__all__ = ["plot_lr_curves", "save_figure"]
+
+
+def save_figure(figure: Figure, path: str | Path, dpi: int = 150) -> Path:
+    """Save a figure as PNG atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    figure.savefig(temporary, dpi=dpi, bbox_inches="tight")
+    os.replace(temporary, path)
+    return path
+
+
+def plot_lr_curves(
+    curves: Sequence[LrCurve],
+    path: str | Path,
+    title: str = "Learning rate (weights param group)",
+    measured: Iterable[tuple[str, Sequence[float], Sequence[float]]] = (),
+) -> Path:
+    """Draw one line per curve, with its restart epochs marked, and save it as a PNG.
+
+    Args:
+        curves: planned curves (from :func:`cawb.lr_curve.lr_curve`), drawn as lines.
+        path: where the PNG goes.
+        title: figure title.
+        measured: optional ``(label, epochs, lrs)`` points actually recorded by a run, drawn as markers.
+    """
+    figure = Figure(figsize=(9, 4.5))
+    axes = figure.add_subplot()
+    for index, curve in enumerate(curves):
+        color = f"C{index}"
+        axes.plot(curve.epochs, curve.lrs, color=color, linewidth=1.5, label=curve.label or None)
+        for restart in curve.restart_epochs:
+            axes.axvline(restart, color=color, linestyle=":", linewidth=0.8, alpha=0.7)
+    for index, (label, epochs, lrs) in enumerate(measured, start=len(curves)):
+        axes.plot(epochs, lrs, linestyle="none", marker="o", markersize=3, color=f"C{index}", label=label)
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("lr")
+    axes.set_title(title)
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    if any(curve.label for curve in curves) or measured:
+        axes.legend()
+    return save_figure(figure, path)
