@@ -64,10 +64,10 @@ def coco_detections(
         ``[{"image_id", "category_id", "bbox": [x, y, w, h] (top-left, pixels), "score"}, ...]``.
 
     Raises:
-        KeyError: ``file_name`` is not in the ground truth.
+        ValueError: ``file_name`` is not in the ground truth.
     """
     if file_name not in image_ids:
-        raise KeyError(f"image {file_name!r} is not in the ground-truth JSON; val images and val_json disagree")
+        raise ValueError(f"image {file_name!r} is not in the ground-truth JSON; val images and val_json disagree")
     image_id = image_ids[file_name]
     return [
         {
@@ -95,7 +95,7 @@ def coco_bbox_eval(gt: COCO, detections: list[dict[str, Any]]) -> tuple[list[flo
             dt = gt.loadRes(copy.deepcopy(detections))  # loadRes adds keys to the records it is given
         else:
             dt = COCO()
-            dt.dataset = {"images": list(gt.dataset["images"]), "categories": gt.dataset["categories"], "annotations": []}
+            dt.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": []}
             dt.createIndex()
         coco_eval = COCOeval(gt, dt, "bbox")
         coco_eval.evaluate()
@@ -178,10 +178,10 @@ def evaluate_coco(
     )
     ultralytics_stats = validator()
 
-    seen = {Path(f).name for f in validator.dataloader.dataset.im_files}
-    unseen = sorted(set(validator.image_ids) - seen)
-    if unseen:  # their ground truth would count as missed objects
-        raise ValueError(f"{ds.val_json} lists {len(unseen)} image(s) not in the val split, e.g. {unseen[0]!r}")
+    # Images without detections never reach pred_to_json's lookup; a mismatch would silently skew one of the mAPs.
+    differ = sorted({Path(f).name for f in validator.dataloader.dataset.im_files} ^ set(validator.image_ids))
+    if differ:
+        raise ValueError(f"{ds.val_json} and the val images disagree on {len(differ)} image(s), e.g. {differ[0]!r}")
 
     predictions = save_dir / "predictions.json"
     # ultralytics writes this file too, but only when there are detections; ours always exists.

@@ -19,7 +19,6 @@ generator seeded by ``(seed, split, index)``, so changing one split's size never
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -245,8 +244,10 @@ def _place_shape(rng, cls: int, h: int, w: int, min_size: int, max_size: int, ta
             bw, bh = (size, short) if rng.random() < 0.5 else (short, size)
         x0, y0 = int(rng.integers(0, w - bw + 1)), int(rng.integers(0, h - bh + 1))
         margin = 2  # keep shapes apart so no label box hides part of another object
-        if any(x0 < tx1 + margin and tx0 < x0 + bw + margin and y0 < ty1 + margin and ty0 < y0 + bh + margin
-               for tx0, ty0, tx1, ty1 in taken):
+        if any(
+            x0 < tx1 + margin and tx0 < x0 + bw + margin and y0 < ty1 + margin and ty0 < y0 + bh + margin
+            for tx0, ty0, tx1, ty1 in taken
+        ):
             continue
         mask = np.zeros((h, w), np.uint8)
         if cls == 0:

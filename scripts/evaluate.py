@@ -1,5 +1,6 @@
 """Evaluate trained weights on a dataset's val split with pycocotools and ultralytics; print both mAPs.
 
+Example:
     python scripts/evaluate.py --weights runs/detect/train/weights/best.pt --data data/shapes.yaml --imgsz 128
 """
 

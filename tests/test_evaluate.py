@@ -66,7 +66,7 @@ def _perfect_detections(shapes, category_ids):
     for png in sorted(shapes.val[0].glob("*.png")):
         h, w = cv2.imread(str(png)).shape[:2]
         rows = [list(map(float, r.split())) for r in (shapes.root / "labels" / "val" / f"{png.stem}.txt").open()]
-        boxes = [((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h) for _, cx, cy, bw, bh in rows]
+        boxes = [((x - bw / 2) * w, (y - bh / 2) * h, (x + bw / 2) * w, (y + bh / 2) * h) for _, x, y, bw, bh in rows]
         detections += coco_detections(
             png.name, boxes, [1.0] * len(rows), [r[0] for r in rows], image_ids=image_ids, category_ids=category_ids
         )
@@ -89,7 +89,7 @@ def test_export_maps_class_index_to_category_id_and_xyxy_to_top_left_xywh():
 
 
 def test_unknown_image_and_duplicate_file_names_are_refused():
-    with pytest.raises(KeyError, match="b.png"):
+    with pytest.raises(ValueError, match="b.png"):
         coco_detections("b.png", [(0, 0, 1, 1)], [1.0], [0], image_ids={"a.png": 1}, category_ids=CATEGORY_IDS)
     with pytest.raises(ValueError, match="x.png"):
         coco_image_ids({"images": [{"id": 1, "file_name": "a/x.png"}, {"id": 2, "file_name": "b/x.png"}]})

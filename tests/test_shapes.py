@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pycocotools.coco import COCO
 
-import cawb.shapes as shapes
+from cawb import shapes
 from cawb.shapes import CATEGORY_IDS, CLASS_NAMES, generate_shapes_dataset
 
 SMALL = {"train_images": 24, "val_images": 12, "imgsz": 96}
