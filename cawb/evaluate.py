@@ -25,6 +25,7 @@ from pycocotools.cocoeval import COCOeval
 from ultralytics.models.yolo.detect import DetectionValidator
 
 from cawb.datasets import ResolvedDataset, resolve_dataset_yaml
+from cawb.offline import ensure_local_fonts
 
 
 def coco_image_ids(gt: Mapping[str, Any]) -> dict[str, int]:
@@ -142,6 +143,7 @@ def evaluate_coco(
     weights = Path(weights)
     if not weights.is_file():
         raise FileNotFoundError(f"weights {weights} not found")
+    ensure_local_fonts()  # ultralytics' dataset check would otherwise ask its server for a font
     if not isinstance(imgsz, int) or isinstance(imgsz, bool) or imgsz < 32:
         raise ValueError(f"imgsz={imgsz!r} must be an integer >= 32")
     save_dir = Path(save_dir)
