@@ -45,7 +45,7 @@ def plot_lr_curves(
     axes = figure.add_subplot()
     for index, curve in enumerate(curves):
         color = f"C{index}"
-        axes.plot(curve.epochs, curve.lrs, color=color, linewidth=1.5, label=curve.label or None)
+        axes.plot(curve.epochs, curve.lrs, color=color, linewidth=1.5, label=curve.label or None, drawstyle="steps-post")
         for restart in curve.restart_epochs:
             axes.axvline(restart, color=color, linestyle=":", linewidth=0.8, alpha=0.7)
     for index, (label, epochs, lrs) in enumerate(measured, start=len(curves)):
