@@ -145,17 +145,19 @@ def download_images(
         return report
     for directory in {job.dest.parent for job in todo}:
         directory.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         futures = {pool.submit(_download_image, job, policy): job for job in todo}
-        bar = tqdm(total=len(todo), desc="download images", unit="img", disable=not progress)
-        for future in as_completed(futures):
-            reason = future.result()
-            if reason is None:
-                report.fetched += 1
-            else:
-                report.failed[futures[future].dest] = reason
-            bar.update()
-        bar.close()
+        with tqdm(total=len(todo), desc="download images", unit="img", disable=not progress) as bar:
+            for future in as_completed(futures):
+                reason = future.result()
+                if reason is None:
+                    report.fetched += 1
+                else:
+                    report.failed[futures[future].dest] = reason
+                bar.update()
+    finally:  # on Ctrl-C, do not start the queued downloads; running ones finish their file
+        pool.shutdown(wait=True, cancel_futures=True)
     return report
 
 
@@ -217,9 +219,12 @@ def _get(url: str, part: Path, timeout_s: float, *, resume: bool, progress: bool
             expected = int(length) if length is not None and length.isdigit() else None
             received = 0
             total = None if expected is None else start + expected
-            with open(part, "ab" if start else "wb") as out, tqdm(
-                total=total, initial=start, unit="B", unit_scale=True, desc=Path(url).name, disable=not progress
-            ) as bar:
+            with (
+                open(part, "ab" if start else "wb") as out,
+                tqdm(
+                    total=total, initial=start, unit="B", unit_scale=True, desc=Path(url).name, disable=not progress
+                ) as bar,
+            ):
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
                     received += len(chunk)

@@ -9,9 +9,9 @@
     dataset.yaml                  for ultralytics / train_cawb.py --data (no ``path:``: relative to itself)
     manifest.json                 settings, source checksums, counts, drawn image ids
 
-Parsing: the annotation files are streamed (``cawb.json_stream``) twice: first for the image records (and the
-checksum), then, once the draw is known, for the raw JSON text of the drawn images and their annotations, which
-is copied verbatim into the output. Memory stays far below loading the file.
+Parsing (``cawb.coco_instances``): each annotation file is streamed in batches, usually in one pass; the draw is
+made as soon as the image list is complete, and only the drawn images' JSON text (and their annotations') is
+kept, to be copied verbatim into the output. Memory stays far below loading the file.
 
 Determinism: the draw ranks image ids by ``sha256(f"{seed}:{id}")``; every list written is sorted; JSON is
 assembled from the source's own bytes with fixed separators. Same seed and source files, same output bytes.
@@ -45,7 +45,7 @@ from cawb.coco_download import (
     fetch_annotations,
     mirror_url,
 )
-from cawb.coco_instances import Annotation, CocoFileError, InstancesSubset, read_instances
+from cawb.coco_instances import Annotation, Chooser, CocoFileError, ImageRecord, InstancesSubset, read_instances
 
 MANIFEST_NAME = "manifest.json"
 DATASET_YAML_NAME = "dataset.yaml"
@@ -176,9 +176,7 @@ def yolo_box(bbox: tuple[float, float, float, float], width: int, height: int) -
     return (x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width, (y2 - y1) / height
 
 
-def yolo_label_text(
-    annotations: list[Annotation], width: int, height: int, classes: CocoClasses
-) -> tuple[str, int]:
+def yolo_label_text(annotations: list[Annotation], width: int, height: int, classes: CocoClasses) -> tuple[str, int]:
     """The label file text for one image (one ``class cx cy w h`` line per kept box, 6 decimals, in annotation
     order) and the number of non-crowd boxes dropped by clipping. Crowd annotations are left out."""
     lines, dropped = [], 0
@@ -369,33 +367,8 @@ def build_coco_subset(options: SubsetOptions) -> SubsetReport:
     classes = ultralytics_coco_classes()
     coco = options.coco_dir.resolve()
     source_of = {"train": COCO2017["train"], "val": COCO2017[options.val_from]}
-    # Which splits each annotation file feeds, in draw order: train first, so val never changes the train draw.
-    shares: dict[str, list[tuple[str, int]]] = {}
-    for split, count in (("train", options.train), ("val", options.val)):
-        shares.setdefault(source_of[split].annotations, []).append((split, count))
     try:
-        if options.download:
-            fetch_annotations(
-                coco, list(shares), base_url=options.base_url, policy=options.retry, progress=options.progress
-            )
-        for name in shares:
-            if not (coco / name).is_file():
-                raise CocoSubsetError(f"{coco / name} not found (pass --download to fetch the annotations)")
-        data, drawn = {}, {}
-        for name, file_shares in shares.items():
-
-            def choose(images: dict, annotated: set[int] | None, name: str = name, file_shares=file_shares) -> set[int]:
-                pool = images.keys() & annotated if annotated is not None else images.keys()
-                drawn.update(draw_subsets(pool, file_shares, options.seed, source=name))
-                return {i for split, _ in file_shares for i in drawn[split]}
-
-            data[name] = read_instances(
-                coco / name,
-                choose,
-                want_annotated=options.skip_empty,
-                category_ids=classes.category_ids,
-                progress=options.progress,
-            )
+        data, drawn = _read_and_draw(options, coco, source_of, classes)
     except (CocoFileError, DownloadError) as e:
         raise CocoSubsetError(str(e)) from None
     sources = {
@@ -412,33 +385,11 @@ def build_coco_subset(options: SubsetOptions) -> SubsetReport:
             f"--out {options.out_dir} was built from other annotation files (checksums differ); pass --force to "
             "replace it"
         )
-
-    # Images: fetch the drawn ones the COCO directory lacks, then account for any still missing.
-    records = {split: data[source.annotations].images for split, source in source_of.items()}
     image_paths = {
-        split: {i: coco / source.images / records[split][i].file_name for i in drawn[split]}
+        split: {i: coco / source.images / data[source.annotations].images[i].file_name for i in drawn[split]}
         for split, source in source_of.items()
     }
-    downloaded, failures = 0, {}
-    if options.download:
-        jobs = []
-        for split, source in source_of.items():
-            for image_id, path in image_paths[split].items():
-                record = records[split][image_id]
-                url = record.coco_url or f"{DEFAULT_BASE_URL}/{source.images}/{record.file_name}"
-                jobs.append(ImageJob(mirror_url(url, options.base_url), path, record.width, record.height))
-        report = download_images(jobs, workers=options.workers, policy=options.retry, progress=options.progress)
-        downloaded, failures = report.fetched, report.failed
-    missing = {split: [i for i, path in image_paths[split].items() if not path.is_file()] for split in SPLITS}
-    n_missing = sum(len(ids) for ids in missing.values())
-    if n_missing and not options.allow_missing:
-        first = next(image_paths[split][ids[0]] for split, ids in missing.items() if ids)
-        why = f" ({failures[first]})" if first in failures else ""
-        hint = "" if options.download else "; pass --download to fetch them"
-        raise CocoSubsetError(
-            f"{n_missing} of {options.train + options.val} drawn images are missing, first {first}{why}{hint}; "
-            "or pass --allow-missing to build without them"
-        )
+    downloaded, missing = _find_images(options, source_of, data, image_paths)
 
     # Write. The incomplete manifest marks the directory as this build's before anything else is written.
     out = options.out_dir
@@ -471,3 +422,78 @@ def build_coco_subset(options: SubsetOptions) -> SubsetReport:
     }
     _write_manifest(out, manifest)
     return SubsetReport(out, dataset_yaml, summaries, downloaded)
+
+
+def _read_and_draw(
+    options: SubsetOptions, coco: Path, source_of: dict[str, CocoSource], classes: CocoClasses
+) -> tuple[dict[str, InstancesSubset], dict[str, list[int]]]:
+    """Read each needed annotation file (fetching the archive first with ``download``), drawing its splits as
+    soon as its image list is complete. Returns the files' contents by file name and the draw by split."""
+    # The splits each file feeds, in draw order: train first, so a val drawn from train2017 never changes it.
+    shares: dict[str, list[tuple[str, int]]] = {}
+    for split, count in (("train", options.train), ("val", options.val)):
+        shares.setdefault(source_of[split].annotations, []).append((split, count))
+    if options.download:
+        fetch_annotations(
+            coco, list(shares), base_url=options.base_url, policy=options.retry, progress=options.progress
+        )
+    for name in shares:
+        if not (coco / name).is_file():
+            raise CocoSubsetError(f"{coco / name} not found (pass --download to fetch the annotations)")
+    data, drawn = {}, {}
+    for name, file_shares in shares.items():
+        data[name] = read_instances(
+            coco / name,
+            _drawer(file_shares, options.seed, name, drawn),
+            want_annotated=options.skip_empty,
+            category_ids=classes.category_ids,
+            progress=options.progress,
+        )
+    return data, drawn
+
+
+def _drawer(shares: list[tuple[str, int]], seed: int, source: str, drawn: dict[str, list[int]]) -> Chooser:
+    """The ``choose`` callback of ``read_instances``: draw ``shares`` from the eligible images (all, or those
+    with annotations when the reader passes that set), record the draw in ``drawn``, return the drawn ids."""
+
+    def choose(images: dict[int, ImageRecord], annotated: set[int] | None) -> set[int]:
+        pool = images.keys() & annotated if annotated is not None else images.keys()
+        drawn.update(draw_subsets(pool, shares, seed, source=source))
+        return {image_id for split, _ in shares for image_id in drawn[split]}
+
+    return choose
+
+
+def _find_images(
+    options: SubsetOptions,
+    source_of: dict[str, CocoSource],
+    data: dict[str, InstancesSubset],
+    image_paths: dict[str, dict[int, Path]],
+) -> tuple[int, dict[str, list[int]]]:
+    """Fetch the drawn images the COCO directory lacks (with ``download``), then list those still missing by
+    split. Returns (number downloaded, missing ids by split).
+
+    Raises:
+        CocoSubsetError: images are missing and ``allow_missing`` is off.
+    """
+    downloaded, failures = 0, {}
+    if options.download:
+        jobs = []
+        for split, source in source_of.items():
+            for image_id, path in image_paths[split].items():
+                record = data[source.annotations].images[image_id]
+                url = record.coco_url or f"{DEFAULT_BASE_URL}/{source.images}/{record.file_name}"
+                jobs.append(ImageJob(mirror_url(url, options.base_url), path, record.width, record.height))
+        report = download_images(jobs, workers=options.workers, policy=options.retry, progress=options.progress)
+        downloaded, failures = report.fetched, report.failed
+    missing = {split: [i for i, path in image_paths[split].items() if not path.is_file()] for split in SPLITS}
+    n_missing = sum(len(ids) for ids in missing.values())
+    if n_missing and not options.allow_missing:
+        first = next(image_paths[split][ids[0]] for split, ids in missing.items() if ids)
+        why = f" ({failures[first]})" if first in failures else ""
+        hint = "" if options.download else "; pass --download to fetch them"
+        raise CocoSubsetError(
+            f"{n_missing} of {options.train + options.val} drawn images are missing, first {first}{why}{hint}; "
+            "or pass --allow-missing to build without them"
+        )
+    return downloaded, missing

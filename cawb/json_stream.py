@@ -275,9 +275,7 @@ def _first_cut_pattern(buf: bytes, start: int) -> int:
     return -1
 
 
-def _read_array_batches(
-    window: _Window, key: str, decoder: msgspec.json.Decoder, max_bytes: int
-) -> Iterator[Member]:
+def _read_array_batches(window: _Window, key: str, decoder: msgspec.json.Decoder, max_bytes: int) -> Iterator[Member]:
     window.expect(b"[", f"'[': {key!r} must be an array")
     if window.peek(f"an element of {key!r} or ']'") == ord("]"):
         window.pos += 1

@@ -21,30 +21,63 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog="Example: %(prog)s --coco ~/coco --out datasets/coco10k   "
         "(or add --download to fetch only what is needed into --coco)",
     )
-    p.add_argument("--coco", type=Path, required=True, metavar="DIR",
-                   help="COCO2017 directory: annotations/instances_{train,val}2017.json, train2017/, val2017/")
-    p.add_argument("--out", type=Path, default=Path("datasets/coco10k"), metavar="DIR",
-                   help="output directory (images/, labels/, annotations/, dataset.yaml, manifest.json)")
+    p.add_argument(
+        "--coco",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="COCO2017 directory: annotations/instances_{train,val}2017.json, train2017/, val2017/",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("datasets/coco10k"),
+        metavar="DIR",
+        help="output directory (images/, labels/, annotations/, dataset.yaml, manifest.json)",
+    )
     p.add_argument("--train", type=int, default=10_000, metavar="N", help="number of train images")
     p.add_argument("--val", type=int, default=1_000, metavar="N", help="number of val images")
     p.add_argument("--seed", type=int, default=0, help="seed of the draw; same seed and files, same output bytes")
-    p.add_argument("--val-from", choices=("val", "train"), default="val",
-                   help="draw val from val2017, or from train2017 disjoint from the train draw")
-    p.add_argument("--skip-empty", action="store_true",
-                   help="draw only images with at least one annotation (default: any image, backgrounds included)")
+    p.add_argument(
+        "--val-from",
+        choices=("val", "train"),
+        default="val",
+        help="draw val from val2017, or from train2017 disjoint from the train draw",
+    )
+    p.add_argument(
+        "--skip-empty",
+        action="store_true",
+        help="draw only images with at least one annotation (default: any image, backgrounds included)",
+    )
     p.add_argument("--copy", action="store_true", help="copy images into the output instead of symlinking them")
-    p.add_argument("--force", action="store_true",
-                   help="replace an output directory that holds another subset or other files")
-    p.add_argument("--allow-missing", action="store_true",
-                   help="build without drawn images that are absent from --coco (counted and reported)")
-    p.add_argument("--download", action="store_true",
-                   help="fetch what --coco lacks: the annotations archive, then only the drawn images")
-    p.add_argument("--base-url", default=DEFAULT_BASE_URL, metavar="URL",
-                   help="COCO mirror for --download (serves annotations/annotations_trainval2017.zip, "
-                   "train2017/*.jpg, val2017/*.jpg)")
+    p.add_argument(
+        "--force", action="store_true", help="replace an output directory that holds another subset or other files"
+    )
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="build without drawn images that are absent from --coco (counted and reported)",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch what --coco lacks: the annotations archive, then only the drawn images",
+    )
+    p.add_argument(
+        "--base-url",
+        default=DEFAULT_BASE_URL,
+        metavar="URL",
+        help="COCO mirror for --download (serves annotations/annotations_trainval2017.zip, "
+        "train2017/*.jpg, val2017/*.jpg)",
+    )
     p.add_argument("--workers", type=int, default=8, metavar="N", help="concurrent image downloads")
-    p.add_argument("--retries", type=int, default=5, metavar="N",
-                   help="retries per download on transient errors (5xx, dropped connections, truncated bodies)")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=5,
+        metavar="N",
+        help="retries per download on transient errors (5xx, dropped connections, truncated bodies)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p.parse_args(argv)
 

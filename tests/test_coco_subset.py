@@ -100,8 +100,9 @@ def test_json_subset_is_valid_coco_with_crowd_annotations_and_intact_categories(
         assert [coco.anns[i] for i in sorted(coco.anns)] == expected  # every field, crowd ones included
         assert coco.dataset["categories"] == src["categories"]
         assert coco.dataset["info"] == src["info"] and coco.dataset["licenses"] == src["licenses"]
-        assert [coco.imgs[i] for i in ids] == sorted((im for im in src["images"] if im["id"] in set(ids)),
-                                                     key=lambda im: im["id"])
+        assert [coco.imgs[i] for i in ids] == sorted(
+            (im for im in src["images"] if im["id"] in set(ids)), key=lambda im: im["id"]
+        )
     train_anns = json.loads((out / "annotations/instances_train.json").read_text())["annotations"]
     assert any(a["iscrowd"] for a in train_anns)
 
@@ -366,8 +367,23 @@ def test_script_error_is_one_line_exit_2(fake: FakeCoco, tmp_path: Path):
 def test_script_help_explains_every_flag():
     result = run_script("--help")
     assert result.returncode == 0
-    for flag in ("--coco", "--out", "--train", "--val", "--seed", "--val-from", "--skip-empty", "--copy", "--force",
-                 "--allow-missing", "--download", "--base-url", "--workers", "--retries", "--quiet"):
+    for flag in (
+        "--coco",
+        "--out",
+        "--train",
+        "--val",
+        "--seed",
+        "--val-from",
+        "--skip-empty",
+        "--copy",
+        "--force",
+        "--allow-missing",
+        "--download",
+        "--base-url",
+        "--workers",
+        "--retries",
+        "--quiet",
+    ):
         assert flag in result.stdout
 
 

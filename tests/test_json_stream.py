@@ -13,9 +13,9 @@ from cawb.json_stream import JsonStreamError, iter_members
 # Elements chosen to defeat naive cutting: braces, brackets, '},{' and escaped quotes inside strings, nested
 # objects followed by ', {' inside an element, an RLE-like nested object, unicode, and an empty array.
 TRICKY = {
-    "info": {"description": "a } b ] c },{ d \" e \\", "nested": {"x": [1, {"y": 2}]}},
+    "info": {"description": 'a } b ] c },{ d " e \\', "nested": {"x": [1, {"y": 2}]}},
     "images": [
-        {"id": 1, "file_name": "a},{b.jpg", "note": "quote \" then },{\"id\": 9}"},
+        {"id": 1, "file_name": "a},{b.jpg", "note": 'quote " then },{"id": 9}'},
         {"id": 2, "file_name": "ü.jpg", "parts": [{"a": 1}, {"b": 2}], "more": [{}, {}]},
         {"id": 3, "file_name": "c.jpg", "seg": {"counts": [1, 2], "size": [4, 5]}, "tail": "\\"},
     ],
