@@ -26,6 +26,7 @@ import msgspec
 
 _WHITESPACE = b" \t\r\n"
 _CLOSER = {ord("{"): ord("}"), ord("["): ord("]")}
+_WHOLE_ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])  # checks JSON syntax only
 _INDEX_IN_ERROR = re.compile(r"`\$\[(\d+)\]")  # msgspec locates a validation error as `$[i]...`
 
 
@@ -168,7 +169,10 @@ def _read_key(window: _Window) -> str:
     if window.peek("a key") != ord('"'):
         raise JsonStreamError(f"expected a quoted key at {window.where()}")
     end = _string_end(window, window.pos)
-    key = msgspec.json.decode(window.buf[window.pos : end + 1])
+    try:
+        key = msgspec.json.decode(window.buf[window.pos : end + 1])
+    except msgspec.DecodeError as e:
+        raise JsonStreamError(f"the key at {window.where()} is not a valid JSON string: {e}") from None
     window.pos = end + 1
     return key
 
@@ -306,8 +310,12 @@ def _next_batch(
             try:
                 items = decoder.decode(data)
             except msgspec.ValidationError as e:
-                # Elements before a false cut are genuine, so a schema error is the file's, never the cut's.
-                raise JsonStreamError(f"{key}: {_name_element(str(e), key, index)}") from None
+                # A false cut can cause a schema error too (e.g. a fixed-length array closed early by the ']'),
+                # so the error is the file's only if the cut holds whole elements.
+                if _holds_whole_elements(data):
+                    raise JsonStreamError(f"{key}: {_name_element(str(e), key, index)}") from None
+                last_error = e
+                continue
             except msgspec.DecodeError as e:
                 last_error = e
                 continue
@@ -320,6 +328,14 @@ def _next_batch(
             )
         if not window.read_more():
             raise JsonStreamError(f"file ends inside {key}[{index}] (truncated?)")
+
+
+def _holds_whole_elements(data: bytes) -> bool:
+    try:
+        _WHOLE_ELEMENTS.decode(data)
+    except msgspec.DecodeError:
+        return False
+    return True
 
 
 def _name_element(message: str, key: str, first_index: int) -> str:

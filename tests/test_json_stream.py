@@ -109,3 +109,23 @@ def test_schema_error_names_the_element_index(tmp_path: Path):
     with pytest.raises(JsonStreamError, match=r"images\[30\]"):
         for _ in iter_members(path, {"images": msgspec.json.Decoder(list[Item])}, chunk_size=64):
             pass
+
+
+class Corner(msgspec.Struct):
+    x: int
+
+
+class Box(msgspec.Struct):
+    id: int
+    corners: tuple[Corner, Corner]
+
+
+def test_a_schema_error_caused_by_a_false_cut_is_not_reported(tmp_path: Path):
+    # '}, {' inside "corners" offers cuts where the appended ']' closes the 2-tuple after one corner: a schema
+    # error that exists only in the cut, not in the file.
+    elements = [{"id": k, "corners": [{"x": 1}, {"x": 2}]} for k in range(20)]
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"images": elements}))
+    for chunk_size in (5, 40, 200):
+        batches = iter_members(path, {"images": msgspec.json.Decoder(list[Box])}, chunk_size=chunk_size)
+        assert [box.id for member in batches for box in member.items] == list(range(20))
