@@ -111,6 +111,7 @@ def read_instances(
             plain file name, a non-positive image size, a category id not in ``category_ids``, a kept
             annotation without ``id``, ``image_id``, ``category_id`` or a 4-number ``bbox``.
     """
+    category_ids = frozenset(category_ids)
     result = InstancesSubset(size=path.stat().st_size)
     annotated: set[int] | None = set() if want_annotated else None
     all_image_json: dict[int, bytes] = {}
