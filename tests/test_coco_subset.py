@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from coco_fakes import QUIRK_ANNOTATIONS, QUIRK_IMAGE_ID, QUIRK_LABEL, FakeCoco, write_fake_coco
+from coco_fakes import FAKE_CATEGORIES, QUIRK_ANNOTATIONS, QUIRK_IMAGE_ID, QUIRK_LABEL, FakeCoco, write_fake_coco
 
 from cawb.coco_subset import (
     CocoSubsetError,
@@ -406,3 +406,13 @@ def test_quirk_annotations_are_all_in_the_json(fake: FakeCoco, tmp_path: Path):
     subset = json.loads((tmp_path / "out/annotations/instances_train.json").read_text())
     kept = {a["id"] for a in subset["annotations"] if a["image_id"] == QUIRK_IMAGE_ID}
     assert kept == {a["id"] for a in QUIRK_ANNOTATIONS}  # crowd, zero-area and outside boxes included
+
+
+def test_coco_json_without_info_or_licenses_and_without_images_is_valid():
+    from cawb.coco_subset import coco_json_bytes
+
+    categories = json.dumps(FAKE_CATEGORIES).encode()
+    empty = json.loads(coco_json_bytes({"categories": categories}, [], []))
+    assert empty == {"images": [], "annotations": [], "categories": FAKE_CATEGORIES}
+    one = json.loads(coco_json_bytes({"categories": categories, "info": b'{"a": 1}'}, [b'{"id": 1}'], [b'{"id": 2}']))
+    assert list(one) == ["info", "images", "annotations", "categories"] and one["images"] == [{"id": 1}]
