@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
 
@@ -291,15 +290,23 @@ def _check_model_files(cfg: str | None, weights: str | None) -> tuple[str, Path 
     return str(weights_path), None
 
 
-def train(**options: Any) -> TrainResult:
-    """Train as ``train_cawb.py`` does; keyword options as in :func:`plan_run`. Returns where the results are."""
-    os.environ.setdefault("YOLO_OFFLINE", "1")  # ultralytics' online checks can only fail or hang without network
+def train(callbacks: dict[str, Callable] | None = None, **options: Any) -> TrainResult:
+    """Train as ``train_cawb.py`` does; keyword options as in :func:`plan_run`. Returns where the results are.
+
+    ``callbacks`` maps ultralytics callback events (e.g. ``"on_fit_epoch_end"``) to functions of the trainer.
+
+    Raises:
+        HypError, ValueError, FileNotFoundError: bad input, before training.
+        TrainingInterrupted: Ctrl-C during training (its ``last`` is the checkpoint to resume from).
+    """
     plan = plan_run(**options)
     from ultralytics import YOLO
 
     from .trainer import CawbDetectionTrainer
 
     model = YOLO(plan.model_source)
+    for event, function in (callbacks or {}).items():
+        model.add_callback(event, function)
     if plan.weights is not None:
         model.load(plan.weights)
     resume = {"resume": True} if plan.resume is not None else {}

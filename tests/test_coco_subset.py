@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from coco_fakes import FAKE_CATEGORIES, QUIRK_ANNOTATIONS, QUIRK_IMAGE_ID, QUIRK_LABEL, FakeCoco, write_fake_coco
 
+from cawb.datasets import resolve_dataset_yaml
 from cawb.coco_subset import (
     CocoSubsetError,
     SubsetOptions,
@@ -387,15 +389,19 @@ def test_script_help_explains_every_flag():
         assert flag in result.stdout
 
 
-def test_repo_dataset_yaml_points_at_the_default_output(fake: FakeCoco, tmp_path: Path):
+def test_repo_dataset_yaml_resolves_to_a_build_at_the_default_output(fake: FakeCoco, tmp_path: Path):
     data = yaml.safe_load((ROOT / "data/coco10k.yaml").read_text())
     assert "download" not in data
-    default_out = (ROOT / "datasets/coco10k").resolve()
-    assert (ROOT / "data" / data["path"]).resolve() == default_out
-    assert (ROOT / "data" / data["val_json"]).resolve() == default_out / "annotations/instances_val.json"
-    assert (ROOT / "data" / data["train_json"]).resolve() == default_out / "annotations/instances_train.json"
-    build(fake, tmp_path / "out")
-    built = yaml.safe_load((tmp_path / "out/dataset.yaml").read_text())
+    assert (ROOT / "data" / data["path"]).resolve() == (ROOT / "datasets/coco10k").resolve()
+    # The same yaml beside a build at the same relative place resolves to the built files, as the trainer sees it.
+    (tmp_path / "data").mkdir()
+    shutil.copy(ROOT / "data/coco10k.yaml", tmp_path / "data/coco10k.yaml")
+    build(fake, tmp_path / "datasets/coco10k")
+    resolved = resolve_dataset_yaml(tmp_path / "data/coco10k.yaml", out_dir=tmp_path)
+    annotations = (tmp_path / "datasets/coco10k/annotations").resolve()
+    assert resolved.val_json.resolve() == annotations / "instances_val.json"
+    assert resolved.train_json.resolve() == annotations / "instances_train.json"
+    built = yaml.safe_load((tmp_path / "datasets/coco10k/dataset.yaml").read_text())
     assert {k: data[k] for k in ("train", "val", "names", "category_ids")} == {
         k: built[k] for k in ("train", "val", "names", "category_ids")
     }
