@@ -244,13 +244,20 @@ def plan_run(**options: Any) -> RunPlan:
 
     data = run_keys.get("data") or defaults["data"]
     dataset = resolve_dataset_yaml(data)
-    model_source, weights = _check_model_files(run_keys.get("cfg") or defaults["cfg"], run_keys.get("weights"))
+    # --weights alone is the model (as in YOLOv5); --cfg with --weights builds the yaml and loads what matches.
+    cfg = run_keys.get("cfg") or (None if run_keys.get("weights") else defaults["cfg"])
+    model_source, weights = _check_model_files(cfg, run_keys.get("weights"))
     overrides = {**settings, "data": str(dataset.yaml)}
     return RunPlan(model_source=model_source, weights=weights, overrides=overrides)
 
 
 def _plan_resume(options: dict[str, Any]) -> RunPlan:
     resume = options["resume"]
+    allowed = {"device", "batch", "workers", "imgsz", "resume", "project"}
+    ignored = sorted(set(options) - allowed)
+    if ignored:
+        raise HypError(f"--resume continues the run with its own settings; it only takes --device, --batch-size, "
+                       f"--workers and --imgsz, not {', '.join(ignored)}")
     if resume is True:
         from ultralytics.utils.files import get_latest_run
 
@@ -261,11 +268,15 @@ def _plan_resume(options: dict[str, Any]) -> RunPlan:
     path = Path(resume)
     if not path.is_file():
         raise FileNotFoundError(f"--resume {path}: no such checkpoint")
-    allowed = {"device", "batch", "workers", "imgsz", "resume", "project"}
-    ignored = sorted(set(options) - allowed)
-    if ignored:
-        raise HypError(f"--resume continues the run with its own settings; it only takes --device, --batch-size, "
-                       f"--workers and --imgsz, not {', '.join(ignored)}")
+    from ultralytics.utils.patches import torch_load
+
+    try:
+        checkpoint = torch_load(path, map_location="cpu")
+    except Exception as error:  # any unpickling failure means the same thing to the user
+        raise ValueError(f"--resume {path}: not a readable ultralytics checkpoint ({type(error).__name__})") from error
+    if not isinstance(checkpoint, dict) or checkpoint.get("optimizer") is None or checkpoint.get("epoch", -1) < 0:
+        raise ValueError(f"--resume {path}: this run already finished (or the file is not a training checkpoint); "
+                         "start a new run to train further")
     overrides = {key: options[key] for key in ("device", "batch", "workers", "imgsz") if key in options}
     return RunPlan(model_source=str(path), weights=None, overrides=overrides, resume=path)
 
@@ -348,5 +359,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     fmt = lambda value: "n/a" if value is None else f"{value:.4f}"  # noqa: E731
     print(f"\nresults: {result.save_dir}\nweights: {result.weights}\n"
-          f"mAP50: {fmt(result.map50)}  mAP50-95: {fmt(result.map50_95)}  (ultralytics validator, final weights)")
+          f"mAP50: {fmt(result.map50)}  mAP50-95: {fmt(result.map50_95)}  (ultralytics validator, {result.weights.name})")
     return 0

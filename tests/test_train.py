@@ -92,11 +92,13 @@ def test_hyp_file_cannot_take_over_data_or_model(tmp_path, capsys):
     assert "data cannot be set in a hyp file" in capsys.readouterr().err
 
 
-def test_resume_refuses_new_training_settings(tmp_path, capsys):
+def test_resume_refuses_new_training_settings_and_unreadable_files(tmp_path, capsys):
     fake = tmp_path / "last.pt"
-    fake.write_bytes(b"")
+    fake.write_bytes(b"not a checkpoint")
     assert main(["--resume", str(fake), "--cawb-steps", "5"]) == 2
     assert "only takes --device" in capsys.readouterr().err
+    assert main(["--resume", str(fake)]) == 2
+    assert "not a readable ultralytics checkpoint" in capsys.readouterr().err
 
 
 def test_end_to_end_run_prints_results_and_map(tiny_shapes, tmp_path, capsys):
@@ -107,6 +109,20 @@ def test_end_to_end_run_prints_results_and_map(tiny_shapes, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"results: {tmp_path / 'e2e'}" in out and "mAP50: " in out and "mAP50-95: " in out
     assert (tmp_path / "e2e" / "lr.png").is_file() and (tmp_path / "e2e" / "weights" / "best.pt").is_file()
+    # A finished run has nothing to resume: one line, not an assertion from deep inside ultralytics.
+    assert main(["--resume", str(tmp_path / "e2e" / "weights" / "last.pt")]) == 2
+    assert "already finished" in capsys.readouterr().err
+
+
+def test_weights_alone_are_the_model_and_cfg_with_weights_builds_the_yaml(tiny_shapes, tmp_path):
+    from ultralytics import YOLO
+
+    weights = tmp_path / "start.pt"
+    YOLO("yolov5n.yaml").save(weights)
+    alone = plan_run(data=str(tiny_shapes), weights=str(weights))
+    assert alone.model_source == str(weights) and alone.weights is None
+    both = plan_run(data=str(tiny_shapes), cfg="yolov5n.yaml", weights=str(weights))
+    assert both.model_source == "yolov5n.yaml" and both.weights == weights
 
 
 def test_help_explains_every_flag():

@@ -14,7 +14,7 @@ from ultralytics.utils.patches import torch_load
 from cawb import CawbDetectionTrainer, CosineAnnealingWarmbootingLR
 from cawb.hyp import HypError, schedule_from_hyp
 from cawb.schedule import CawbSchedule
-from cawb.train import train
+from cawb.train import REPO_ROOT, TrainingInterrupted, train
 
 LR_COLUMNS = ("lr/pg0", "lr/pg1", "lr/pg2")  # weights with decay, weights without (BN), biases
 CAWB = dict(cawb=True, cawb_steps=[2, 4], cawb_step_scale=0.8, cawb_epoch_scale=1.5, cawb_lf_min=0.2)
@@ -96,19 +96,17 @@ def test_cawb_off_is_identical_to_stock_ultralytics(tiny_shapes, tmp_path):
 
 
 def test_resume_after_an_interruption_continues_the_same_curve(tiny_shapes, tmp_path, cawb_run):
-    class Interrupt(KeyboardInterrupt):
-        pass
-
-    def stop_after_third_epoch(trainer):
+    def stop_after_third_epoch(trainer):  # as Ctrl-C would, once epoch 3's checkpoint is saved
         if trainer.epoch == 2:
-            raise Interrupt
+            raise KeyboardInterrupt
 
-    model = YOLO("yolov5n.yaml")
-    model.add_callback("on_fit_epoch_end", stop_after_third_epoch)
-    with pytest.raises(Interrupt):
-        model.train(trainer=CawbDetectionTrainer, **run_args(tiny_shapes, tmp_path, "interrupted", **CAWB))
+    settings = {key: value for key, value in run_args(tiny_shapes, tmp_path, "interrupted", **CAWB).items()
+                if key not in ("data", "project", "name")}
+    with pytest.raises(TrainingInterrupted) as interrupted:
+        train(callbacks={"on_fit_epoch_end": stop_after_third_epoch}, data=str(tiny_shapes), cfg="yolov5n.yaml",
+              hyp=str(REPO_ROOT / "hyp/hyp.shapes-cawb.yaml"), project=str(tmp_path), name="interrupted", **settings)
     last = tmp_path / "interrupted" / "weights" / "last.pt"
-    assert len(results(last.parents[1])) == 3
+    assert interrupted.value.last == last and len(results(last.parents[1])) == 3
 
     # Resume through the train_cawb.py library path: no CAWB flags, they come from the checkpoint.
     result = train(resume=str(last))
