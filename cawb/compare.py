@@ -29,13 +29,16 @@ import math
 import shutil
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .atomic_files import write_text_atomic
-from .compare_report import Arm, ReportPaths, RunRecord, report_paths, write_report
+from .compare_report import Arm, ReportPaths, RunRecord, display_path, report_paths, write_report
 from .hyp import load_hyp, schedule_from_hyp, ultralytics_defaults
 from .schedule import scale_restart_epochs
 from .train import REPO_ROOT, TrainingInterrupted, plan_run, train
+
+if TYPE_CHECKING:  # cawb.datasets pulls in OpenCV: imported where it is used, so --help stays quick
+    from .datasets import ResolvedDataset
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -96,7 +99,7 @@ class ComparisonInterrupted(Exception):
 
     def __init__(self, run: RunRecord, last: Path | None):
         where = f"{run.arm} seed {run.seed}"
-        resumes = f"resumes from {last}" if last else "starts again (no epoch of it had finished)"
+        resumes = f"continues from {last}" if last else "starts again (no epoch of it had finished)"
         super().__init__(f"interrupted during {where}; rerun the same command to continue: finished runs are "
                          f"skipped and {where} {resumes}")
         self.run, self.last = run, last
@@ -125,12 +128,12 @@ class CompareSettings:
 @dataclasses.dataclass
 class ComparisonPlan:
     """A fully checked comparison: the arms, one record per (arm, seed) with the planned action, the dataset
-    (a :class:`cawb.datasets.ResolvedDataset`) and where the report goes."""
+    and where the report goes."""
 
     settings: CompareSettings
     arms: list[Arm]
     runs: list[RunRecord]
-    dataset: Any
+    dataset: ResolvedDataset
     paths: ReportPaths
     train_images: int
     val_images: int
@@ -145,8 +148,9 @@ class ComparisonPlan:
     def summary_settings(self) -> dict[str, Any]:
         """The settings as JSON data, for summary.json and the table's header."""
         s = self.settings
-        return {"data": _shown(s.data), "arms": [_shown(arm) for arm in s.arms], "seeds": list(s.seeds),
-                "epochs": self.arms[0].epochs, "cfg": s.cfg, "batch": s.batch, "imgsz": s.imgsz, "device": s.device,
+        return {"data": display_path(s.data), "arms": [display_path(arm) for arm in s.arms],
+                "seeds": list(s.seeds), "epochs": self.arms[0].epochs, "cfg": s.cfg, "batch": s.batch,
+                "imgsz": s.imgsz, "device": s.device,
                 "workers": s.workers, "project": str(s.project), "overrides": dict(s.overrides),
                 "train_images": self.train_images, "val_images": self.val_images,
                 "batches_per_epoch": self.batches_per_epoch, "notes": list(self.notes)}
@@ -168,14 +172,6 @@ class ComparisonResult:
     @property
     def exit_code(self) -> int:
         return 1 if self.failed or self.summary is None else 0
-
-
-def _shown(path: Path) -> str:
-    """A path as people read it: relative to the working directory when under it (presets hold absolute paths)."""
-    try:
-        return str(path.absolute().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def resolve_settings(preset: str | None = None, **flags: Any) -> CompareSettings:
@@ -514,7 +510,7 @@ def describe_plan(plan: ComparisonPlan) -> list[str]:
     lines = [f"compare: {len(plan.arms)} arm(s) x {len(s.seeds)} seed(s) = {len(plan.runs)} runs "
              f"({', '.join(arm.label for arm in plan.arms)}; seeds {', '.join(map(str, s.seeds))}), "
              f"{plan.arms[0].epochs} epochs, {s.cfg}, imgsz {s.imgsz}, batch {s.batch}, device {s.device}, data "
-             f"{_shown(s.data)} ({plan.train_images} train / {plan.val_images} val images): "
+             f"{display_path(s.data)} ({plan.train_images} train / {plan.val_images} val images): "
              + ", ".join(f"{counts[action]} {word}" for action, word in
                          (("skip", "skipped (finished)"), ("evaluate", "to evaluate"), ("resume", "to resume"),
                           ("train", "to train")) if counts[action])]

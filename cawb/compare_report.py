@@ -40,6 +40,7 @@ __all__ = [
     "PairedDifference",
     "ReportPaths",
     "RunRecord",
+    "display_path",
     "mean_std",
     "paired_difference",
     "report_paths",
@@ -150,6 +151,14 @@ class ReportPaths:
         return (self.table_md, self.table_csv, self.summary_json, self.lr_png, self.map_png)
 
 
+def display_path(path: Path) -> str:
+    """A path as people read it: relative to the working directory when under it (presets hold absolute paths)."""
+    try:
+        return str(Path(path).absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def report_paths(project: Path, exist_ok: bool) -> ReportPaths:
     """The report files in ``project``: the plain names, or, when any of them exists and ``exist_ok`` is false,
     the first ``-N`` suffix (N >= 2) under which none exists, so an earlier report is never overwritten."""
@@ -252,7 +261,7 @@ def build_summary(arms: Sequence[Arm], runs: Sequence[RunRecord], settings: Mapp
                                       for source, prefix in SOURCES.items()}
                              for metric in METRICS} for weights in WEIGHTS}
         summary_arms[arm.label] = {
-            "hyp": str(arm.hyp_path), "schedule": arm.schedule, "cawb": arm.cawb, "epochs": arm.epochs,
+            "hyp": display_path(arm.hyp_path), "schedule": arm.schedule, "cawb": arm.cawb, "epochs": arm.epochs,
             "hyp_epochs": arm.hyp_epochs,
             "restarts_hyp": list(arm.restarts_hyp) if arm.restarts_hyp is not None else None,
             "restarts_used": list(arm.restarts_used) if arm.restarts_used is not None else None,
@@ -360,14 +369,14 @@ def render_table_md(summary: Mapping[str, Any]) -> str:
     lines = [
         f"# {' vs '.join(summary['arms'])}: mAP on the val split",
         "",
-        f"{settings['cfg']} from scratch, {settings['epochs']} epochs, imgsz {settings['imgsz']}, batch "
-        f"{settings['batch']}, seeds {', '.join(map(str, settings['seeds']))}; data {settings['data']} "
-        f"({settings['train_images']} train / {settings['val_images']} val images).",
+        (f"{settings['cfg']} from scratch, {settings['epochs']} epochs, imgsz {settings['imgsz']}, batch "
+         f"{settings['batch']}, seeds {', '.join(map(str, settings['seeds']))}; data {settings['data']} "
+         f"({settings['train_images']} train / {settings['val_images']} val images)."),
         "",
-        "mAP: pycocotools COCOeval bbox on the val split's ground-truth JSON (the project's official numbers; "
-        "ultralytics' validator numbers are in summary.json), mean ± sample std over seeds (n/a for one seed). "
-        "Final: weights/last.pt; best epoch: weights/best.pt (ultralytics' pick: the highest per-epoch "
-        "mAP_0.5:0.95).",
+        ("mAP: pycocotools COCOeval bbox on the val split's ground-truth JSON (the project's official numbers; "
+         "ultralytics' validator numbers are in summary.json), mean ± sample std over seeds (n/a for one seed). "
+         "Final: weights/last.pt. Best epoch: weights/best.pt, ultralytics' pick of the highest per-epoch "
+         "mAP_0.5:0.95 on this same val split, hence optimistic."),
         "",
         "| " + " | ".join(_column_title(column) for column in columns) + " |",
         "|" + "---|" * len(columns),

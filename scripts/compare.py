@@ -14,25 +14,27 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
 from cawb.compare import DEFAULT_PRESET, PRESETS  # noqa: E402  (no torch/ultralytics import: --help stays fast)
-from cawb.train import key_value  # noqa: E402
+from cawb.train import REPO_ROOT, key_value  # noqa: E402
 
 
 def _preset_values(name: str) -> str:
     values = PRESETS[name]
-    arms = " ".join(Path(arm).name for arm in values["arms"])
-    return (f"{name}: data {Path(values['data']).name}, arms {arms}, seeds {' '.join(map(str, values['seeds']))}, "
-            f"epochs {values['epochs']}, cfg {values['cfg']}, batch {values['batch']}, imgsz {values['imgsz']}, "
-            f"device {values['device']}" + (f", workers {values['workers']}" if "workers" in values else "")
-            + f", project {values['project']}")
+
+    def repo(path: Path) -> str:  # presets hold absolute paths into the checkout
+        return str(Path(path).relative_to(REPO_ROOT))
+
+    settings = {**values, "data": repo(values["data"]), "arms": " ".join(repo(arm) for arm in values["arms"]),
+                "seeds": " ".join(map(str, values["seeds"]))}
+    return f"{name}:\n    " + ", ".join(f"{key} {value}" for key, value in settings.items())
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="compare.py",
-        description="Train every (arm, seed) with the trainer train_cawb.py uses, evaluate each run's last.pt and "
-        "best.pt with pycocotools, and write table.md, table.csv, summary.json, lr.png and map.png in --project: "
-        "per arm mAP_0.5 and mAP_0.5:0.95 as mean +- std over seeds, the paired CAWB - cos difference with its "
-        "spread and a verdict, and the article's values beside them. Rerunning the same command skips finished "
+        description="Train every (arm, seed) with the trainer train_cawb.py uses, evaluate each run's last.pt and\n"
+        "best.pt with pycocotools, and write table.md, table.csv, summary.json, lr.png and map.png in --project:\n"
+        "per arm mAP_0.5 and mAP_0.5:0.95 as mean +- std over seeds, the paired CAWB - cos difference with its\n"
+        "spread and a verdict, and the article's values beside them. Rerunning the same command skips finished\n"
         "runs and resumes interrupted ones.",
         epilog="Presets (flags given with one override its values; without --preset the flags override "
         f"'{DEFAULT_PRESET}'):\n  " + "\n  ".join(_preset_values(name) for name in PRESETS) + "\n\n"
@@ -40,9 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  python scripts/compare.py --preset cpu\n"
         "  python scripts/compare.py --preset cpu --epochs 3 --seeds 0\n"
         "  python scripts/compare.py --preset article --device 0 --batch-size 32 cache=ram\n"
-        "  python scripts/compare.py --data my.yaml --arms hyp/hyp.scratch-cos.yaml hyp/hyp.scratch-cawb.yaml "
-        "--seeds 0 1 2 --epochs 100\n\n"
-        "Exit status: 0 all runs finished, 1 a run failed (the others are reported), 2 bad input (nothing ran), "
+        "  python scripts/compare.py --data my.yaml --epochs 100 \\\n"
+        "      --arms hyp/hyp.scratch-cos.yaml hyp/hyp.scratch-cawb.yaml --seeds 0 1 2\n\n"
+        "Exit status: 0 all runs finished, 1 a run failed (the others are reported), 2 bad input (nothing ran),\n"
         "130 interrupted (rerun to continue). See docs/COMPARE.md.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -71,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="replace an existing report in --project (default: write the new one beside it as "
                         "table-2.md, summary-2.json, ...). Runs are reused either way")
     parser.add_argument("overrides", nargs="*", type=key_value, metavar="key=value",
-                        help="any other ultralytics training setting for every run, e.g. cache=ram amp=False (before --arms "
-                        "and --seeds, which take every value that follows them)")
+                        help="any other ultralytics training setting for every run, e.g. cache=ram amp=False "
+                        "(before --arms and --seeds, which take every value that follows them)")
     return parser
 
 

@@ -283,5 +283,6 @@ def test_help_explains_every_flag_and_the_presets():
     for flag in ("--preset", "--data", "--arms", "--seeds", "--epochs", "--cfg", "--batch-size", "--imgsz",
                  "--device", "--workers", "--project", "--exist-ok", "key=value"):
         assert flag in result.stdout
-    assert "article: data coco10k.yaml" in result.stdout and "cpu: data shapes.yaml" in result.stdout
+    assert "data data/coco10k.yaml, arms hyp/hyp.scratch-cos.yaml hyp/hyp.scratch-cawb.yaml" in result.stdout
+    assert "data data/shapes.yaml, arms hyp/hyp.shapes-cos.yaml hyp/hyp.shapes-cawb.yaml" in result.stdout
     assert "Exit status" in result.stdout

@@ -58,7 +58,8 @@ def test_a_consistent_difference_is_called_and_a_single_pair_is_not():
 
 
 def _t_density(x, df):
-    return math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2)) * (1 + x * x / df) ** (-(df + 1) / 2)
+    scale = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+    return scale * (1 + x * x / df) ** (-(df + 1) / 2)
 
 
 @pytest.mark.parametrize("df", range(1, 31))
