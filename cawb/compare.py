@@ -261,8 +261,9 @@ def _plan_arm(path: Path, settings: CompareSettings, epochs: int, notes: list[st
     schedule = schedule_from_hyp(plan.overrides, source=str(path))
     effective = tuple(schedule.restart_epochs) if schedule else ()
     if schedule is not None and schedule.dropped_restart_epochs:
-        notes.append(f"{path.stem}: restarts {list(schedule.dropped_restart_epochs)} fall outside the warmup .. "
-                     f"{epochs} epochs and are ignored")
+        dropped = ", ".join(f"{s:g}" for s in schedule.dropped_restart_epochs)
+        notes.append(f"{path.stem}: restarts {dropped} ignored: a restart must come after the warmup's end "
+                     f"(epoch {schedule.warmup_epochs:g}) and before the last epoch ({epochs})")
     return Arm(label=path.stem, hyp_path=path, cawb=cawb, epochs=epochs,
                hyp_epochs=hyp_epochs if isinstance(hyp_epochs, int) else None,
                settings=dict(plan.overrides), restarts_hyp=restarts_hyp, restarts_used=restarts_used,

@@ -122,9 +122,12 @@ def test_every_output_is_written_with_its_fields(resumed):
         assert Path(run["run_dir"]).is_dir() and run["epochs_trained"] == 2 and run["best_epoch"] in (1, 2)
         assert Path(run["final"]["weights"]).name == "last.pt" and Path(run["best"]["weights"]).name == "best.pt"
     assert any("scaled to [0, 1]" in note for note in summary["settings"]["notes"])
+    assert f"{CAWB}: restarts 0, 1 ignored: a restart must come after the warmup's end (epoch 1)" in " ".join(
+        summary["settings"]["notes"])
 
     table = (project / "table.md").read_text()
     assert "pycocotools" in table and "0.294" in table and "0.302" in table and "± n/a" in table
+    assert f"- {CAWB}: restarts 0, 1 ignored" in table
     assert (project / "table.csv").read_text().splitlines()[0].startswith("arm,schedule,n,final_map50_mean")
 
 
