@@ -48,6 +48,7 @@ __all__ = [
     "ComparisonPlan",
     "ComparisonResult",
     "compare",
+    "describe_plan",
     "execute_plan",
     "plan_comparison",
     "read_epoch_metrics",
