@@ -6,15 +6,16 @@ no global pyplot state leaks between calls; fonts are matplotlib's bundled ones 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from matplotlib.figure import Figure
 
 from .lr_curve import LrCurve
 
-__all__ = ["plot_lr_curves", "save_figure"]
+__all__ = ["BandCurve", "plot_lr_curves", "plot_map_curves", "save_figure"]
 
 
 def save_figure(figure: Figure, path: str | Path, dpi: int = 150) -> Path:
@@ -57,4 +58,42 @@ def plot_lr_curves(
     axes.grid(alpha=0.3)
     if any(curve.label for curve in curves) or measured:
         axes.legend()
+    return save_figure(figure, path)
+
+
+@dataclasses.dataclass(frozen=True)
+class BandCurve:
+    """A line with a shaded band around it, e.g. the mean over seeds between their minimum and maximum."""
+
+    label: str
+    x: Sequence[float]
+    mean: Sequence[float]
+    low: Sequence[float]
+    high: Sequence[float]
+
+
+def plot_map_curves(
+    panels: Mapping[str, Sequence[BandCurve]], path: str | Path, title: str = "", xlabel: str = "epoch"
+) -> Path:
+    """Draw one panel per entry of ``panels`` (its key is the y label), side by side, and save it as a PNG.
+
+    In every panel curve ``i`` has colour ``Ci``, so an arm keeps its colour across panels when it has the same
+    position in each list. The band is drawn only where ``low`` and ``high`` differ (one seed: a plain line).
+    """
+    figure = Figure(figsize=(6 * max(len(panels), 1), 4.5))
+    for column, (ylabel, curves) in enumerate(panels.items(), start=1):
+        axes = figure.add_subplot(1, len(panels), column)
+        for index, curve in enumerate(curves):
+            color = f"C{index}"
+            axes.plot(curve.x, curve.mean, color=color, linewidth=1.5, label=curve.label)
+            if any(high != low for low, high in zip(curve.low, curve.high)):
+                axes.fill_between(curve.x, curve.low, curve.high, color=color, alpha=0.2, linewidth=0)
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(ylabel)
+        axes.set_ylim(bottom=0)
+        axes.grid(alpha=0.3)
+        if any(curve.label for curve in curves):
+            axes.legend()
+    if title:
+        figure.suptitle(title)
     return save_figure(figure, path)

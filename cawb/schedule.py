@@ -46,6 +46,7 @@ __all__ = [
     "DecayFunction",
     "cosine_decay",
     "linear_decay",
+    "scale_restart_epochs",
 ]
 
 #: A decay function ``lf(x, period) -> multiplier``: ``x`` epochs into a cycle annealed over ``period`` epochs.
@@ -249,3 +250,24 @@ class CawbSchedule:
             "lf": None if self.custom_lf else self.lf,
             "lf_min": self.lf_min,
         }
+
+
+def scale_restart_epochs(restarts: Sequence[float], from_epochs: int, to_epochs: int) -> list[int]:
+    """Move restart epochs written for a ``from_epochs`` run to the same relative places in a ``to_epochs`` run.
+
+    Each restart ``s`` becomes ``s * to_epochs / from_epochs`` rounded half up to a whole epoch (an epoch-stepped
+    schedule restarts on epoch boundaries); the result is sorted and de-duplicated. Restarts that land at or
+    before the warmup or at the end are kept here: :class:`CawbSchedule` drops those, as for any restart list.
+
+    Example: the article's ``[30, 80]`` of 150 epochs is ``[4, 11]`` of 20 and ``[1, 2]`` of 3.
+
+    Raises:
+        CawbConfigError: an epoch count that is not an integer >= 1, or a restart that is not a finite number.
+    """
+    for name, value in (("from_epochs", from_epochs), ("to_epochs", to_epochs)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise CawbConfigError.invalid(name, value, "an integer >= 1")
+    if isinstance(restarts, (str, bytes)) or not hasattr(restarts, "__iter__"):
+        raise CawbConfigError.invalid("restart_epochs", restarts, "a list of epoch numbers")
+    # floor(x + 0.5), not round(): Python's round() sends halves to the even neighbour (2.5 -> 2, 3.5 -> 4).
+    return sorted({math.floor(_require_real("restart_epochs", s) * to_epochs / from_epochs + 0.5) for s in restarts})

@@ -28,6 +28,7 @@ __all__ = [
     "TrainResult",
     "TrainingInterrupted",
     "build_parser",
+    "key_value",
     "main",
     "plan_run",
     "train",
@@ -104,7 +105,8 @@ def _number(text: str) -> float | int:
     return int(value) if value.is_integer() else value
 
 
-def _key_value(text: str) -> tuple[str, Any]:
+def key_value(text: str) -> tuple[str, Any]:
+    """argparse type of a ``key=value`` setting: the value is read as YAML (``amp=False`` gives False)."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"{text!r} is not key=value")
@@ -167,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="decay within a cycle: cos, linear, or an import path package.module:function(x, period)")
     sched.add_argument("--cawb-lf-min", "--cawb_lf_min", dest="cawb_lf_min", type=float, metavar="M",
                        help="where cos/linear end, as a fraction of the cycle's peak, in [0, 1]")
-    parser.add_argument("overrides", nargs="*", type=_key_value, metavar="key=value",
+    parser.add_argument("overrides", nargs="*", type=key_value, metavar="key=value",
                         help="any other ultralytics training setting, e.g. amp=False patience=50")
     return parser
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from cawb.schedule import CawbConfigError, CawbSchedule
+from cawb.schedule import CawbConfigError, CawbSchedule, scale_restart_epochs
 
 # The article's published curve: 150 epochs, restarts at 30 and 80, step_scale 0.7, epoch_scale 4 (stretch),
 # lf = 0.65 * cos + 0.35, lr 0.1, no warmup. Values as read off the article's figure.
@@ -151,3 +151,24 @@ def test_invalid_settings_fail_at_construction_naming_parameter_and_value(kwargs
 def test_schedule_layer_imports_no_torch():
     code = "import sys, cawb, cawb.schedule; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_scale_restart_epochs_keeps_relative_positions():
+    assert scale_restart_epochs([30, 80], 150, 20) == [4, 11]  # 4.0 and 10.67: the shapes hyp files' restarts
+    assert scale_restart_epochs([30, 80], 150, 150) == [30, 80]
+    assert scale_restart_epochs([30, 80], 150, 300) == [60, 160]
+    assert scale_restart_epochs([4, 11], 20, 3) == [1, 2]  # 0.6 and 1.65
+    assert scale_restart_epochs([5, 15], 20, 2) == [1, 2]  # 0.5 and 1.5: halves go up, not to the even side
+    assert scale_restart_epochs([10, 11], 100, 10) == [1]  # 1.0 and 1.1 merge
+    assert scale_restart_epochs([], 150, 20) == []
+
+
+@pytest.mark.parametrize(
+    "args,parameter",
+    [(([30], 0, 20), "from_epochs"), (([30], 150, 2.5), "to_epochs"), (([float("inf")], 150, 20), "restart_epochs"),
+     ((30, 150, 20), "restart_epochs")],
+)
+def test_scale_restart_epochs_refuses_bad_input(args, parameter):
+    with pytest.raises(CawbConfigError) as caught:
+        scale_restart_epochs(*args)
+    assert caught.value.parameter == parameter
