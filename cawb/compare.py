@@ -35,7 +35,7 @@ from .atomic_files import write_text_atomic
 from .compare_report import Arm, ReportPaths, RunRecord, display_path, report_paths, write_report
 from .hyp import load_hyp, schedule_from_hyp, ultralytics_defaults
 from .schedule import scale_restart_epochs
-from .train import REPO_ROOT, TrainingInterrupted, plan_run, train
+from .train import REPO_ROOT, TrainingInterrupted, checkpoint_finished, plan_run, train
 
 if TYPE_CHECKING:  # cawb.datasets pulls in OpenCV: imported where it is used, so --help stays quick
     from .datasets import ResolvedDataset
@@ -291,17 +291,6 @@ def _run_identity(settings: CompareSettings, arm: Arm, seed: int) -> dict[str, A
             "overrides": json.loads(json.dumps(dict(settings.overrides), default=str))}
 
 
-def _training_finished(last: Path) -> bool | None:
-    """True when last.pt is a finished run's (ultralytics strips it: epoch -1), None when it cannot be read."""
-    from ultralytics.utils.patches import torch_load
-
-    try:
-        checkpoint = torch_load(last, map_location="cpu")
-    except Exception:  # a hard kill mid-write leaves a truncated file: whatever torch raises, it is unusable
-        return None
-    return isinstance(checkpoint, dict) and checkpoint.get("epoch", -1) == -1
-
-
 def _plan_run_action(run_dir: Path, identity: Mapping[str, Any], notes: list[str]) -> str:
     """skip / evaluate / resume / train for one run dir, refusing one made with other settings."""
     if not run_dir.exists():
@@ -321,7 +310,7 @@ def _plan_run_action(run_dir: Path, identity: Mapping[str, Any], notes: list[str
         return "skip"
     last = run_dir / "weights" / "last.pt"
     if last.is_file():
-        finished = _training_finished(last)
+        finished = checkpoint_finished(last)
         if finished is None:
             notes.append(f"{run_dir.name}: weights/last.pt cannot be read; it will be trained again")
             return "train"
@@ -498,11 +487,12 @@ def execute_plan(plan: ComparisonPlan, callbacks: Mapping[str, Callable] | None 
         log(f"compare: report written: {', '.join(str(path) for path in plan.paths.all())}")
     else:
         log("compare: no run finished: no report written")
-    failed = [run for run in plan.runs if run.status == "failed"]
-    if failed:
-        log(f"compare: {len(failed)} run(s) failed: " + "; ".join(f"{run.arm} seed {run.seed}" for run in failed)
+    result = ComparisonResult(plan=plan, runs=plan.runs, summary=summary)
+    if result.failed:
+        log(f"compare: {len(result.failed)} run(s) failed: "
+            + "; ".join(f"{run.arm} seed {run.seed}" for run in result.failed)
             + ". Rerun the same command to retry them (finished runs are skipped).")
-    return ComparisonResult(plan=plan, runs=plan.runs, summary=summary)
+    return result
 
 
 def describe_plan(plan: ComparisonPlan) -> list[str]:

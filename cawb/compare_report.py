@@ -24,6 +24,7 @@ import dataclasses
 import io
 import json
 import math
+import statistics
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -191,13 +192,9 @@ def t_quantile_975(df: int) -> float:
 
 def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     """Mean and sample standard deviation (n - 1); std is None for one value, both are None for none."""
-    n = len(values)
-    if n == 0:
+    if not values:
         return None, None
-    mean = math.fsum(values) / n
-    if n == 1:
-        return mean, None
-    return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def paired_difference(base: Mapping[int, float], other: Mapping[int, float]) -> PairedDifference:
@@ -450,7 +447,7 @@ def _band(label: str, curves: Sequence[Mapping[str, list[float]]], metric: str) 
     per_run = [dict(zip(curve["epoch"], curve[metric])) for curve in curves]
     columns = [[values[epoch] for values in per_run] for epoch in epochs]
     return BandCurve(label=f"{label} ({len(curves)} seed{'s' if len(curves) != 1 else ''})", x=epochs,
-                     mean=[math.fsum(c) / len(c) for c in columns], low=[min(c) for c in columns],
+                     mean=[statistics.fmean(c) for c in columns], low=[min(c) for c in columns],
                      high=[max(c) for c in columns])
 
 

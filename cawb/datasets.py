@@ -25,13 +25,12 @@ An ultralytics ``download:`` key is dropped from the resolved copy: nothing is f
 from __future__ import annotations
 
 import inspect
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from cawb.atomic_files import write_text_atomic
 from cawb.shapes import generate_shapes_dataset
 
 # generator name -> function(root, **kwargs) -> path of the dataset yaml it wrote
@@ -104,8 +103,10 @@ def resolve_dataset_yaml(yaml_path: str | Path, out_dir: str | Path | None = Non
     resolved["path"] = str(root)
     resolved.update({k: str(p) for k, p in jsons.items() if p is not None})
     out = Path(out_dir).absolute() if out_dir is not None else root
-    resolved_yaml = _write_atomic(
-        out / f"{source.stem}.resolved.yaml",
+    resolved_yaml = out / f"{source.stem}.resolved.yaml"
+    resolved_yaml.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(
+        resolved_yaml,
         f"# Resolved from {source} by cawb.datasets.resolve_dataset_yaml: absolute paths, this machine only.\n"
         + yaml.safe_dump(resolved, sort_keys=False),
     )
@@ -193,17 +194,3 @@ def _generate(source: Path, data: dict, root: Path, names: dict[int, str], categ
             f"{source}: names/category_ids {names}/{category_ids} differ from what generator {name!r} wrote "
             f"({generated['names']}/{generated_ids}); copy them from {root}"
         )
-
-
-def _write_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

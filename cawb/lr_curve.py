@@ -9,11 +9,12 @@ code itself so the two cannot drift apart.
 from __future__ import annotations
 
 import csv
-import os
+import io
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Mapping
 
+from .atomic_files import write_text_atomic
 from .hyp import HypError, schedule_from_hyp, ultralytics_defaults
 
 __all__ = ["LrCurve", "epoch_lr_factor", "lr_curve", "stock_lr_factor", "warmup_iterations", "write_lr_csv"]
@@ -104,13 +105,11 @@ def write_lr_csv(curve: LrCurve, path: str | Path) -> Path:
     """Write ``epoch,lr`` rows (atomically: a temporary file renamed into place)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["epoch", "lr"])
-        for epoch, lr in zip(curve.epochs, curve.lrs):
-            writer.writerow([f"{epoch:.6g}", f"{lr:.8g}"])
-    os.replace(temporary, path)
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(["epoch", "lr"])
+    writer.writerows([f"{epoch:.6g}", f"{lr:.8g}"] for epoch, lr in zip(curve.epochs, curve.lrs))
+    write_text_atomic(path, buffer.getvalue())
     return path
 
 

@@ -14,9 +14,10 @@ ultralytics reaches for the network in three places a cawb run passes through:
 from __future__ import annotations
 
 import contextlib
-import shutil
 from pathlib import Path
 from typing import Iterator
+
+from .atomic_files import copy_atomic
 
 __all__ = ["AMP_CHECK_WEIGHTS", "ULTRALYTICS_FONTS", "ensure_local_fonts", "offline_amp_check"]
 
@@ -38,9 +39,7 @@ def ensure_local_fonts() -> list[Path]:
         target = Path(USER_CONFIG_DIR) / name
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(f".{name}.tmp")
-            shutil.copyfile(bundled, temporary)
-            temporary.replace(target)
+            copy_atomic(bundled, target)
             created.append(target)
     if created:
         LOGGER.info(f"cawb: ultralytics would download {', '.join(p.name for p in created)}; using matplotlib's "

@@ -7,12 +7,13 @@ no global pyplot state leaks between calls; fonts are matplotlib's bundled ones 
 from __future__ import annotations
 
 import dataclasses
-import os
+import io
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from matplotlib.figure import Figure
 
+from .atomic_files import write_bytes_atomic
 from .lr_curve import LrCurve
 
 __all__ = ["BandCurve", "plot_lr_curves", "plot_map_curves", "save_figure"]
@@ -22,9 +23,9 @@ def save_figure(figure: Figure, path: str | Path, dpi: int = 150) -> Path:
     """Save a figure as PNG atomically (a temporary file renamed into place)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    figure.savefig(temporary, dpi=dpi, bbox_inches="tight")
-    os.replace(temporary, path)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    write_bytes_atomic(path, buffer.getvalue())
     return path
 
 

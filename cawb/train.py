@@ -27,7 +27,9 @@ __all__ = [
     "REPO_ROOT",
     "TrainResult",
     "TrainingInterrupted",
+    "batch_size",
     "build_parser",
+    "checkpoint_finished",
     "key_value",
     "main",
     "plan_run",
@@ -105,6 +107,11 @@ def _number(text: str) -> float | int:
     return int(value) if value.is_integer() else value
 
 
+def batch_size(text: str) -> int | float:
+    """argparse type of ``--batch-size``: an integer (-1 for auto batch), or a fraction of GPU memory."""
+    return _number(text)  # integral values come back as int, as ultralytics expects a batch count
+
+
 def key_value(text: str) -> tuple[str, Any]:
     """argparse type of a ``key=value`` setting: the value is read as YAML (``amp=False`` gives False)."""
     key, sep, value = text.partition("=")
@@ -137,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     loop = parser.add_argument_group("training")
     loop.add_argument("--epochs", type=int, help="total epochs (default: the hyp file's 'epochs')")
-    loop.add_argument("--batch-size", "--batch", dest="batch", type=float,
+    loop.add_argument("--batch-size", "--batch", dest="batch", type=batch_size,
                       help="total batch size over all GPUs; -1 for ultralytics' auto batch (default: 16)")
     loop.add_argument("--imgsz", "--img", "--img-size", dest="imgsz", type=int, help="train/val image size in pixels "
                       "(default: 640; 128 for the demo)")
@@ -178,8 +185,6 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The options the user actually gave (argparse defaults are all None/False), as train() keywords."""
     options = {key: value for key, value in vars(args).items()
                if key != "overrides" and value is not None and value is not False}
-    if "batch" in options and float(options["batch"]).is_integer():
-        options["batch"] = int(options["batch"])
     for key, value in args.overrides:
         if key in options:
             raise HypError(f"{key} is given twice: as a flag and as {key}=...")
@@ -270,17 +275,27 @@ def _plan_resume(options: dict[str, Any]) -> RunPlan:
     path = Path(resume)
     if not path.is_file():
         raise FileNotFoundError(f"--resume {path}: no such checkpoint")
+    finished = checkpoint_finished(path)
+    if finished is None:
+        raise ValueError(f"--resume {path}: not a readable ultralytics checkpoint")
+    if finished:
+        raise ValueError(f"--resume {path}: this run already finished; start a new run to train further")
+    overrides = {key: options[key] for key in ("device", "batch", "workers", "imgsz") if key in options}
+    return RunPlan(model_source=str(path), weights=None, overrides=overrides, resume=path)
+
+
+def checkpoint_finished(path: Path) -> bool | None:
+    """Whether an ultralytics ``last.pt`` is a finished run's (True: ultralytics strips it at the end, epoch -1 and
+    no optimizer), an interrupted run's (False: resumable), or unreadable / not a checkpoint (None)."""
     from ultralytics.utils.patches import torch_load
 
     try:
         checkpoint = torch_load(path, map_location="cpu")
-    except Exception as error:  # any unpickling failure means the same thing to the user
-        raise ValueError(f"--resume {path}: not a readable ultralytics checkpoint ({type(error).__name__})") from error
-    if not isinstance(checkpoint, dict) or checkpoint.get("optimizer") is None or checkpoint.get("epoch", -1) < 0:
-        raise ValueError(f"--resume {path}: this run already finished (or the file is not a training checkpoint); "
-                         "start a new run to train further")
-    overrides = {key: options[key] for key in ("device", "batch", "workers", "imgsz") if key in options}
-    return RunPlan(model_source=str(path), weights=None, overrides=overrides, resume=path)
+    except Exception:  # a truncated or foreign file: whatever unpickling raises, it cannot be resumed
+        return None
+    if not isinstance(checkpoint, dict):
+        return None
+    return checkpoint.get("epoch", -1) < 0 or checkpoint.get("optimizer") is None
 
 
 def _check_model_files(cfg: str | None, weights: str | None) -> tuple[str, Path | None]:

@@ -20,7 +20,6 @@ The ``cawb_*`` keys ride in the trainer's ``args`` beside ultralytics' own, so t
 from __future__ import annotations
 
 import contextlib
-from copy import copy
 from typing import Iterator
 
 from ultralytics.cfg import cfg2dict
@@ -115,7 +114,7 @@ class CawbDetectionTrainer(DetectionTrainer):
     def plot_lr(self):
         """Save ``lr.png`` in the run directory: the planned weights-group lr with the per-epoch lrs recorded."""
         batches = len(self.train_loader) if getattr(self, "train_loader", None) is not None else None
-        planned = lr_curve(vars(copy(self.args)), epochs=self.epochs, batches_per_epoch=batches, label="planned")
+        planned = lr_curve(vars(self.args), epochs=self.epochs, batches_per_epoch=batches, label="planned")
         results = self.read_results_csv()
         measured = []
         if results.get("lr/pg0") and results.get("epoch"):

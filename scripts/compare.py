@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
 from cawb.compare import DEFAULT_PRESET, PRESETS  # noqa: E402  (no torch/ultralytics import: --help stays fast)
-from cawb.train import REPO_ROOT, key_value  # noqa: E402
+from cawb.train import REPO_ROOT, batch_size, key_value  # noqa: E402
 
 
 def _preset_values(name: str) -> str:
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "whose file has other epochs gets its restarts scaled to this count (printed, and in "
                         "summary.json)")
     parser.add_argument("--cfg", help="model yaml built from scratch, e.g. yolov5s.yaml or yolov5n.yaml")
-    parser.add_argument("--batch-size", "--batch", dest="batch", type=float,
+    parser.add_argument("--batch-size", "--batch", dest="batch", type=batch_size,
                         help="total batch size; -1 for ultralytics' auto batch (lr.png then drawn per epoch)")
     parser.add_argument("--imgsz", "--img", "--img-size", dest="imgsz", type=int,
                         help="train, validation and evaluation image size in pixels")
@@ -84,8 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     from cawb.compare import ComparisonInterrupted, compare
 
     options = {key: value for key, value in vars(args).items() if value is not None and key != "overrides"}
-    if options.get("batch") is not None and float(options["batch"]).is_integer():
-        options["batch"] = int(options["batch"])
     options["overrides"] = dict(args.overrides)
     try:
         result = compare(**options)

@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from ultralytics import YOLO
 from ultralytics.utils import DEFAULT_CFG_DICT
 from ultralytics.utils.dist import ddp_cleanup, generate_ddp_file
