@@ -128,7 +128,7 @@ def child_json_load(coco: Path) -> dict:
 
 def child_build(coco: Path, out: Path) -> dict:
     """Build into ``out``, which must not exist yet."""
-    from cawb.coco_subset import SubsetOptions, build_coco_subset
+    from cawb.coco.subset import SubsetOptions, build_coco_subset
 
     t = time.perf_counter()
     report = build_coco_subset(SubsetOptions(coco_dir=coco, out_dir=out, progress=False))

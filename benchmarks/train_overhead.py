@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("YOLO_VERBOSE", "False")  # ultralytics' per-run logs would bury the measurements
 
 import cawb  # noqa: E402,F401  (sets YOLO_OFFLINE before ultralytics is imported)
-from cawb.datasets import resolve_dataset_yaml  # noqa: E402
-from cawb.offline import ensure_local_fonts  # noqa: E402
-from cawb.train import REPO_ROOT  # noqa: E402
+from cawb.datasets.resolve import resolve_dataset_yaml  # noqa: E402
+from cawb.training.offline import ensure_local_fonts  # noqa: E402
+from cawb.utils.resources import bundled_data  # noqa: E402
 
 
 def epoch_seconds(save_dir: Path) -> list[float]:
@@ -50,7 +50,7 @@ def main() -> None:
     from cawb import CawbDetectionTrainer
 
     ensure_local_fonts()
-    data = resolve_dataset_yaml(REPO_ROOT / "data" / "shapes.yaml")
+    data = resolve_dataset_yaml(bundled_data("shapes.yaml"))
     common = dict(data=str(data.yaml), epochs=args.epochs, imgsz=args.imgsz, batch=16, nbs=16, device="cpu",
                   workers=0, optimizer="SGD", lr0=0.01, lrf=0.2, warmup_epochs=1, seed=0, val=False, plots=False,
                   exist_ok=True, verbose=False)

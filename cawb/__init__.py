@@ -1,29 +1,45 @@
 """cawb: cosine annealing with warm booting (restarts) for PyTorch and ultralytics YOLO training.
 
 ``from cawb import CawbSchedule`` gives the pure-Python schedule (no torch import);
-``from cawb import CosineAnnealingWarmbootingLR`` the PyTorch scheduler and ``from cawb import CawbDetectionTrainer``
-the ultralytics trainer (they import torch / ultralytics on first use).
+``from cawb import CosineAnnealingWarmbootingLR`` the PyTorch scheduler, ``from cawb import CawbDetectionTrainer``
+the ultralytics trainer and ``cawb.train(...)`` what ``train_cawb.py`` runs (they import torch / ultralytics on
+first use).
+
+Layers (each imports only those below it): the core modules here (``schedule``, ``lr_scheduler``, ``hyp``); the
+adapters ``cawb.training``, ``cawb.datasets``, ``cawb.coco`` and, on top, ``cawb.experiment``; ``cawb.utils``
+beneath them all.
 """
 
 import os
 
-# cawb never touches the network; ultralytics reads this once, when it is first imported (see cawb.offline).
+# cawb never touches the network; ultralytics reads this once, when it is first imported (see cawb.training.offline).
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from .schedule import CawbConfigError, CawbSchedule  # noqa: E402
+from cawb.schedule import CawbConfigError, CawbSchedule  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["CawbConfigError", "CawbDetectionTrainer", "CawbSchedule", "CosineAnnealingWarmbootingLR", "__version__"]
+__all__ = [
+    "CawbConfigError",
+    "CawbDetectionTrainer",
+    "CawbSchedule",
+    "CosineAnnealingWarmbootingLR",
+    "__version__",
+    "train",
+]
 
 
 def __getattr__(name: str):
     # Lazy so that the schedule layer stays importable (and fast) without torch.
     if name == "CosineAnnealingWarmbootingLR":
-        from .lr_scheduler import CosineAnnealingWarmbootingLR
+        from cawb.lr_scheduler import CosineAnnealingWarmbootingLR
 
         return CosineAnnealingWarmbootingLR
     if name == "CawbDetectionTrainer":
-        from .trainer import CawbDetectionTrainer
+        from cawb.training.trainer import CawbDetectionTrainer
 
         return CawbDetectionTrainer
+    if name == "train":
+        from cawb.training.train import train
+
+        return train
     raise AttributeError(f"module 'cawb' has no attribute {name!r}")

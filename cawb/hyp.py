@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import importlib
+import importlib.util
 import logging
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import yaml
 
-from .schedule import BUILTIN_DECAYS, EPOCH_SCALE_MODES, CawbConfigError, CawbSchedule
+from cawb.schedule import BUILTIN_DECAYS, EPOCH_SCALE_MODES, CawbConfigError, CawbSchedule
 
 __all__ = [
     "CAWB_HYP_KEYS",
@@ -92,11 +94,19 @@ def cawb_hyp_defaults() -> dict[str, Any]:
     return defaults
 
 
-def ultralytics_defaults() -> dict[str, Any]:
-    """ultralytics' own default settings (``ultralytics/cfg/default.yaml``)."""
-    from ultralytics.utils import DEFAULT_CFG_DICT
+@functools.lru_cache(maxsize=1)
+def _ultralytics_default_yaml() -> dict[str, Any]:
+    spec = importlib.util.find_spec("ultralytics")  # locates the package without importing it (2 s, torch)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("ultralytics is not installed: pip install ultralytics")
+    path = Path(next(iter(spec.submodule_search_locations))) / "cfg" / "default.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
-    return dict(DEFAULT_CFG_DICT)
+
+def ultralytics_defaults() -> dict[str, Any]:
+    """ultralytics' own default settings (``ultralytics/cfg/default.yaml``, what its ``DEFAULT_CFG_DICT`` holds),
+    read from the installed package's file without importing ultralytics."""
+    return dict(_ultralytics_default_yaml())
 
 
 def _closest_key(key: str, valid: list[str]) -> str:

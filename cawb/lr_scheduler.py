@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from .schedule import CawbConfigError, CawbSchedule, DecayFunction
+from cawb.schedule import CawbConfigError, CawbSchedule, DecayFunction
 
 __all__ = ["CosineAnnealingWarmbootingLR"]
 

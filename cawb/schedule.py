@@ -2,7 +2,7 @@
 
 This module is the one place the formula lives. It is pure Python: no torch, no ultralytics, no I/O, so it
 can be tested, plotted and reasoned about on its own. The PyTorch scheduler (:mod:`cawb.lr_scheduler`) and the
-ultralytics trainer (:mod:`cawb.trainer`) only multiply their base learning rates by :meth:`CawbSchedule.factor`.
+ultralytics trainer (:mod:`cawb.training.trainer`) only multiply their base learning rates by :meth:`CawbSchedule.factor`.
 
 Formula
 -------

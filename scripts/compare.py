@@ -13,15 +13,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from cawb.compare import DEFAULT_PRESET, PRESETS  # noqa: E402  (no torch/ultralytics import: --help stays fast)
-from cawb.train import REPO_ROOT, batch_size, key_value  # noqa: E402
+from cawb.experiment.compare import DEFAULT_PRESET, PRESETS  # noqa: E402  (no torch/ultralytics import: --help stays fast)
+from cawb.training.train import batch_size, key_value  # noqa: E402
 
 
 def _preset_values(name: str) -> str:
     values = PRESETS[name]
 
-    def repo(path: Path) -> str:  # presets hold absolute paths into the checkout
-        return str(Path(path).relative_to(REPO_ROOT))
+    def repo(path: Path) -> str:  # presets hold absolute paths of the bundled files: show folder/name
+        return f"{Path(path).parent.name}/{Path(path).name}"
 
     settings = {**values, "data": repo(values["data"]), "arms": " ".join(repo(arm) for arm in values["arms"]),
                 "seeds": " ".join(map(str, values["seeds"]))}
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse, run the comparison, print the table. Exit 2 on bad input, 130 on Ctrl-C, 1 if a run failed."""
     args = build_parser().parse_args(argv)
-    from cawb.compare import ComparisonInterrupted, compare
+    from cawb.experiment.compare import ComparisonInterrupted, compare
 
     options = {key: value for key, value in vars(args).items() if value is not None and key != "overrides"}
     options["overrides"] = dict(args.overrides)

@@ -9,7 +9,7 @@ import os
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before ultralytics is imported: no online checks
 
-from cawb.evaluate import evaluate_coco  # noqa: E402
+from cawb.experiment.evaluate import evaluate_coco  # noqa: E402
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from cawb.lr_curve import plot_hyp_lr
+    from cawb.training.lr_curve import plot_hyp_lr
 
     try:
         curves = plot_hyp_lr(args.hyp, args.out, args.epochs, args.batches, args.compare, args.csv)

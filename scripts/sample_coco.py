@@ -10,8 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from cawb.coco_download import DEFAULT_BASE_URL, RetryPolicy  # noqa: E402
-from cawb.coco_subset import CocoSubsetError, SubsetOptions, build_coco_subset  # noqa: E402
+from cawb.coco.download import DEFAULT_BASE_URL, RetryPolicy  # noqa: E402
+from cawb.coco.subset import CocoSubsetError, SubsetOptions, build_coco_subset  # noqa: E402
 
 EXAMPLES = """\
 examples:

@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session", autouse=True)
 def local_fonts():
     """ultralytics' dataset check asks its server for Arial.ttf unless a local copy exists: provide one first."""
-    from cawb.offline import ensure_local_fonts
+    from cawb.training.offline import ensure_local_fonts
 
     ensure_local_fonts()
 
@@ -19,6 +19,6 @@ def local_fonts():
 @pytest.fixture(scope="session")
 def tiny_shapes(tmp_path_factory):
     """A 16-train / 8-val image shapes dataset at 64 px (2 batches of 8 per epoch): its yaml path."""
-    from cawb.shapes import generate_shapes_dataset
+    from cawb.datasets.shapes import generate_shapes_dataset
 
     return generate_shapes_dataset(tmp_path_factory.mktemp("data") / "shapes", train_images=16, val_images=8, imgsz=64)

@@ -137,3 +137,11 @@ def test_malformed_files_give_one_line_errors(tmp_path, text, message):
 def test_missing_file():
     with pytest.raises(HypError, match="hyp file not found"):
         load_hyp("no/such/hyp.yaml")
+
+
+def test_ultralytics_defaults_are_ultralytics_own_without_importing_it():
+    from ultralytics.utils import DEFAULT_CFG_DICT
+
+    from cawb.hyp import ultralytics_defaults
+
+    assert ultralytics_defaults() == dict(DEFAULT_CFG_DICT)

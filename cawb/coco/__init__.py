@@ -1,0 +1,11 @@
+"""The COCO2017 subset builder behind ``scripts/sample_coco.py``.
+
+* :mod:`.subset`: the seeded draw, YOLO labels, the COCO JSON of the subset, the manifest (``build_coco_subset``);
+* :mod:`.instances`: the streaming reader of the instances JSON (only declared fields decoded);
+* :mod:`.json_stream`: the incremental JSON array parser it runs on;
+* :mod:`.download`: the resumable, retrying downloader of just the drawn images;
+* :mod:`.classes`: COCO category ids to ultralytics' 80 class indices and names.
+
+May import: ``cawb.utils``, msgspec, tqdm, yaml (ultralytics only lazily, for its class mapping). Not torch, nor the
+training or experiment layers.
+"""

@@ -1,0 +1,196 @@
+"""Resolve a project dataset yaml into one the ultralytics trainer and validator can take as ``data=``.
+
+Project convention (differs from ultralytics, which resolves a relative ``path:`` against the current directory
+and then its global datasets dir): a relative ``path:`` is relative to the YAML FILE's own directory, so
+``data/coco10k.yaml`` with ``path: ../datasets/coco10k`` means ``<repo>/datasets/coco10k`` wherever the
+command runs. Without ``path:`` the yaml's directory is the dataset root (as in ultralytics).
+
+Keys read besides ultralytics' own (``train``, ``val``, ``names``):
+
+``val_json`` / ``train_json``
+    COCO ground truth of the split, relative to the dataset root (or absolute). Optional for training,
+    required by :func:`cawb.experiment.evaluate.evaluate_coco`.
+``category_ids``
+    list, class index -> COCO category id (e.g. COCO's 80 -> 91 mapping). One per class, unique.
+``generator``
+    ``{name: shapes, <generator keyword arguments>}``: data the project generates itself. It is generated on
+    first use (atomically) and checked against these arguments on every later use.
+``build``
+    one-line hint (a command) printed when the data is missing and there is no generator, e.g.
+    ``python scripts/sample_coco.py ...``.
+
+An ultralytics ``download:`` key is dropped from the resolved copy: nothing is fetched at run time.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from cawb.utils.atomic_files import write_text_atomic
+from cawb.datasets.shapes import generate_shapes_dataset
+
+# generator name -> function(root, **kwargs) -> path of the dataset yaml it wrote
+GENERATORS = {"shapes": generate_shapes_dataset}
+
+
+@dataclass(frozen=True)
+class ResolvedDataset:
+    """A dataset yaml with every path made absolute and the data checked to exist.
+
+    ``yaml`` is the resolved copy (absolute ``path:``) to pass to ultralytics as ``data=``; ``source`` the yaml it
+    came from. ``train``/``val`` are the absolute image directories (or image-list files) of each split.
+    ``category_ids``, ``val_json`` and ``train_json`` are None when the yaml does not set them.
+    """
+
+    source: Path
+    yaml: Path
+    root: Path
+    names: dict[int, str]
+    train: tuple[Path, ...]
+    val: tuple[Path, ...]
+    category_ids: tuple[int, ...] | None
+    val_json: Path | None
+    train_json: Path | None
+
+    @property
+    def nc(self) -> int:
+        """Number of classes."""
+        return len(self.names)
+
+
+def resolve_dataset_yaml(yaml_path: str | Path, out_dir: str | Path | None = None) -> ResolvedDataset:
+    """Resolve ``yaml_path`` (project convention above), generate its data if it has a generator, check it exists.
+
+    Args:
+        yaml_path: the dataset yaml, e.g. ``data/shapes.yaml``.
+        out_dir: where to write the resolved copy ``<yaml stem>.resolved.yaml`` (e.g. the run directory);
+            default: the dataset root.
+
+    Returns:
+        The :class:`ResolvedDataset`; its ``yaml`` is ready for ``YOLO(...).train(data=...)``.
+
+    Raises:
+        FileNotFoundError: the yaml, or data it names, is missing (one line: the yaml, the missing path, how to
+            build it).
+        ValueError: a key has a wrong type or value (one line naming the key, the value and what is allowed).
+        FileExistsError: generated data exists but was generated with other arguments (from the generator).
+    """
+    source = Path(yaml_path).absolute()
+    if not source.is_file():
+        raise FileNotFoundError(f"dataset yaml {source} not found")
+    data = yaml.safe_load(source.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: must be a mapping of keys (train, val, names, ...), got {type(data).__name__}")
+
+    root = _root(source, data)
+    names = _names(source, data)
+    category_ids = _category_ids(source, data, len(names))
+    if "generator" in data:
+        _generate(source, data, root, names, category_ids)
+    train = _split_paths(source, data, "train", root)
+    val = _split_paths(source, data, "val", root)
+    jsons = {k: _optional_path(source, data, k, root) for k in ("val_json", "train_json")}
+    for path in (root, *train, *val, *(p for p in jsons.values() if p is not None)):
+        if not path.exists():
+            hint = f"build it with: {data['build']}" if data.get("build") else "create it or fix 'path:' in the yaml"
+            raise FileNotFoundError(f"{source}: dataset not found, missing {path}; {hint}")
+
+    resolved = {k: v for k, v in data.items() if k != "download"}
+    resolved["path"] = str(root)
+    resolved.update({k: str(p) for k, p in jsons.items() if p is not None})
+    out = Path(out_dir).absolute() if out_dir is not None else root
+    resolved_yaml = out / f"{source.stem}.resolved.yaml"
+    resolved_yaml.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(
+        resolved_yaml,
+        f"# Resolved from {source} by cawb.datasets.resolve.resolve_dataset_yaml: absolute paths, this machine only.\n"
+        + yaml.safe_dump(resolved, sort_keys=False),
+    )
+    return ResolvedDataset(
+        source=source,
+        yaml=resolved_yaml,
+        root=root,
+        names=names,
+        train=train,
+        val=val,
+        category_ids=category_ids,
+        val_json=jsons["val_json"],
+        train_json=jsons["train_json"],
+    )
+
+
+def _root(source: Path, data: dict) -> Path:
+    path = data.get("path")
+    if path is None:
+        return source.parent
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"{source}: path={path!r} must be a non-empty string (relative to the yaml's directory)")
+    return (source.parent / Path(path).expanduser()).resolve()
+
+
+def _names(source: Path, data: dict) -> dict[int, str]:
+    names = data.get("names")
+    if isinstance(names, list):
+        names = dict(enumerate(names))
+    if not isinstance(names, dict) or not names or sorted(names) != list(range(len(names))):
+        raise ValueError(f"{source}: names={names!r} must be a non-empty list or a dict {{0: name, 1: name, ...}}")
+    return {int(k): str(v) for k, v in sorted(names.items())}
+
+
+def _category_ids(source: Path, data: dict, nc: int) -> tuple[int, ...] | None:
+    ids = data.get("category_ids")
+    if ids is None:
+        return None
+    if (
+        not isinstance(ids, list)
+        or len(ids) != nc
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+        or len(set(ids)) != nc
+    ):
+        raise ValueError(f"{source}: category_ids={ids!r} must be a list of {nc} distinct integers (one per class)")
+    return tuple(ids)
+
+
+def _split_paths(source: Path, data: dict, key: str, root: Path) -> tuple[Path, ...]:
+    value = data.get(key)
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(x, str) and x for x in items):
+        raise ValueError(f"{source}: {key}={value!r} must be a path or a list of paths relative to the dataset root")
+    return tuple((root / x).resolve() for x in items)
+
+
+def _optional_path(source: Path, data: dict, key: str, root: Path) -> Path | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{source}: {key}={value!r} must be a path relative to the dataset root")
+    return (root / value).resolve()
+
+
+def _generate(source: Path, data: dict, root: Path, names: dict[int, str], category_ids) -> None:
+    spec = data["generator"]
+    name = spec.get("name") if isinstance(spec, dict) else None
+    if name not in GENERATORS:
+        raise ValueError(f"{source}: generator={spec!r} must be a mapping with name one of {sorted(GENERATORS)}")
+    generate = GENERATORS[name]
+    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    allowed = [p for p in inspect.signature(generate).parameters if p != "root"]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(f"{source}: generator key(s) {unknown} not allowed for {name!r}; allowed: {allowed}")
+    try:
+        generated = yaml.safe_load(Path(generate(root, **kwargs)).read_text())
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from e
+    # The generator owns class names and category ids; the yaml repeats them so ultralytics can read it alone.
+    generated_ids = generated.get("category_ids")
+    if _names(source, generated) != names or (tuple(generated_ids) if generated_ids else None) != category_ids:
+        raise ValueError(
+            f"{source}: names/category_ids {names}/{category_ids} differ from what generator {name!r} wrote "
+            f"({generated['names']}/{generated_ids}); copy them from {root}"
+        )

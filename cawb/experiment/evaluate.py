@@ -1,0 +1,234 @@
+"""Official COCO evaluation (pycocotools) of trained YOLO weights on a dataset's val split.
+
+One prediction pass through ultralytics' own ``DetectionValidator`` (same letterbox/rect preprocessing and NMS as
+validation during training) yields both ultralytics' mAP and the detections, exported in COCO results format and
+scored by ``pycocotools.cocoeval.COCOeval`` against the split's ground-truth JSON.
+
+The two mAPs differ by design, by a few 0.01 at most on a trained model: ultralytics integrates (trapezoid rule)
+the precision envelope linearly interpolated at 101 recall points, COCO averages the envelope's value at the first
+recall >= each of 101 points; COCO keeps at most 100 detections per image (ultralytics ``max_det``, default 300)
+and matches detections to ground truth per IoU threshold in its own way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from ultralytics.models.yolo.detect import DetectionValidator
+
+from cawb.datasets.resolve import ResolvedDataset, resolve_dataset_yaml
+from cawb.training.offline import ensure_local_fonts
+
+
+def coco_image_ids(gt: Mapping[str, Any]) -> dict[str, int]:
+    """Map image file base name -> image id of a COCO ground-truth dict (``file_name`` may carry a folder).
+
+    Raises:
+        ValueError: two images share a base name, so predictions could not be attributed.
+    """
+    ids: dict[str, int] = {}
+    for image in gt["images"]:
+        name = Path(image["file_name"]).name
+        if name in ids:
+            raise ValueError(f"ground truth lists two images named {name!r}; file names must be unique")
+        ids[name] = image["id"]
+    return ids
+
+
+def coco_detections(
+    file_name: str,
+    boxes_xyxy: Sequence[Sequence[float]],
+    scores: Sequence[float],
+    classes: Sequence[float],
+    *,
+    image_ids: Mapping[str, int],
+    category_ids: Sequence[int],
+) -> list[dict[str, Any]]:
+    """COCO results records for the detections of one image.
+
+    Args:
+        file_name: the image's file base name, looked up in ``image_ids`` (see :func:`coco_image_ids`).
+        boxes_xyxy: boxes as (x0, y0, x1, y1) in original-image pixels.
+        scores: confidence of each box.
+        classes: class index of each box (integral values; floats as NMS returns them are fine).
+        category_ids: class index -> COCO category id.
+
+    Returns:
+        ``[{"image_id", "category_id", "bbox": [x, y, w, h] (top-left, pixels), "score"}, ...]``.
+
+    Raises:
+        ValueError: ``file_name`` is not in the ground truth.
+    """
+    if file_name not in image_ids:
+        raise ValueError(f"image {file_name!r} is not in the ground-truth JSON; val images and val_json disagree")
+    image_id = image_ids[file_name]
+    return [
+        {
+            "image_id": image_id,
+            "category_id": category_ids[int(c)],
+            "bbox": [round(x0, 3), round(y0, 3), round(x1 - x0, 3), round(y1 - y0, 3)],
+            "score": round(float(s), 5),
+        }
+        for (x0, y0, x1, y1), s, c in zip(boxes_xyxy, scores, classes)
+    ]
+
+
+def coco_bbox_eval(gt: COCO, detections: list[dict[str, Any]]) -> tuple[list[float], str]:
+    """Score ``detections`` (COCO results records) against ``gt`` with ``COCOeval(..., "bbox")``.
+
+    Returns:
+        The 12 COCO summary stats (stats[0] = mAP@0.5:0.95, stats[1] = mAP@0.5; -1 where the ground truth has
+        no object in that area range) and the summary table pycocotools prints, captured as text.
+
+    An empty ``detections`` list scores 0 (pycocotools' ``loadRes`` cannot take one, so an empty result set is
+    built directly).
+    """
+    with contextlib.redirect_stdout(io.StringIO()):  # progress chatter: "loading...", "DONE (t=0.01s)"
+        if detections:
+            dt = gt.loadRes(copy.deepcopy(detections))  # loadRes adds keys to the records it is given
+        else:
+            dt = COCO()
+            dt.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": []}
+            dt.createIndex()
+        coco_eval = COCOeval(gt, dt, "bbox")
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+    summary = io.StringIO()
+    with contextlib.redirect_stdout(summary):
+        coco_eval.summarize()
+    return [float(x) for x in coco_eval.stats], summary.getvalue()
+
+
+def evaluate_coco(
+    weights: str | Path,
+    data: str | Path | ResolvedDataset,
+    *,
+    imgsz: int,
+    save_dir: str | Path,
+    batch: int = 16,
+    device: str = "cpu",
+    conf: float = 0.001,
+    iou: float = 0.7,
+    max_det: int = 300,
+) -> dict[str, Any]:
+    """Evaluate ``weights`` on the val split of ``data`` with pycocotools and, from the same pass, ultralytics.
+
+    Args:
+        weights: trained ultralytics checkpoint (``.pt``).
+        data: dataset yaml (project convention, see :mod:`cawb.datasets.resolve`) or an already resolved dataset. It must
+            set ``val_json`` and ``category_ids``.
+        imgsz: inference size in pixels (as in training); ``batch``, ``device``, ``conf`` (score threshold),
+            ``iou`` (NMS IoU) and ``max_det`` (detections per image) go to ultralytics' validator unchanged.
+        save_dir: output directory (created); receives ``predictions.json``.
+
+    Returns:
+        ``{"map50", "map50_95"}`` (pycocotools, fractions in [0, 1]), ``"stats"`` (the 12 COCOeval stats),
+        ``"summary"`` (pycocotools' summary table, text), ``"ultralytics_map50"``, ``"ultralytics_map50_95"``,
+        ``"predictions"`` (Path of the COCO results JSON: image_id from the GT JSON by file name, category_id via
+        ``category_ids``, bbox [x, y, w, h] top-left in original-image pixels, score), ``"num_detections"``.
+
+    Raises:
+        FileNotFoundError: ``weights`` or the data is missing.
+        ValueError: the data lacks ``val_json``/``category_ids``, they disagree with the GT JSON, the model's class
+            count differs from the data's, or the val images and the GT JSON list different images.
+    """
+    weights = Path(weights)
+    if not weights.is_file():
+        raise FileNotFoundError(f"weights {weights} not found")
+    ensure_local_fonts()  # ultralytics' dataset check would otherwise ask its server for a font
+    if not isinstance(imgsz, int) or isinstance(imgsz, bool) or imgsz < 32:
+        raise ValueError(f"imgsz={imgsz!r} must be an integer >= 32")
+    save_dir = Path(save_dir)
+    save_dir.mkdir(parents=True, exist_ok=True)
+    ds = data if isinstance(data, ResolvedDataset) else resolve_dataset_yaml(data, out_dir=save_dir)
+    if ds.val_json is None or ds.category_ids is None:
+        raise ValueError(f"{ds.source}: val_json and category_ids are required for COCO evaluation")
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(ds.val_json))
+    missing = sorted(set(ds.category_ids) - set(gt.getCatIds()))
+    if missing:
+        raise ValueError(f"{ds.source}: category_ids {missing} are not categories of {ds.val_json}")
+
+    validator = _CocoExportValidator(
+        image_ids=coco_image_ids(gt.dataset),
+        category_ids=ds.category_ids,
+        save_dir=save_dir,
+        args={
+            "model": str(weights),
+            "data": str(ds.yaml),
+            "mode": "val",
+            "split": "val",
+            "imgsz": imgsz,
+            "batch": batch,
+            "device": device,
+            "conf": conf,
+            "iou": iou,
+            "max_det": max_det,
+            "rect": True,  # as ultralytics' val and training-time validation
+            "plots": False,  # plotting may try to download a font
+            "save_json": True,  # makes the validator call pred_to_json with boxes in original-image pixels
+        },
+    )
+    ultralytics_stats = validator()
+
+    # Images without detections never reach pred_to_json's lookup; a mismatch would silently skew one of the mAPs.
+    differ = sorted({Path(f).name for f in validator.dataloader.dataset.im_files} ^ set(validator.image_ids))
+    if differ:
+        raise ValueError(f"{ds.val_json} and the val images disagree on {len(differ)} image(s), e.g. {differ[0]!r}")
+
+    predictions = save_dir / "predictions.json"
+    # ultralytics writes this file too, but only when there are detections; ours always exists.
+    predictions.write_text(json.dumps(validator.jdict))
+    stats, summary = coco_bbox_eval(gt, validator.jdict)
+    return {
+        "map50": stats[1],
+        "map50_95": stats[0],
+        "stats": stats,
+        "summary": summary,
+        "ultralytics_map50": float(ultralytics_stats["metrics/mAP50(B)"]),
+        "ultralytics_map50_95": float(ultralytics_stats["metrics/mAP50-95(B)"]),
+        "predictions": predictions,
+        "num_detections": len(validator.jdict),
+    }
+
+
+class _CocoExportValidator(DetectionValidator):
+    """DetectionValidator whose per-image predictions carry the GT JSON's image ids and the dataset's category ids."""
+
+    def __init__(self, *, image_ids: Mapping[str, int], category_ids: Sequence[int], **kwargs):
+        super().__init__(**kwargs)
+        self.image_ids = image_ids
+        self.category_ids = category_ids
+
+    def init_metrics(self, model) -> None:
+        super().init_metrics(model)
+        if self.nc != len(self.category_ids):
+            raise ValueError(
+                f"model {self.args.model} predicts {self.nc} classes but category_ids has {len(self.category_ids)}"
+            )
+
+    def pred_to_json(self, predn, pbatch) -> None:
+        self.jdict.extend(
+            coco_detections(
+                Path(pbatch["im_file"]).name,
+                predn["bboxes"].tolist(),
+                predn["conf"].tolist(),
+                predn["cls"].tolist(),
+                image_ids=self.image_ids,
+                category_ids=self.category_ids,
+            )
+        )
+
+    def eval_json(self, stats: dict[str, Any]) -> dict[str, Any]:
+        # evaluate_coco scores the detections with pycocotools; ultralytics' own path would pip-install
+        # faster-coco-eval, which offline fails (and the numbers would not be the reference implementation's).
+        return stats

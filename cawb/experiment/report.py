@@ -1,0 +1,492 @@
+"""The cos-vs-CAWB report: statistics over seeds, table.md / table.csv / summary.json, lr.png and map.png.
+
+Input is what :mod:`cawb.experiment.compare` collected: the arms (:class:`Arm`) and one :class:`RunRecord` per (arm, seed),
+holding the run's evaluation record (pycocotools and ultralytics mAPs of ``last.pt`` and ``best.pt``) and its
+per-epoch validation curve from ``results.csv``. Nothing here trains or evaluates.
+
+Statistics (per weights file, metric and mAP source):
+
+* per arm: mean and sample standard deviation (``n - 1`` denominator; none for one seed) over the seeds that
+  finished;
+* paired difference: for each seed finished in both arms, ``other[seed] - base[seed]``; its mean, sample std,
+  standard error ``std / sqrt(n)`` and the 95% Student-t interval ``mean +- t(0.975, n - 1) * se``. The verdict
+  says the difference holds on these seeds only when that interval excludes 0 (a paired t-test at the 5% level),
+  and that it cannot be told with fewer than two pairs.
+
+Pairing: with exactly one cos arm (``cawb: false``) and one CAWB arm, the difference is CAWB - cos; otherwise
+every arm after the first minus the first arm.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from cawb.training.lr_curve import lr_curve
+from cawb.utils.atomic_files import write_text_atomic
+from cawb.utils.plots import BandCurve, plot_lr_curves, plot_map_curves
+
+__all__ = [
+    "ARTICLE",
+    "ARTICLE_NOTE",
+    "METRICS",
+    "SOURCES",
+    "WEIGHTS",
+    "Arm",
+    "PairedDifference",
+    "ReportPaths",
+    "RunRecord",
+    "build_summary",
+    "display_path",
+    "draw_lr_curves",
+    "draw_map_curves",
+    "mean_std",
+    "paired_difference",
+    "render_table_csv",
+    "render_table_md",
+    "report_paths",
+    "t_quantile_975",
+    "verdict",
+    "write_report",
+]
+
+#: Metric keys of an evaluation record -> how the table names them.
+METRICS = {"map50": "mAP_0.5", "map50_95": "mAP_0.5:0.95"}
+#: Weights evaluated per run -> how the table names them.
+WEIGHTS = {"final": "final", "best": "best epoch"}
+#: mAP sources in an evaluation record: pycocotools under the bare metric key, ultralytics' validator prefixed.
+SOURCES = {"pycocotools": "", "ultralytics": "ultralytics_"}
+
+#: The seed article's reported numbers, by the arm's ``cawb`` value (False: cosine, True: CAWB).
+ARTICLE = {False: {"map50": 0.294, "map50_95": 0.161}, True: {"map50": 0.302, "map50_95": 0.165}}
+ARTICLE_NOTE = (
+    "The article's values come from one run per arm with the anchor-based YOLOv5 of 2021 (yolov5s from scratch, "
+    "150 epochs, 640 px) on a different random 10k/1k draw of COCO2017: only the direction and size of the "
+    "difference are comparable with the rows above."
+)
+
+# Two-sided 95% Student-t quantiles t(0.975, df) for df = 1..30 (standard tables). Beyond 30 the df = 30 value is
+# used: slightly wider than exact (2.021 at 40, 1.960 in the limit), so the verdict errs on "cannot tell".
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    """One arm of the comparison: a hyp file, run with the shared settings.
+
+    ``settings`` is the hyp as the runs use it (the file's keys with the comparison's ``epochs`` and, for a CAWB
+    arm, the restarts actually passed), enough to draw its lr curve. ``restarts_hyp`` / ``restarts_used`` are
+    the CAWB restarts written in the file / passed to training (None for a cos arm); ``restarts_effective`` those
+    the schedule keeps (after the warmup, before the end).
+    """
+
+    label: str
+    hyp_path: Path
+    cawb: bool
+    epochs: int
+    hyp_epochs: int | None
+    settings: Mapping[str, Any]
+    restarts_hyp: tuple[float, ...] | None = None
+    restarts_used: tuple[float, ...] | None = None
+    restarts_effective: tuple[float, ...] = ()
+
+    @property
+    def schedule(self) -> str:
+        """``cos`` or ``CAWB``: what the table calls the arm's schedule."""
+        return "CAWB" if self.cawb else "cos"
+
+    @property
+    def restarts_scaled(self) -> bool:
+        """True when the restarts were moved from the hyp file's epoch count to the comparison's."""
+        return self.restarts_used is not None and self.restarts_used != self.restarts_hyp
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """One (arm, seed) run: where it lives, what happened, and its numbers when it finished.
+
+    ``action`` is what the runner did: ``skip`` (already evaluated), ``resume``, ``evaluate`` (training had
+    finished) or ``train``. ``status`` is ``finished``, ``failed`` (``error`` holds one line) or ``pending``.
+    ``evaluation`` is the run's ``eval.json``; ``curve`` its per-epoch validation from ``results.csv``:
+    ``{"epoch": [...], "map50": [...], "map50_95": [...]}``.
+    """
+
+    arm: str
+    seed: int
+    run_dir: Path
+    action: str
+    status: str = "pending"
+    error: str | None = None
+    evaluation: dict[str, Any] | None = None
+    curve: dict[str, list[float]] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedDifference:
+    """``other - base`` per common seed, with its mean, spread and 95% t-interval (None where n is too small)."""
+
+    seeds: tuple[int, ...]
+    values: tuple[float, ...]
+    mean: float | None
+    std: float | None
+    se: float | None
+    ci95: tuple[float, float] | None
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportPaths:
+    """Where one report's files go; ``suffix`` is "" or "-2", "-3", ... when an earlier report is kept."""
+
+    table_md: Path
+    table_csv: Path
+    summary_json: Path
+    lr_png: Path
+    map_png: Path
+    suffix: str
+
+    def all(self) -> tuple[Path, ...]:
+        return (self.table_md, self.table_csv, self.summary_json, self.lr_png, self.map_png)
+
+
+def display_path(path: Path) -> str:
+    """A path as people read it: relative to the working directory when under it (presets hold absolute paths)."""
+    try:
+        return str(Path(path).absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def report_paths(project: Path, exist_ok: bool) -> ReportPaths:
+    """The report files in ``project``: the plain names, or, when any of them exists and ``exist_ok`` is false,
+    the first ``-N`` suffix (N >= 2) under which none exists, so an earlier report is never overwritten."""
+
+    def named(suffix: str) -> ReportPaths:
+        return ReportPaths(project / f"table{suffix}.md", project / f"table{suffix}.csv",
+                           project / f"summary{suffix}.json", project / f"lr{suffix}.png",
+                           project / f"map{suffix}.png", suffix)
+
+    paths = named("")
+    number = 2
+    while not exist_ok and any(path.exists() for path in paths.all()):
+        paths, number = named(f"-{number}"), number + 1
+    return paths
+
+
+def t_quantile_975(df: int) -> float:
+    """t(0.975, df): the two-sided 95% Student-t multiplier (df >= 1; the df = 30 value beyond 30)."""
+    if df < 1:
+        raise ValueError(f"df={df} is invalid: it must be >= 1")
+    return _T975[min(df, len(_T975)) - 1]
+
+
+def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (n - 1); std is None for one value, both are None for none."""
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def paired_difference(base: Mapping[int, float], other: Mapping[int, float]) -> PairedDifference:
+    """``other[seed] - base[seed]`` for the seeds both have (sorted), with mean, std, se and 95% t-interval."""
+    seeds = tuple(sorted(set(base) & set(other)))
+    values = tuple(other[seed] - base[seed] for seed in seeds)
+    mean, std = mean_std(values)
+    if std is None:
+        return PairedDifference(seeds, values, mean, None, None, None)
+    se = std / math.sqrt(len(values))
+    half = t_quantile_975(len(values) - 1) * se
+    return PairedDifference(seeds, values, mean, std, se, (mean - half, mean + half))
+
+
+def verdict(difference: PairedDifference, other: str, base: str) -> str:
+    """One plain sentence on whether ``other - base`` holds beyond seed-to-seed noise on these seeds."""
+    n = difference.n
+    if n == 0:
+        return "no seed finished in both arms: no paired difference"
+    if difference.ci95 is None:
+        return "one pair only: whether the difference holds cannot be told without its spread (run more seeds)"
+    low, high = difference.ci95
+    interval = f"95% interval [{low:+.4f}, {high:+.4f}] over {n} seeds"
+    if low > 0 or high < 0:
+        direction = "higher" if difference.mean > 0 else "lower"
+        return (f"{other} is {direction} than {base} on these seeds: the {interval} excludes 0 "
+                "(paired t-test at the 5% level; other data, settings or code versions may differ)")
+    return f"not distinguishable from seed-to-seed noise: the {interval} includes 0"
+
+
+def _pairs(arms: Sequence[Arm]) -> tuple[list[tuple[Arm, Arm, str, str, str]], str]:
+    """(base, other, row label, other's name, base's name) per difference, and the pairing rule in words."""
+    if len(arms) == 2 and {arm.cawb for arm in arms} == {False, True}:
+        cos, cawb = sorted(arms, key=lambda arm: arm.cawb)
+        return [(cos, cawb, "CAWB - cos", "CAWB", "cos")], "CAWB seed k minus cos seed k"
+    if len(arms) < 2:
+        return [], "one arm: no differences"
+    base = arms[0]
+    return ([(base, other, f"{other.label} - {base.label}", other.label, base.label) for other in arms[1:]],
+            f"each arm's seed k minus {base.label} seed k")
+
+
+def _values(runs: Sequence[RunRecord], arm: str, weights: str, key: str) -> dict[int, float]:
+    """seed -> value of one number of the finished runs of ``arm``."""
+    return {run.seed: float(run.evaluation[weights][key]) for run in runs
+            if run.arm == arm and run.status == "finished" and run.evaluation is not None}
+
+
+def _spread(values: Mapping[int, float]) -> dict[str, Any]:
+    mean, std = mean_std(list(values.values()))
+    return {"n": len(values), "mean": mean, "std": std, "min": min(values.values(), default=None),
+            "max": max(values.values(), default=None), "values": {str(seed): v for seed, v in sorted(values.items())}}
+
+
+def _difference_record(difference: PairedDifference) -> dict[str, Any]:
+    return {"n": difference.n, "seeds": list(difference.seeds), "values": list(difference.values),
+            "mean": difference.mean, "std": difference.std, "se": difference.se,
+            "t975": t_quantile_975(difference.n - 1) if difference.n >= 2 else None,
+            "ci95": list(difference.ci95) if difference.ci95 else None}
+
+
+def build_summary(arms: Sequence[Arm], runs: Sequence[RunRecord], settings: Mapping[str, Any],
+                  paths: ReportPaths) -> dict[str, Any]:
+    """Every number of the report as plain JSON data (paths as strings)."""
+    summary_arms = {}
+    for arm in arms:
+        numbers = {weights: {metric: {source: _spread(_values(runs, arm.label, weights, prefix + metric))
+                                      for source, prefix in SOURCES.items()}
+                             for metric in METRICS} for weights in WEIGHTS}
+        summary_arms[arm.label] = {
+            "hyp": display_path(arm.hyp_path), "schedule": arm.schedule, "cawb": arm.cawb, "epochs": arm.epochs,
+            "hyp_epochs": arm.hyp_epochs,
+            "restarts_hyp": list(arm.restarts_hyp) if arm.restarts_hyp is not None else None,
+            "restarts_used": list(arm.restarts_used) if arm.restarts_used is not None else None,
+            "restarts_scaled": arm.restarts_scaled, "restarts_effective": list(arm.restarts_effective),
+            "article": ARTICLE[arm.cawb], **numbers,
+        }
+    pairs, rule = _pairs(arms)
+    differences = []
+    for base, other, label, other_name, base_name in pairs:
+        record: dict[str, Any] = {"label": label, "base": base.label, "other": other.label,
+                                  "article": _article_difference(base, other)}
+        for weights in WEIGHTS:
+            record[weights] = {}
+            for metric in METRICS:
+                by_source = {source: paired_difference(_values(runs, base.label, weights, prefix + metric),
+                                                       _values(runs, other.label, weights, prefix + metric))
+                             for source, prefix in SOURCES.items()}
+                record[weights][metric] = {source: _difference_record(d) for source, d in by_source.items()}
+                record[weights][metric]["verdict"] = verdict(by_source["pycocotools"], other_name, base_name)
+        differences.append(record)
+    return {
+        "settings": dict(settings),
+        "official_source": "pycocotools",
+        "pairing": rule,
+        "arms": summary_arms,
+        "differences": differences,
+        "article_note": ARTICLE_NOTE,
+        "runs": [_run_summary(run) for run in runs],
+        "failed": [f"{run.arm} seed {run.seed}: {run.error}" for run in runs if run.status == "failed"],
+        "outputs": {name: str(path) for name, path in zip(("table_md", "table_csv", "summary_json", "lr_png",
+                                                             "map_png"), paths.all())},
+    }
+
+
+def _article_difference(base: Arm, other: Arm) -> dict[str, float] | None:
+    if base.cawb == other.cawb:
+        return None
+    return {metric: round(ARTICLE[other.cawb][metric] - ARTICLE[base.cawb][metric], 6) for metric in METRICS}
+
+
+def _run_summary(run: RunRecord) -> dict[str, Any]:
+    record = {"arm": run.arm, "seed": run.seed, "run_dir": str(run.run_dir), "action": run.action,
+              "status": run.status, "error": run.error}
+    if run.evaluation is not None:
+        keep = ("weights", "map50", "map50_95", "ultralytics_map50", "ultralytics_map50_95", "stats",
+                "num_detections", "predictions")
+        record.update({weights: {key: run.evaluation[weights][key] for key in keep} for weights in WEIGHTS})
+        record.update(epochs_trained=run.evaluation["epochs_trained"], best_epoch=run.evaluation["best_epoch"])
+    return record
+
+
+def _number(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def _mean_pm_std(spread: Mapping[str, Any], signed: bool = False) -> str:
+    if not spread["n"]:
+        return "n/a"
+    return f"{_number(spread['mean'], signed)} ± {_number(spread['std'])}"
+
+
+def _table_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The table's rows (arms, then differences) as column -> text; the same rows feed table.md and table.csv."""
+    rows = []
+    for label, arm in summary["arms"].items():
+        schedule = arm["schedule"]
+        if arm["cawb"] and arm["restarts_effective"]:
+            schedule += f" (restarts {', '.join(f'{s:g}' for s in arm['restarts_effective'])})"
+        row = {"arm": label, "schedule": schedule, "seeds": str(arm["final"]["map50"]["pycocotools"]["n"])}
+        for weights in WEIGHTS:
+            for metric in METRICS:
+                row[f"{weights} {metric}"] = _mean_pm_std(arm[weights][metric]["pycocotools"])
+        for metric in METRICS:
+            row[f"article {metric}"] = _number(arm["article"][metric])
+        rows.append(row)
+    for difference in summary["differences"]:
+        pairs = difference["final"]["map50"]["pycocotools"]["n"]
+        row = {"arm": f"{difference['label']}, paired", "schedule": "",
+               "seeds": f"{pairs} pair{'s' if pairs != 1 else ''}"}
+        for weights in WEIGHTS:
+            for metric in METRICS:
+                record = difference[weights][metric]["pycocotools"]
+                row[f"{weights} {metric}"] = _mean_pm_std(record, signed=True) if record["n"] else "n/a"
+        for metric in METRICS:
+            article = difference["article"]
+            row[f"article {metric}"] = _number(article[metric], signed=True) if article else ""
+        rows.append(row)
+    return rows
+
+
+def _column_title(column: str) -> str:
+    weights, _, metric = column.partition(" ")
+    if metric in METRICS:
+        return f"{WEIGHTS.get(weights, weights)} {METRICS[metric]}"
+    return column
+
+
+def render_table_md(summary: Mapping[str, Any]) -> str:
+    """table.md: the settings, the table (pycocotools numbers), the verdicts, the article note, failed runs."""
+    settings = summary["settings"]
+    rows = _table_rows(summary)
+    columns = list(rows[0]) if rows else []
+    lines = [
+        f"# {' vs '.join(summary['arms'])}: mAP on the val split",
+        "",
+        (f"{settings['cfg']} from scratch, {settings['epochs']} epochs, imgsz {settings['imgsz']}, batch "
+         f"{settings['batch']}, seeds {', '.join(map(str, settings['seeds']))}; data {settings['data']} "
+         f"({settings['train_images']} train / {settings['val_images']} val images)."),
+        "",
+        ("mAP: pycocotools COCOeval bbox on the val split's ground-truth JSON (the project's official numbers; "
+         "ultralytics' validator numbers are in summary.json), mean ± sample std over seeds (n/a for one seed). "
+         "Final: weights/last.pt. Best epoch: weights/best.pt, ultralytics' pick of the highest per-epoch "
+         "mAP_0.5:0.95 on this same val split, hence optimistic."),
+        "",
+        "| " + " | ".join(_column_title(column) for column in columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(row[column] for column in columns) + " |" for row in rows),
+        "",
+    ]
+    for label, arm in summary["arms"].items():
+        if arm["restarts_scaled"]:
+            lines.append(f"- {label}: restarts {arm['restarts_hyp']} of the hyp file's {arm['hyp_epochs']} epochs "
+                         f"scaled to {arm['restarts_used']} of {arm['epochs']}.")
+        ignored = sorted(set(arm["restarts_used"] or ()) - set(arm["restarts_effective"]))
+        if arm["cawb"] and ignored:
+            lines.append(f"- {label}: restarts {', '.join(f'{s:g}' for s in ignored)} ignored: a restart must come "
+                         "after the warmup and before the last epoch.")
+    if summary["differences"]:
+        lines.append(f"- Paired rows: mean ± sample std over seeds of the per-seed difference "
+                     f"({summary['pairing']}).")
+    for difference in summary["differences"]:
+        for weights, weights_name in WEIGHTS.items():
+            for metric, metric_name in METRICS.items():
+                lines.append(f"- {difference['label']}, {weights_name} {metric_name}: "
+                             f"{difference[weights][metric]['verdict']}.")
+    lines.append(f"- {summary['article_note']}")
+    for failure in summary["failed"]:
+        lines.append(f"- FAILED: {failure}")
+    return "\n".join(lines) + "\n"
+
+
+def render_table_csv(summary: Mapping[str, Any]) -> str:
+    """table.csv: the table's rows, each mean and std in its own column (full precision, empty for n/a)."""
+    header = ["arm", "schedule", "n"]
+    for weights in WEIGHTS:
+        for metric in METRICS:
+            header += [f"{weights}_{metric}_mean", f"{weights}_{metric}_std"]
+    header += [f"article_{metric}" for metric in METRICS]
+
+    def cell(value: float | None) -> str:
+        return "" if value is None else f"{value:.6g}"
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for label, arm in summary["arms"].items():
+        row = [label, arm["schedule"], arm["final"]["map50"]["pycocotools"]["n"]]
+        for weights in WEIGHTS:
+            for metric in METRICS:
+                spread = arm[weights][metric]["pycocotools"]
+                row += [cell(spread["mean"]), cell(spread["std"])]
+        writer.writerow(row + [cell(arm["article"][metric]) for metric in METRICS])
+    for difference in summary["differences"]:
+        row = [f"{difference['label']} (paired)", "", difference["final"]["map50"]["pycocotools"]["n"]]
+        for weights in WEIGHTS:
+            for metric in METRICS:
+                record = difference[weights][metric]["pycocotools"]
+                row += [cell(record["mean"]), cell(record["std"])]
+        article = difference["article"]
+        writer.writerow(row + [cell(article[metric]) if article else "" for metric in METRICS])
+    return buffer.getvalue()
+
+
+def _band(label: str, curves: Sequence[Mapping[str, list[float]]], metric: str) -> BandCurve:
+    """Mean, min and max over runs at the epochs every run has."""
+    epochs = sorted(set.intersection(*(set(curve["epoch"]) for curve in curves)))
+    per_run = [dict(zip(curve["epoch"], curve[metric])) for curve in curves]
+    columns = [[values[epoch] for values in per_run] for epoch in epochs]
+    return BandCurve(label=f"{label} ({len(curves)} seed{'s' if len(curves) != 1 else ''})", x=epochs,
+                     mean=[statistics.fmean(c) for c in columns], low=[min(c) for c in columns],
+                     high=[max(c) for c in columns])
+
+
+def draw_map_curves(arms: Sequence[Arm], runs: Sequence[RunRecord], path: Path, title: str) -> Path:
+    """map.png: per-epoch mAP_0.5 and mAP_0.5:0.95 (ultralytics' validation during training), mean over seeds
+    with a min-max band, one line per arm (arms without a finished run are left out)."""
+    panels: dict[str, list[BandCurve]] = {f"{name} (per-epoch validation)": [] for name in METRICS.values()}
+    for arm in arms:
+        curves = [run.curve for run in runs if run.arm == arm.label and run.status == "finished" and run.curve]
+        if not curves:
+            continue
+        for (metric, _), panel in zip(METRICS.items(), panels.values()):
+            panel.append(_band(arm.label, curves, metric))
+    return plot_map_curves(panels, path, title=title)
+
+
+def draw_lr_curves(arms: Sequence[Arm], batches_per_epoch: int | None, path: Path) -> Path:
+    """lr.png: each arm's planned lr (weights group), per iteration with the warmup ramp when the batch count is
+    known, overlaid."""
+    curves = [lr_curve(arm.settings, epochs=arm.epochs, batches_per_epoch=batches_per_epoch, label=arm.label,
+                       source=str(arm.hyp_path)) for arm in arms]
+    per = f"{batches_per_epoch} batches per epoch, warmup included" if batches_per_epoch else "per epoch"
+    return plot_lr_curves(curves, path, title=f"Learning rate by arm ({per})")
+
+
+def write_report(arms: Sequence[Arm], runs: Sequence[RunRecord], settings: Mapping[str, Any],
+                 paths: ReportPaths) -> dict[str, Any]:
+    """Write table.md, table.csv, summary.json, lr.png and map.png (each atomically); return the summary.
+
+    ``settings`` must hold ``data, cfg, epochs, imgsz, batch, seeds, train_images, val_images`` (the table's
+    header) and ``batches_per_epoch`` (None draws the lr per epoch, without the warmup ramp); all of it is
+    copied into summary.json.
+    """
+    summary = build_summary(arms, runs, settings, paths)
+    paths.table_md.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(paths.table_md, render_table_md(summary))
+    write_text_atomic(paths.table_csv, render_table_csv(summary))
+    draw_lr_curves(arms, settings.get("batches_per_epoch"), paths.lr_png)
+    draw_map_curves(arms, runs, paths.map_png, title=f"{settings['cfg']}, {settings['epochs']} epochs: "
+                    "mean over seeds, band = min to max")
+    write_text_atomic(paths.summary_json, json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,12 @@
+"""Training on ultralytics: the CAWB trainer subclass, the library behind ``train_cawb.py``, the switches that keep
+ultralytics offline, and the learning rate ultralytics applies for a hyp file.
+
+* :mod:`.trainer`: ``CawbDetectionTrainer``, the thin ``DetectionTrainer`` subclass;
+* :mod:`.train`: ``train_cawb.py``'s flags, defaults, checks (``plan_run``) and ``train()``;
+* :mod:`.offline`: local fonts and the AMP check without downloads;
+* :mod:`.lr_curve`: the per-epoch / per-iteration lr of a hyp file, warmup included, and its plot.
+
+May import: the core (``cawb.schedule``, ``cawb.lr_scheduler``, ``cawb.hyp``), ``cawb.datasets``, ``cawb.utils``,
+torch and ultralytics. Not ``cawb.experiment`` or ``cawb.coco``. ultralytics is imported inside functions where a
+``--help`` would otherwise wait for it.
+"""

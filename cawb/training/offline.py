@@ -1,0 +1,75 @@
+"""Keeping ultralytics off the network: cawb never downloads anything at run time.
+
+ultralytics reaches for the network in three places a cawb run passes through:
+
+* its online checks (pip updates, hub): off with ``YOLO_OFFLINE=1``, which ``import cawb`` sets unless the
+  environment already sets it (ultralytics reads it once, when first imported);
+* ``check_font("Arial.ttf")``, called by every dataset check and by its plots: it sends a request to its assets
+  server unless the font is in its config dir. :func:`ensure_local_fonts` puts matplotlib's bundled DejaVu Sans
+  there under the names ultralytics asks for (DejaVu Sans is freely redistributable; Arial is not);
+* on CUDA, its AMP check loads ``yolo26n.pt`` and downloads it when absent: :func:`offline_amp_check` skips the
+  check unless those weights are already on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
+from cawb.utils.atomic_files import copy_atomic
+
+__all__ = ["AMP_CHECK_WEIGHTS", "ULTRALYTICS_FONTS", "ensure_local_fonts", "offline_amp_check"]
+
+#: Font files ultralytics' check_font() looks for in its config dir before downloading them.
+ULTRALYTICS_FONTS = ("Arial.ttf", "Arial.Unicode.ttf")
+
+#: The weights ultralytics' AMP check runs (it downloads them when they are not in its weights dir).
+AMP_CHECK_WEIGHTS = "yolo26n.pt"
+
+
+def ensure_local_fonts() -> list[Path]:
+    """Give ultralytics local font files so that it never downloads one; returns the files created (if any)."""
+    import matplotlib
+    from ultralytics.utils import LOGGER, USER_CONFIG_DIR
+
+    bundled = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    created = []
+    for name in ULTRALYTICS_FONTS:
+        target = Path(USER_CONFIG_DIR) / name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            copy_atomic(bundled, target)
+            created.append(target)
+    if created:
+        LOGGER.info(f"cawb: ultralytics would download {', '.join(p.name for p in created)}; using matplotlib's "
+                    f"bundled DejaVu Sans instead ({created[0].parent})")
+    return created
+
+
+@contextlib.contextmanager
+def offline_amp_check() -> Iterator[None]:
+    """Within this block ultralytics' trainer skips its AMP check unless its weights are already on disk."""
+    import ultralytics.engine.trainer as ultralytics_trainer
+    from ultralytics.utils import LOGGER, WEIGHTS_DIR
+
+    if (Path(WEIGHTS_DIR) / AMP_CHECK_WEIGHTS).is_file():
+        yield
+        return
+
+    original = ultralytics_trainer.check_amp
+
+    def amp_check_without_download(model, *args, **kwargs) -> bool:
+        if next(model.parameters()).device.type != "cuda":
+            return original(model, *args, **kwargs)  # decided from the device alone (AMP off on CPU), no weights
+        LOGGER.warning(
+            f"AMP checks skipped: ultralytics' check needs {AMP_CHECK_WEIGHTS}, which cawb never downloads. "
+            "Training with amp=True; pass amp=False if you see NaN losses or zero mAP (e.g. on GTX 16xx cards)."
+        )
+        return True
+
+    ultralytics_trainer.check_amp = amp_check_without_download
+    try:
+        yield
+    finally:
+        ultralytics_trainer.check_amp = original

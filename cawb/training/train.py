@@ -1,0 +1,377 @@
+"""YOLOv5-style training with CAWB: the library behind ``train_cawb.py``.
+
+Settings come from three places, later ones winning: the defaults (the article's setup when ``--data`` is given,
+the embedded offline demo when it is not), the hyp YAML file, and the command line / keyword arguments.
+Everything is checked before any training starts: the hyp file, the flags, the schedule for the final epoch count,
+the dataset yaml and the model files. Nothing is ever downloaded: models are built from their yaml and a
+``--weights`` file must exist locally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import yaml
+
+from cawb.hyp import CAWB_HYP_KEYS, HypError, load_hyp, schedule_from_hyp, validate_hyp
+from cawb.schedule import EPOCH_SCALE_MODES
+from cawb.utils.resources import bundled_data, bundled_hyp
+
+__all__ = [
+    "ARTICLE_DEFAULTS",
+    "EMBEDDED_DEFAULTS",
+    "TrainResult",
+    "TrainingInterrupted",
+    "batch_size",
+    "build_parser",
+    "checkpoint_finished",
+    "key_value",
+    "main",
+    "plan_run",
+    "train",
+]
+
+#: Defaults when ``--data`` is given: the seed article's setup (yolov5s from scratch, 640 px, the CAWB arm's hyp).
+ARTICLE_DEFAULTS: dict[str, Any] = {
+    "cfg": "yolov5s.yaml",
+    "hyp": bundled_hyp("hyp.scratch-cawb.yaml"),
+    "imgsz": 640,
+    "batch": 16,
+    "workers": 8,
+    "project": "runs/train",
+    "name": "exp",
+    "seed": 0,
+}
+
+#: Defaults with no ``--data``: an offline demo on the generated shapes dataset, on the CPU, in a few minutes.
+EMBEDDED_DEFAULTS: dict[str, Any] = {
+    "data": bundled_data("shapes.yaml"),
+    "cfg": "yolov5n.yaml",
+    "hyp": bundled_hyp("hyp.shapes-cawb.yaml"),
+    "imgsz": 128,
+    "batch": 16,
+    "device": "cpu",
+    "workers": 0,
+    "project": "runs/train",
+    "name": "shapes",
+    "seed": 0,
+}
+
+# Options that are not ultralytics keys: how the run is assembled rather than how it trains.
+_RUN_OPTIONS = ("data", "cfg", "weights", "hyp", "resume", "scheduler")
+# ultralytics keys that would take the run over from a hyp file ('cfg' there replaces every setting).
+_NOT_HYP_KEYS = frozenset({"cfg", "data", "model", "mode", "task", "resume"})
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped by Ctrl-C; ``last`` is the checkpoint to resume from (None if no epoch finished)."""
+
+    def __init__(self, last: Path | None):
+        super().__init__(f"interrupted; resume from {last}" if last else "interrupted before the first checkpoint")
+        self.last = last
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a finished run left: its directory, final weights and final validation mAPs (ultralytics' validator)."""
+
+    save_dir: Path
+    weights: Path
+    map50: float | None
+    map50_95: float | None
+    metrics: dict[str, float]
+
+
+@dataclasses.dataclass
+class RunPlan:
+    """A fully checked run: the model to build and ultralytics' train() keyword arguments."""
+
+    model_source: str
+    weights: Path | None
+    overrides: dict[str, Any]
+    resume: Path | None = None
+
+
+def _number(text: str) -> float | int:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return int(value) if value.is_integer() else value
+
+
+def batch_size(text: str) -> int | float:
+    """argparse type of ``--batch-size``: an integer (-1 for auto batch), or a fraction of GPU memory."""
+    return _number(text)  # integral values come back as int, as ultralytics expects a batch count
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """argparse type of a ``key=value`` setting: the value is read as YAML (``amp=False`` gives False)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not key=value")
+    return key, yaml.safe_load(value) if value else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``train_cawb.py`` command line (YOLOv5-style flags; ``--cawb_steps`` spellings accepted too)."""
+    parser = argparse.ArgumentParser(
+        prog="train_cawb.py",
+        description="Train YOLOv5 with ultralytics and a CAWB learning-rate schedule (cosine annealing with warm "
+        "booting: restarts at chosen epochs). With no --data, trains an offline demo on a generated shapes dataset "
+        "(yolov5n, 128 px, CPU).",
+        epilog="Precedence: command line > hyp file > defaults. Any other ultralytics setting can be given as "
+        "key=value (e.g. amp=False cache=ram) or in the hyp file. Examples:\n"
+        "  python train_cawb.py\n"
+        "  python train_cawb.py --data data/coco10k.yaml --cawb-steps 30 80 --device 0\n"
+        "  python train_cawb.py --data my.yaml --hyp hyp/hyp.scratch-cos.yaml --epochs 100\n"
+        "  python train_cawb.py --resume runs/train/exp/weights/last.pt",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run = parser.add_argument_group("data and model")
+    run.add_argument("--data", help="dataset yaml (ultralytics format). Default: data/shapes.yaml, the offline demo")
+    run.add_argument("--cfg", help="model yaml, built from scratch (default: yolov5s.yaml; yolov5n.yaml for the demo)")
+    run.add_argument("--weights", help="initial weights .pt on disk (optional; nothing is downloaded)")
+    run.add_argument("--hyp", help="hyp YAML: ultralytics keys plus cawb_* keys (default: hyp/hyp.scratch-cawb.yaml; "
+                     "hyp/hyp.shapes-cawb.yaml for the demo)")
+
+    loop = parser.add_argument_group("training")
+    loop.add_argument("--epochs", type=int, help="total epochs (default: the hyp file's 'epochs')")
+    loop.add_argument("--batch-size", "--batch", dest="batch", type=batch_size,
+                      help="total batch size over all GPUs; -1 for ultralytics' auto batch (default: 16)")
+    loop.add_argument("--imgsz", "--img", "--img-size", dest="imgsz", type=int, help="train/val image size in pixels "
+                      "(default: 640; 128 for the demo)")
+    loop.add_argument("--device", help="cuda device(s), e.g. 0 or 0,1 (multi-GPU DDP), or cpu (default: auto)")
+    loop.add_argument("--workers", type=int, help="dataloader workers per process (default: 8)")
+    loop.add_argument("--seed", type=int, help="global training seed (default: 0)")
+    loop.add_argument("--project", help="save to project/name (default: runs/train)")
+    loop.add_argument("--name", help="save to project/name (default: exp; shapes for the demo)")
+    loop.add_argument("--exist-ok", "--exist_ok", dest="exist_ok", action="store_true",
+                      help="reuse project/name instead of incrementing it (exp2, exp3, ...)")
+    loop.add_argument("--resume", nargs="?", const=True, default=None, metavar="LAST_PT",
+                      help="continue an interrupted run from its last.pt (alone: the most recent run); the "
+                      "schedule and every setting come from the checkpoint")
+
+    sched = parser.add_argument_group("learning-rate schedule")
+    sched.add_argument("--scheduler", choices=("cos", "cawb"),
+                       help="cawb: CAWB; cos: ultralytics' stock schedule (the hyp file's cos_lr). Default: the hyp "
+                       "file's 'cawb' key; any --cawb-* flag implies cawb")
+    sched.add_argument("--cawb-steps", "--cawb_steps", dest="cawb_steps", nargs="+", type=_number, metavar="EPOCH",
+                       help="restart epochs, e.g. 30 80: a new cycle starts after each")
+    sched.add_argument("--cawb-step-scale", "--cawb_step_scale", dest="cawb_step_scale", type=float, metavar="G",
+                       help="each restart multiplies the peak lr by G (> 0)")
+    sched.add_argument("--cawb-epoch-scale", "--cawb_epoch_scale", dest="cawb_epoch_scale", type=float, metavar="K",
+                       help="a non-final cycle anneals over a period K times its length (stretch) or K epochs "
+                       "longer (extend), so it need not reach the bottom before the next restart (> 0)")
+    sched.add_argument("--cawb-epoch-scale-mode", "--cawb_epoch_scale_mode", dest="cawb_epoch_scale_mode",
+                       choices=EPOCH_SCALE_MODES, help="stretch (the article's curves) or extend (the reference code)")
+    sched.add_argument("--cawb-lf", "--cawb_lf", dest="cawb_lf", metavar="LF",
+                       help="decay within a cycle: cos, linear, or an import path package.module:function(x, period)")
+    sched.add_argument("--cawb-lf-min", "--cawb_lf_min", dest="cawb_lf_min", type=float, metavar="M",
+                       help="where cos/linear end, as a fraction of the cycle's peak, in [0, 1]")
+    parser.add_argument("overrides", nargs="*", type=key_value, metavar="key=value",
+                        help="any other ultralytics training setting, e.g. amp=False patience=50")
+    return parser
+
+
+def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The options the user actually gave (argparse defaults are all None/False), as train() keywords."""
+    options = {key: value for key, value in vars(args).items()
+               if key != "overrides" and value is not None and value is not False}
+    for key, value in args.overrides:
+        if key in options:
+            raise HypError(f"{key} is given twice: as a flag and as {key}=...")
+        options[key] = value
+    return options
+
+
+def _check_positive_int(options: dict[str, Any], key: str, minimum: int, what: str) -> None:
+    if key in options:
+        value = options[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise HypError(f"--{key.replace('_', '-')} {value!r} is invalid: it must be {what}")
+
+
+def plan_run(**options: Any) -> RunPlan:
+    """Merge defaults < hyp file < options and check everything a run needs, without training.
+
+    Keyword options: the ``train_cawb.py`` flags by their destination names (``data``, ``cfg``, ``weights``,
+    ``hyp``, ``epochs``, ``batch``, ``imgsz``, ``device``, ``workers``, ``seed``, ``project``, ``name``,
+    ``exist_ok``, ``resume``, ``scheduler``, ``cawb_*``) and any ultralytics training key.
+
+    Raises:
+        HypError, ValueError, FileNotFoundError: one-line messages, before anything is built or trained.
+    """
+    from cawb.datasets.resolve import resolve_dataset_yaml
+
+    if options.get("resume"):
+        return _plan_resume(options)
+
+    cawb_flags = [key for key in options if key in CAWB_HYP_KEYS and key != "cawb"]
+    scheduler = options.pop("scheduler", None)
+    if scheduler == "cos" and cawb_flags:
+        raise HypError(f"--scheduler cos contradicts {', '.join('--' + k.replace('_', '-') for k in cawb_flags)}")
+    if scheduler is not None:
+        options["cawb"] = scheduler == "cawb"
+    elif cawb_flags:
+        options["cawb"] = True
+
+    defaults = dict(EMBEDDED_DEFAULTS if options.get("data") is None else ARTICLE_DEFAULTS)
+    hyp_path = Path(options.pop("hyp", None) or defaults["hyp"])
+    hyp = load_hyp(hyp_path)
+    misplaced = sorted(set(hyp) & _NOT_HYP_KEYS)
+    if misplaced:
+        raise HypError(f"{hyp_path}: {', '.join(misplaced)} cannot be set in a hyp file (give data and model as "
+                       "--data, --cfg, --weights)")
+
+    run_keys = {key: options.pop(key) for key in list(options) if key in _RUN_OPTIONS}
+    given = validate_hyp(options, source="command line")
+    _check_positive_int(given, "epochs", 1, "an integer >= 1")
+    _check_positive_int(given, "imgsz", 32, "an integer >= 32 (pixels)")
+    _check_positive_int(given, "workers", 0, "an integer >= 0")
+    if "batch" in given and not (given["batch"] == -1 or 0 < given["batch"] < 1 or
+                                 (isinstance(given["batch"], int) and given["batch"] >= 1)):
+        raise HypError(f"--batch-size {given['batch']!r} is invalid: it must be an integer >= 1, -1 (auto) or a "
+                       "fraction of GPU memory in (0, 1)")
+
+    settings = {**{k: v for k, v in defaults.items() if k not in _RUN_OPTIONS}, **hyp, **given}
+    if settings.get("optimizer", "auto") == "auto":
+        from ultralytics.utils import LOGGER
+
+        LOGGER.warning("optimizer=auto ignores lr0 and picks its own optimizer and lr: set optimizer: SGD to train "
+                       "with the hyp file's learning rates")
+    schedule_from_hyp(settings, source=f"{hyp_path} + command line")  # the schedule for the final epoch count
+
+    data = run_keys.get("data") or defaults["data"]
+    dataset = resolve_dataset_yaml(data)
+    # --weights alone is the model (as in YOLOv5); --cfg with --weights builds the yaml and loads what matches.
+    cfg = run_keys.get("cfg") or (None if run_keys.get("weights") else defaults["cfg"])
+    model_source, weights = _check_model_files(cfg, run_keys.get("weights"))
+    overrides = {**settings, "data": str(dataset.yaml)}
+    return RunPlan(model_source=model_source, weights=weights, overrides=overrides)
+
+
+def _plan_resume(options: dict[str, Any]) -> RunPlan:
+    resume = options["resume"]
+    allowed = {"device", "batch", "workers", "imgsz", "resume", "project"}
+    ignored = sorted(set(options) - allowed)
+    if ignored:
+        raise HypError(f"--resume continues the run with its own settings; it only takes --device, --batch-size, "
+                       f"--workers and --imgsz, not {', '.join(ignored)}")
+    if resume is True:
+        from ultralytics.utils.files import get_latest_run
+
+        latest = get_latest_run(str(Path(options.get("project") or "runs")))
+        if not latest:
+            raise FileNotFoundError("--resume: no last.pt found under runs/; pass the checkpoint path")
+        resume = latest
+    path = Path(resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume {path}: no such checkpoint")
+    finished = checkpoint_finished(path)
+    if finished is None:
+        raise ValueError(f"--resume {path}: not a readable ultralytics checkpoint")
+    if finished:
+        raise ValueError(f"--resume {path}: this run already finished; start a new run to train further")
+    overrides = {key: options[key] for key in ("device", "batch", "workers", "imgsz") if key in options}
+    return RunPlan(model_source=str(path), weights=None, overrides=overrides, resume=path)
+
+
+def checkpoint_finished(path: Path) -> bool | None:
+    """Whether an ultralytics ``last.pt`` is a finished run's (True: ultralytics strips it at the end, epoch -1 and
+    no optimizer), an interrupted run's (False: resumable), or unreadable / not a checkpoint (None)."""
+    from ultralytics.utils.patches import torch_load
+
+    try:
+        checkpoint = torch_load(path, map_location="cpu")
+    except Exception:  # a truncated or foreign file: whatever unpickling raises, it cannot be resumed
+        return None
+    if not isinstance(checkpoint, dict):
+        return None
+    return checkpoint.get("epoch", -1) < 0 or checkpoint.get("optimizer") is None
+
+
+def _check_model_files(cfg: str | None, weights: str | None) -> tuple[str, Path | None]:
+    """The model yaml to build (resolved like ultralytics does) and the local weights file, or a clear error."""
+    from ultralytics.nn.tasks import yaml_model_load
+
+    weights_path = None
+    if weights:
+        weights_path = Path(weights)
+        if weights_path.suffix != ".pt" or not weights_path.is_file():
+            raise FileNotFoundError(f"--weights {weights}: no such .pt file (cawb never downloads weights)")
+    if cfg:
+        try:
+            yaml_model_load(cfg)  # as ultralytics resolves it: yolov5s.yaml is yolov5.yaml at scale 's'
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"--cfg {cfg}: model yaml not found (e.g. yolov5n.yaml, yolov5s.yaml or a path)") from error
+        return cfg, weights_path
+    if weights_path is None:
+        raise ValueError("give --cfg (a model yaml) or --weights (a .pt file)")
+    return str(weights_path), None
+
+
+def train(callbacks: dict[str, Callable] | None = None, **options: Any) -> TrainResult:
+    """Train as ``train_cawb.py`` does; keyword options as in :func:`plan_run`. Returns where the results are.
+
+    ``callbacks`` maps ultralytics callback events (e.g. ``"on_fit_epoch_end"``) to functions of the trainer.
+
+    Raises:
+        HypError, ValueError, FileNotFoundError: bad input, before training.
+        TrainingInterrupted: Ctrl-C during training (its ``last`` is the checkpoint to resume from).
+    """
+    plan = plan_run(**options)
+    from ultralytics import YOLO
+
+    from cawb.training.trainer import CawbDetectionTrainer
+
+    model = YOLO(plan.model_source)
+    for event, function in (callbacks or {}).items():
+        model.add_callback(event, function)
+    if plan.weights is not None:
+        model.load(plan.weights)
+    resume = {"resume": True} if plan.resume is not None else {}
+    try:
+        model.train(trainer=CawbDetectionTrainer, **resume, **plan.overrides)
+    except KeyboardInterrupt:
+        trainer = getattr(model, "trainer", None)
+        last = getattr(trainer, "last", None)
+        raise TrainingInterrupted(Path(last) if last is not None and Path(last).is_file() else None) from None
+    trainer = model.trainer
+    metrics = model.metrics
+    metrics = dict(getattr(metrics, "results_dict", metrics) or {})
+    weights = trainer.best if trainer.best.exists() else trainer.last
+    return TrainResult(
+        save_dir=Path(trainer.save_dir),
+        weights=Path(weights),
+        map50=metrics.get("metrics/mAP50(B)"),
+        map50_95=metrics.get("metrics/mAP50-95(B)"),
+        metrics=metrics,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``train_cawb.py``: parse, train, print where the results are and the final mAPs. Exit 2 on bad input."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        options = options_from_args(args)
+        result = train(**options)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except TrainingInterrupted as interrupted:
+        if interrupted.last:
+            print(f"\ninterrupted: finished epochs are saved; continue with\n"
+                  f"  python train_cawb.py --resume {interrupted.last}", file=sys.stderr)
+        else:
+            print("\ninterrupted before the first epoch finished: nothing to resume", file=sys.stderr)
+        return 130
+    fmt = lambda value: "n/a" if value is None else f"{value:.4f}"  # noqa: E731
+    print(f"\nresults: {result.save_dir}\nweights: {result.weights}\n"
+          f"mAP50: {fmt(result.map50)}  mAP50-95: {fmt(result.map50_95)}  (ultralytics validator, {result.weights.name})")
+    return 0

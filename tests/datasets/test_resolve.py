@@ -1,0 +1,160 @@
+import os
+
+os.environ["YOLO_OFFLINE"] = "1"  # before anything imports ultralytics
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cawb.datasets.resolve import resolve_dataset_yaml
+from cawb.datasets.shapes import CATEGORY_IDS, CLASS_NAMES, generate_shapes_dataset
+
+REPO_SHAPES_YAML = Path(__file__).resolve().parents[2] / "data" / "shapes.yaml"
+
+
+@pytest.fixture(scope="module")
+def repo_like(tmp_path_factory) -> Path:
+    """A copy of the repo's data/shapes.yaml in <tmp>/data/, so its ../datasets/shapes lands in <tmp>/datasets."""
+    root = tmp_path_factory.mktemp("repo")
+    (root / "data").mkdir()
+    shutil.copy(REPO_SHAPES_YAML, root / "data" / "shapes.yaml")
+    return root
+
+
+@pytest.fixture
+def small_shapes(tmp_path) -> Path:
+    return generate_shapes_dataset(tmp_path / "ds", train_images=4, val_images=3, imgsz=64)
+
+
+def _write(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_repo_yaml_generates_data_relative_to_itself_whatever_the_cwd(repo_like, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the yaml's directory nor its parent
+    ds = resolve_dataset_yaml(os.path.relpath(repo_like / "data" / "shapes.yaml", tmp_path))
+    root = repo_like / "datasets" / "shapes"
+    assert ds.root == root
+    assert ds.val == (root / "images" / "val",) and ds.train == (root / "images" / "train",)
+    assert ds.val_json == root / "annotations" / "instances_val.json" and ds.val_json.is_file()
+    assert ds.train_json == root / "annotations" / "instances_train.json" and ds.train_json.is_file()
+    assert ds.names == dict(enumerate(CLASS_NAMES)) and ds.nc == len(CLASS_NAMES)
+    assert ds.category_ids == CATEGORY_IDS
+    generator = yaml.safe_load(REPO_SHAPES_YAML.read_text())["generator"]
+    assert len(list(ds.val[0].glob("*.png"))) == generator["val_images"]
+    assert len(list(ds.train[0].glob("*.png"))) == generator["train_images"]
+
+
+def test_resolved_yaml_is_what_ultralytics_reads(repo_like):
+    from ultralytics.data.utils import check_det_dataset
+
+    ds = resolve_dataset_yaml(repo_like / "data" / "shapes.yaml")
+    resolved = yaml.safe_load(ds.yaml.read_text())
+    assert Path(resolved["path"]).is_absolute() and Path(resolved["path"]) == ds.root
+    data = check_det_dataset(str(ds.yaml))
+    assert Path(data["val"]) == ds.val[0] and Path(data["train"]) == ds.train[0]
+    assert data["names"] == ds.names
+
+
+def test_second_resolution_reuses_the_data(repo_like):
+    first = resolve_dataset_yaml(repo_like / "data" / "shapes.yaml")
+    png = next(first.val[0].glob("*.png"))
+    before = png.stat().st_mtime_ns
+    resolve_dataset_yaml(repo_like / "data" / "shapes.yaml")
+    assert png.stat().st_mtime_ns == before
+
+
+def test_changed_generator_arguments_are_refused_on_existing_data(repo_like, tmp_path):
+    data = yaml.safe_load((repo_like / "data" / "shapes.yaml").read_text())
+    data["path"] = str(repo_like / "datasets" / "shapes")
+    data["generator"]["seed"] += 1
+    with pytest.raises(FileExistsError, match="delete"):
+        resolve_dataset_yaml(_write(tmp_path / "changed.yaml", data))
+
+
+def test_resolved_copy_goes_to_out_dir(small_shapes, tmp_path):
+    ds = resolve_dataset_yaml(small_shapes, out_dir=tmp_path / "run")
+    assert ds.yaml == tmp_path / "run" / "shapes.resolved.yaml" and ds.yaml.is_file()
+    assert ds.root == small_shapes.parent  # no path: key -> the yaml's own directory
+    # The copy resolves to the same dataset.
+    again = resolve_dataset_yaml(ds.yaml, out_dir=tmp_path / "run2")
+    assert (again.root, again.val, again.val_json, again.category_ids) == (
+        ds.root,
+        ds.val,
+        ds.val_json,
+        ds.category_ids,
+    )
+
+
+def test_missing_data_without_generator_fails_in_one_line_with_the_build_hint(tmp_path):
+    yaml_path = _write(
+        tmp_path / "data" / "coco10k.yaml",
+        {
+            "path": "../datasets/coco10k",
+            "train": "images/train2017",
+            "val": "images/val2017",
+            "names": {0: "person"},
+            "build": "python scripts/sample_coco.py --out datasets/coco10k",
+        },
+    )
+    with pytest.raises(FileNotFoundError) as err:
+        resolve_dataset_yaml(yaml_path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert str(yaml_path) in message
+    assert str(tmp_path / "datasets" / "coco10k") in message
+    assert "python scripts/sample_coco.py" in message
+    assert not (tmp_path / "datasets").exists()
+
+
+def test_missing_val_json_is_reported(small_shapes, tmp_path):
+    data = yaml.safe_load(small_shapes.read_text())
+    data["path"] = str(small_shapes.parent)
+    data["val_json"] = "annotations/nope.json"
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        resolve_dataset_yaml(_write(tmp_path / "x.yaml", data))
+
+
+def test_download_key_is_dropped(small_shapes, tmp_path):
+    data = {**yaml.safe_load(small_shapes.read_text()), "path": str(small_shapes.parent), "download": "https://x/y.zip"}
+    ds = resolve_dataset_yaml(_write(tmp_path / "x.yaml", data))
+    assert "download" not in yaml.safe_load(ds.yaml.read_text())
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"category_ids": [3, 7]}, "category_ids"),
+        ({"category_ids": [3, 3, 11]}, "category_ids"),
+        ({"names": None}, "names"),
+        ({"names": {1: "a", 2: "b"}}, "names"),
+        ({"val": 5}, "val"),
+        ({"path": 3}, "path"),
+        ({"val_json": ["a.json"]}, "val_json"),
+        ({"generator": {"name": "nope"}}, "generator"),
+        ({"generator": {"name": "shapes", "colours": 3}}, "colours"),
+        ({"generator": {"name": "shapes", "train_images": -1}}, "train_images"),
+    ],
+)
+def test_bad_keys_are_rejected_naming_the_key(small_shapes, tmp_path, change, key):
+    data = {**yaml.safe_load(small_shapes.read_text()), "path": str(tmp_path / "gen"), **change}
+    with pytest.raises(ValueError, match=key) as err:
+        resolve_dataset_yaml(_write(tmp_path / "x.yaml", data))
+    assert "\n" not in str(err.value)
+
+
+def test_names_that_disagree_with_the_generator_are_refused(tmp_path):
+    data = {
+        "path": "gen",
+        "train": "images/train",
+        "val": "images/val",
+        "names": {0: "circle", 1: "square", 2: "triangle"},
+        "category_ids": list(CATEGORY_IDS),
+        "generator": {"name": "shapes", "train_images": 2, "val_images": 2, "imgsz": 64},
+    }
+    with pytest.raises(ValueError, match="differ from what generator"):
+        resolve_dataset_yaml(_write(tmp_path / "x.yaml", data))

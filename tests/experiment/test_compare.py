@@ -1,0 +1,291 @@
+"""cawb/experiment/compare.py and scripts/compare.py: real tiny comparisons (yolov5n, 64 px, 2 epochs, CPU).
+
+The mAP of such tiny models is ~0, so the pycocotools/ultralytics agreement checked here is weak; the meaningful
+agreement test, on a model that learnt something, is tests/experiment/test_evaluate.py::
+test_pycocotools_agrees_with_ultralytics_on_trained_weights (same tolerance).
+"""
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from cawb.experiment.compare import (
+    PRESETS,
+    ComparisonInterrupted,
+    compare,
+    plan_comparison,
+    read_epoch_metrics,
+    resolve_settings,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = REPO_ROOT / "scripts" / "compare.py"
+PNG = b"\x89PNG\r\n\x1a\n"
+# As tests/experiment/test_evaluate.py: the two interpolate the precision-recall curve differently (measured gap 0.002-0.017).
+MAP_TOLERANCE = 0.03
+COS, CAWB = "hyp.shapes-cos", "hyp.shapes-cawb"
+REPORT = ("table.md", "table.csv", "summary.json", "lr.png", "map.png")
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("compare_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tiny(data, project, **flags):
+    """The cpu preset shrunk to the tiny_shapes data: 2 epochs at 64 px, batch 8, one seed, no plots."""
+    return dict(preset="cpu", data=str(data), project=str(project), seeds=[0], epochs=2, imgsz=64, batch=8,
+                overrides={"plots": False}, **flags)
+
+
+def mtimes(directory):
+    return {path: path.stat().st_mtime_ns for path in Path(directory).rglob("*") if path.is_file()}
+
+
+@pytest.fixture(scope="module")
+def resumed(tiny_shapes, tmp_path_factory):
+    """A 2-arm x 1-seed comparison stopped by Ctrl-C in the second run's first epoch, then rerun to the end."""
+    project = tmp_path_factory.mktemp("compare") / "project"
+
+    def ctrl_c_in_second_run(trainer):
+        if Path(trainer.save_dir).name == f"{CAWB}-seed0" and trainer.epoch == 0:
+            raise KeyboardInterrupt
+
+    first_log = []
+    with pytest.raises(ComparisonInterrupted) as interrupted:
+        compare(callbacks={"on_fit_epoch_end": ctrl_c_in_second_run}, log=first_log.append,
+                **tiny(tiny_shapes, project))
+    runs = project / "runs"
+    before = SimpleNamespace(first=mtimes(runs / f"{COS}-seed0"),
+                             csv=(runs / f"{CAWB}-seed0" / "results.csv").read_text(),
+                             report=[name for name in REPORT if (project / name).exists()],
+                             eval_second=(runs / f"{CAWB}-seed0" / "eval.json").exists(),
+                             last_second=(runs / f"{CAWB}-seed0" / "weights" / "last.pt").is_file())
+    log = []
+    result = compare(log=log.append, **tiny(tiny_shapes, project))
+    return SimpleNamespace(project=project, runs=runs, interrupted=interrupted.value, first_log=first_log,
+                           before=before, result=result, log=log)
+
+
+def test_interrupted_run_resumes_and_finished_run_is_skipped(resumed):
+    assert "rerun the same command" in str(resumed.interrupted)
+    assert str(resumed.interrupted.last).endswith(f"{CAWB}-seed0/weights/last.pt")
+    assert resumed.before.last_second and not resumed.before.eval_second and not resumed.before.report
+
+    assert "1 skipped (finished), 1 to resume" in resumed.log[0]
+    assert [run.action for run in resumed.result.runs] == ["skip", "resume"]
+    assert [run.status for run in resumed.result.runs] == ["finished", "finished"]
+    assert mtimes(resumed.runs / f"{COS}-seed0") == resumed.before.first  # not a file of the first run touched
+
+    second = resumed.runs / f"{CAWB}-seed0"
+    csv_after = (second / "results.csv").read_text().splitlines()
+    # The epoch-1 row is the one written before Ctrl-C (a retrain would have rewritten it), epoch 2 followed.
+    assert csv_after[:2] == resumed.before.csv.splitlines()[:2]
+    assert read_epoch_metrics(second / "results.csv")["epoch"] == [1, 2]
+    assert (second / "eval.json").is_file() and resumed.result.exit_code == 0
+
+
+def test_every_output_is_written_with_its_fields(resumed):
+    project = resumed.project
+    for name in REPORT:
+        assert (project / name).is_file(), name
+    for name in ("lr.png", "map.png"):
+        assert (project / name).read_bytes()[:8] == PNG
+
+    summary = json.loads((project / "summary.json").read_text())
+    assert summary["settings"]["epochs"] == 2 and summary["settings"]["seeds"] == [0]
+    assert summary["official_source"] == "pycocotools"
+    assert set(summary["arms"]) == {COS, CAWB}
+    cawb = summary["arms"][CAWB]
+    # The file's restarts [4, 11] of 20 epochs moved to 2 epochs: [0, 1], both then outside (warmup 1, end 2).
+    assert cawb["restarts_hyp"] == [4, 11] and cawb["restarts_used"] == [0, 1] and cawb["restarts_scaled"]
+    assert cawb["restarts_effective"] == [] and cawb["article"] == {"map50": 0.302, "map50_95": 0.165}
+    for arm in summary["arms"].values():
+        for weights in ("final", "best"):
+            for metric in ("map50", "map50_95"):
+                for source in ("pycocotools", "ultralytics"):
+                    spread = arm[weights][metric][source]
+                    assert spread["n"] == 1 and spread["std"] is None and 0 <= spread["mean"] <= 1
+    (difference,) = summary["differences"]
+    assert difference["label"] == "CAWB - cos" and difference["final"]["map50"]["pycocotools"]["n"] == 1
+    assert "cannot be told" in difference["final"]["map50"]["verdict"]
+    assert [(run["arm"], run["status"]) for run in summary["runs"]] == [(COS, "finished"), (CAWB, "finished")]
+    for run in summary["runs"]:
+        assert Path(run["run_dir"]).is_dir() and run["epochs_trained"] == 2 and run["best_epoch"] in (1, 2)
+        assert Path(run["final"]["weights"]).name == "last.pt" and Path(run["best"]["weights"]).name == "best.pt"
+    assert any("scaled to [0, 1]" in note for note in summary["settings"]["notes"])
+    assert f"{CAWB}: restarts 0, 1 ignored: a restart must come after the warmup's end (epoch 1)" in " ".join(
+        summary["settings"]["notes"])
+
+    table = (project / "table.md").read_text()
+    assert "pycocotools" in table and "0.294" in table and "0.302" in table and "± n/a" in table
+    assert f"- {CAWB}: restarts 0, 1 ignored" in table
+    assert (project / "table.csv").read_text().splitlines()[0].startswith("arm,schedule,n,final_map50_mean")
+
+
+def test_pycocotools_and_ultralytics_numbers_agree(resumed):
+    for run in resumed.result.runs:
+        record = json.loads((run.run_dir / "eval.json").read_text())
+        assert record == run.evaluation
+        for weights in ("final", "best"):
+            numbers = record[weights]
+            assert len(numbers["stats"]) == 12 and numbers["stats"][1] == numbers["map50"]
+            assert numbers["map50"] == pytest.approx(numbers["ultralytics_map50"], abs=MAP_TOLERANCE)
+            assert numbers["map50_95"] == pytest.approx(numbers["ultralytics_map50_95"], abs=MAP_TOLERANCE)
+            assert Path(numbers["predictions"]).is_file()
+
+
+def test_an_existing_table_is_kept_unless_exist_ok(resumed, tiny_shapes, tmp_path):
+    project = tmp_path / "copy"
+    shutil.copytree(resumed.project, project)
+    before = {name: (project / name).read_bytes() for name in REPORT}
+    log = []
+    result = compare(log=log.append, **tiny(tiny_shapes, project))
+    assert [run.action for run in result.runs] == ["skip", "skip"]
+    assert any("table-2.md" in line and "beside it" in line for line in log)
+    assert {name: (project / name).read_bytes() for name in REPORT} == before
+    for name in ("table-2.md", "table-2.csv", "summary-2.json", "lr-2.png", "map-2.png"):
+        assert (project / name).is_file()
+
+    compare(log=log.append, exist_ok=True, **tiny(tiny_shapes, project))
+    assert not (project / "table-3.md").exists()
+    assert json.loads((project / "summary.json").read_text())["outputs"]["table_md"] == str(project / "table.md")
+
+
+def test_runs_made_with_other_settings_are_refused(resumed, tiny_shapes):
+    with pytest.raises(ValueError, match=r"made with other settings \(epochs 2 -> 3") as caught:
+        plan_comparison(resolve_settings(**{**tiny(tiny_shapes, resumed.project), "epochs": 3}))
+    assert "\n" not in str(caught.value)
+
+
+def test_a_failed_run_is_reported_and_the_others_complete(tiny_shapes, tmp_path):
+    def fail_cos(trainer):
+        if Path(trainer.save_dir).name.startswith(COS):
+            raise RuntimeError("simulated failure\nsecond line")
+
+    log = []
+    result = compare(callbacks={"on_pretrain_routine_start": fail_cos}, log=log.append, **tiny(tiny_shapes, tmp_path))
+    assert result.exit_code == 1
+    assert [(run.arm, run.status) for run in result.runs] == [(COS, "failed"), (CAWB, "finished")]
+    assert result.runs[0].error == "RuntimeError: simulated failure"
+    assert any("FAILED: RuntimeError: simulated failure" in line for line in log)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["failed"] == [f"{COS} seed 0: RuntimeError: simulated failure"]
+    assert summary["arms"][COS]["final"]["map50"]["pycocotools"]["n"] == 0
+    assert summary["arms"][CAWB]["final"]["map50"]["pycocotools"]["n"] == 1
+    assert f"FAILED: {COS} seed 0" in (tmp_path / "table.md").read_text()
+
+    retry = compare(log=log.append, **tiny(tiny_shapes, tmp_path))  # the failure was transient: rerun retries it
+    assert [run.action for run in retry.runs] == ["train", "skip"] and retry.exit_code == 0
+
+
+def test_flags_override_the_preset():
+    cpu = resolve_settings("cpu", epochs=3, seeds=[0])
+    assert cpu.epochs == 3 and cpu.seeds == (0,)
+    assert (cpu.cfg, cpu.imgsz, cpu.batch, cpu.device, cpu.workers) == ("yolov5n.yaml", 128, 16, "cpu", 0)
+    assert cpu.data == PRESETS["cpu"]["data"] and cpu.project == Path("runs/compare-cpu")
+    article = resolve_settings(data="my.yaml", batch=32)  # no preset: the article's values fill in the rest
+    assert article.data == Path("my.yaml") and article.batch == 32
+    assert (article.cfg, article.imgsz, article.epochs, article.seeds) == ("yolov5s.yaml", 640, 150, (0, 1, 2))
+
+    args = load_script().build_parser().parse_args(["--preset", "cpu", "amp=False", "--epochs", "3", "--seeds", "0"])
+    assert (args.preset, args.epochs, args.seeds, args.overrides) == ("cpu", 3, [0], [("amp", False)])
+
+
+def test_other_epochs_scale_the_cawb_restarts(tmp_path):
+    plan = plan_comparison(resolve_settings("cpu", epochs=40, seeds=[0], project=str(tmp_path / "p")))
+    cos, cawb = plan.arms
+    assert cos.restarts_used is None and cawb.restarts_hyp == (4, 11)
+    assert cawb.restarts_used == (8, 22) and cawb.restarts_effective == (8.0, 22.0) and cawb.epochs == 40
+    assert plan.notes == ["hyp.shapes-cawb: restarts [4, 11] of 20 epochs scaled to [8, 22] of 40"]
+    assert [run.action for run in plan.runs] == ["train", "train"]
+    assert plan.batches_per_epoch == 16  # 256 images / batch 16
+    assert not (tmp_path / "p").exists()  # planning creates nothing
+
+
+def _bad_hyp(tmp_path):
+    path = tmp_path / "hyp.bad.yaml"
+    path.write_text("lr0: 0.01\nmomentun: 0.9\n")
+    return str(path)
+
+
+def _no_coco_json(tiny_shapes, tmp_path):
+    import yaml
+
+    data = yaml.safe_load(Path(tiny_shapes).read_text())
+    data.pop("val_json")
+    data["path"] = str(Path(tiny_shapes).parent)
+    path = tmp_path / "plain.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--seeds", "0", "0"], "repeats a seed"),
+        (["--seeds", "-1"], "--seeds -1 is invalid"),
+        (["--epochs", "0"], "--epochs 0 is invalid"),
+        (["--arms", "no/such/hyp.yaml"], "hyp file not found: no/such/hyp.yaml"),
+        (["--arms", "hyp/hyp.shapes-cos.yaml", "{tmp}/hyp.shapes-cos.yaml"], "must be unique"),
+        (["--arms", "{bad_hyp}"], "unknown key 'momentun' (did you mean 'momentum'?)"),
+        (["--data", "no/such/data.yaml"], "no/such/data.yaml not found"),
+        (["--data", "{no_json}"], "val_json and category_ids are required"),
+        (["--device", "7"], "--device 7:"),
+        (["--cfg", "yolov5q.yaml"], "--cfg yolov5q.yaml: model yaml not found"),
+        (["epochs=3"], "epochs=3 cannot be given as key=value"),
+        (["cawb_steps=[2]"], "belongs in the arm's hyp file"),
+        (["val=False"], "val=False is not possible"),
+        (["momentun=0.9"], "unknown key 'momentun'"),
+    ],
+)
+def test_bad_input_fails_before_anything_runs_with_one_line(argv, message, tiny_shapes, tmp_path, capsys,
+                                                            monkeypatch):
+    monkeypatch.chdir(REPO_ROOT)
+    shutil.copy(REPO_ROOT / "hyp" / "hyp.shapes-cos.yaml", tmp_path / "hyp.shapes-cos.yaml")
+    fill = {"tmp": str(tmp_path), "bad_hyp": _bad_hyp(tmp_path), "no_json": _no_coco_json(tiny_shapes, tmp_path)}
+    argv = [arg.format(**fill) for arg in argv]
+    project = tmp_path / "project"
+    code = load_script().main(["--preset", "cpu", "--data", str(tiny_shapes), "--project", str(project), *argv]
+                              if "--data" not in argv else ["--preset", "cpu", "--project", str(project), *argv])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and message in error and error.count("\n") == 1
+    assert not project.exists()
+
+
+def test_a_directory_not_made_by_compare_is_refused(tiny_shapes, tmp_path):
+    (tmp_path / "runs" / f"{COS}-seed0").mkdir(parents=True)
+    with pytest.raises(ValueError, match="not made by compare"):
+        plan_comparison(resolve_settings(**{k: v for k, v in tiny(tiny_shapes, tmp_path).items()}))
+
+
+def test_results_csv_keeps_the_last_row_of_a_repeated_epoch(tmp_path):
+    from cawb.experiment.compare import _best_epoch
+
+    csv = tmp_path / "results.csv"
+    csv.write_text("epoch,time,metrics/mAP50(B),metrics/mAP50-95(B)\n1,1,0.1,0.05\n2,2,0.3,0.2\n2,3,0.35,0.25\n"
+                   "3,4,0.4,0.25\n")
+    curve = read_epoch_metrics(csv)
+    assert curve == {"epoch": [1, 2, 3], "map50": [0.1, 0.35, 0.4], "map50_95": [0.05, 0.25, 0.25]}
+    assert _best_epoch(curve) == 3  # a tie on mAP50-95: ultralytics rewrites best.pt, so the later epoch
+    assert read_epoch_metrics(tmp_path / "missing.csv") is None
+
+
+def test_help_explains_every_flag_and_the_presets():
+    result = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for flag in ("--preset", "--data", "--arms", "--seeds", "--epochs", "--cfg", "--batch-size", "--imgsz",
+                 "--device", "--workers", "--project", "--exist-ok", "key=value"):
+        assert flag in result.stdout
+    assert "data data/coco10k.yaml, arms hyp/hyp.scratch-cos.yaml hyp/hyp.scratch-cawb.yaml" in result.stdout
+    assert "data data/shapes.yaml, arms hyp/hyp.shapes-cos.yaml hyp/hyp.shapes-cawb.yaml" in result.stdout
+    assert "Exit status" in result.stdout

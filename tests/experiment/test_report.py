@@ -1,0 +1,180 @@
+"""cawb/experiment/report.py: statistics on hand-made numbers, the report files, and where they go."""
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from cawb.experiment.report import (
+    Arm,
+    RunRecord,
+    mean_std,
+    paired_difference,
+    report_paths,
+    t_quantile_975,
+    verdict,
+    write_report,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_mean_and_sample_std():
+    mean, std = mean_std([0.30, 0.32, 0.34])
+    # deviations -0.02, 0, +0.02: sum of squares 0.0008 over n - 1 = 2 -> variance 0.0004
+    assert mean == pytest.approx(0.32) and std == pytest.approx(0.02)
+    assert mean_std([0.5]) == (0.5, None)  # one seed: no spread (the table shows n/a)
+    assert mean_std([]) == (None, None)
+
+
+def test_paired_difference_uses_common_seeds_and_student_t():
+    base = {0: 0.30, 1: 0.31, 2: 0.29}
+    other = {0: 0.31, 1: 0.33, 2: 0.32, 3: 0.90}  # seed 3 has no partner: left out
+    difference = paired_difference(base, other)
+    assert difference.seeds == (0, 1, 2)
+    assert difference.values == pytest.approx((0.01, 0.02, 0.03))
+    assert difference.mean == pytest.approx(0.02) and difference.std == pytest.approx(0.01)
+    assert difference.se == pytest.approx(0.01 / math.sqrt(3))  # 0.0057735
+    # t(0.975, 2) = 4.303: half-width 4.303 * 0.0057735 = 0.024844
+    assert difference.ci95 == pytest.approx((0.02 - 0.024844, 0.02 + 0.024844), abs=1e-6)
+    assert "not distinguishable" in verdict(difference, "CAWB", "cos")
+
+
+def test_a_consistent_difference_is_called_and_a_single_pair_is_not():
+    clear = paired_difference({0: 0.300, 1: 0.300, 2: 0.300}, {0: 0.310, 1: 0.312, 2: 0.311})
+    # differences 0.010, 0.012, 0.011: mean 0.011, std 0.001, se 0.00057735, half-width 0.0024844
+    assert clear.ci95 == pytest.approx((0.011 - 0.0024844, 0.011 + 0.0024844), abs=1e-6)
+    assert verdict(clear, "CAWB", "cos").startswith("CAWB is higher than cos")
+    lower = paired_difference({0: 0.310, 1: 0.312, 2: 0.311}, {0: 0.300, 1: 0.300, 2: 0.300})
+    assert verdict(lower, "CAWB", "cos").startswith("CAWB is lower than cos")
+
+    single = paired_difference({0: 0.294}, {0: 0.302})
+    assert single.mean == pytest.approx(0.008) and single.std is None and single.ci95 is None
+    assert "cannot be told" in verdict(single, "CAWB", "cos")
+    assert "no seed finished in both" in verdict(paired_difference({0: 0.3}, {1: 0.3}), "CAWB", "cos")
+
+
+def _t_density(x, df):
+    scale = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+    return scale * (1 + x * x / df) ** (-(df + 1) / 2)
+
+
+@pytest.mark.parametrize("df", range(1, 31))
+def test_t_table_holds_95_percent_of_the_t_distribution(df):
+    # Simpson's rule on the density over [0, t]: the table value must enclose 47.5% on each side.
+    t, steps = t_quantile_975(df), 2000
+    h = t / steps
+    area = h / 3 * sum((1 if i in (0, steps) else 4 if i % 2 else 2) * _t_density(i * h, df) for i in range(steps + 1))
+    assert area == pytest.approx(0.475, abs=2e-4)
+
+
+def test_t_beyond_the_table_is_the_conservative_df30_value():
+    assert t_quantile_975(100) == t_quantile_975(30) > 1.96
+    with pytest.raises(ValueError):
+        t_quantile_975(0)
+
+
+def test_report_paths_never_reuse_an_existing_report(tmp_path):
+    assert report_paths(tmp_path, exist_ok=False).table_md == tmp_path / "table.md"
+    (tmp_path / "table.md").write_text("earlier")
+    second = report_paths(tmp_path, exist_ok=False)
+    assert second.suffix == "-2" and second.summary_json == tmp_path / "summary-2.json"
+    (tmp_path / "map-2.png").write_bytes(b"")  # any file of a set takes the whole set
+    assert report_paths(tmp_path, exist_ok=False).table_csv == tmp_path / "table-3.csv"
+    assert report_paths(tmp_path, exist_ok=True).table_md == tmp_path / "table.md"
+
+
+def _arm(label, cawb):
+    from cawb.hyp import load_hyp
+
+    path = REPO_ROOT / "hyp" / f"hyp.shapes-{'cawb' if cawb else 'cos'}.yaml"
+    hyp = load_hyp(path)
+    return Arm(label=label, hyp_path=path, cawb=cawb, epochs=20, hyp_epochs=20, settings=hyp,
+               restarts_hyp=(4, 11) if cawb else None, restarts_used=(4, 11) if cawb else None,
+               restarts_effective=(4.0, 11.0) if cawb else ())
+
+
+def _run(arm, seed, final50, final5095, tmp_path, status="finished"):
+    numbers = {"map50": final50, "map50_95": final5095, "ultralytics_map50": final50 + 0.01,
+               "ultralytics_map50_95": final5095 + 0.005, "stats": [final5095, final50], "num_detections": 10,
+               "weights": "w.pt", "predictions": "p.json"}
+    evaluation = {"final": numbers, "best": {**numbers, "map50": final50 + 0.02}, "epochs_trained": 3,
+                  "best_epoch": 2}
+    curve = {"epoch": [1, 2, 3], "map50": [0.1, final50 - 0.1, final50], "map50_95": [0.05, 0.1, final5095]}
+    if status != "finished":
+        return RunRecord(arm=arm, seed=seed, run_dir=tmp_path / f"{arm}-{seed}", action="train", status=status,
+                         error="RuntimeError: boom")
+    return RunRecord(arm=arm, seed=seed, run_dir=tmp_path / f"{arm}-{seed}", action="train", status=status,
+                     evaluation=evaluation, curve=curve)
+
+
+SETTINGS = {"data": "data/shapes.yaml", "cfg": "yolov5n.yaml", "epochs": 20, "imgsz": 128, "batch": 16,
+            "seeds": [0, 1, 2], "train_images": 256, "val_images": 64, "batches_per_epoch": 16}
+
+
+def test_report_on_hand_made_runs(tmp_path):
+    arms = [_arm("cos-arm", False), _arm("cawb-arm", True)]
+    runs = [_run("cos-arm", 0, 0.30, 0.16, tmp_path), _run("cos-arm", 1, 0.32, 0.17, tmp_path),
+            _run("cos-arm", 2, 0.34, 0.18, tmp_path),
+            _run("cawb-arm", 0, 0.31, 0.165, tmp_path), _run("cawb-arm", 1, 0.34, 0.18, tmp_path),
+            _run("cawb-arm", 2, 0.0, 0.0, tmp_path, status="failed")]
+    paths = report_paths(tmp_path / "project", exist_ok=False)
+    summary = write_report(arms, runs, SETTINGS, paths)
+
+    for path in (paths.table_md, paths.table_csv, paths.summary_json):
+        assert path.is_file()
+    for path in (paths.lr_png, paths.map_png):
+        assert path.read_bytes()[:8] == PNG
+    assert json.loads(paths.summary_json.read_text()) == summary
+
+    cos = summary["arms"]["cos-arm"]["final"]["map50"]["pycocotools"]
+    assert cos["n"] == 3 and cos["mean"] == pytest.approx(0.32) and cos["std"] == pytest.approx(0.02)
+    ultra = summary["arms"]["cos-arm"]["final"]["map50"]["ultralytics"]
+    assert ultra["mean"] == pytest.approx(0.33)
+    cawb = summary["arms"]["cawb-arm"]["final"]["map50"]["pycocotools"]
+    assert cawb["n"] == 2 and cawb["mean"] == pytest.approx(0.325)  # the failed seed 2 is not counted
+    assert cawb["std"] == pytest.approx(math.sqrt(2 * 0.015**2))  # deviations +-0.015 over n - 1 = 1
+
+    (difference,) = summary["differences"]
+    assert difference["label"] == "CAWB - cos" and difference["article"] == {"map50": 0.008, "map50_95": 0.004}
+    paired = difference["final"]["map50"]["pycocotools"]
+    assert paired["seeds"] == [0, 1] and paired["values"] == pytest.approx([0.01, 0.02])
+    assert paired["mean"] == pytest.approx(0.015) and paired["std"] == pytest.approx(math.sqrt(2 * 0.005**2))
+    assert summary["failed"] == ["cawb-arm seed 2: RuntimeError: boom"]
+
+    table = paths.table_md.read_text()
+    assert "| cos-arm | cos | 3 | 0.320 ± 0.020 |" in table
+    assert "| cawb-arm | CAWB (restarts 4, 11) | 2 | 0.325 ± 0.021 |" in table
+    assert "| CAWB - cos, paired |  | 2 pairs | +0.015 ± 0.007 |" in table
+    assert "0.294 | 0.161 |" in table and "0.302 | 0.165 |" in table and "+0.008 | +0.004 |" in table
+    assert "pycocotools" in table and "anchor-based YOLOv5" in table and "FAILED: cawb-arm seed 2" in table
+
+    rows = list(csv.DictReader(io.StringIO(paths.table_csv.read_text())))
+    assert [row["arm"] for row in rows] == ["cos-arm", "cawb-arm", "CAWB - cos (paired)"]
+    assert float(rows[0]["final_map50_mean"]) == pytest.approx(0.32)
+    assert float(rows[0]["final_map50_std"]) == pytest.approx(0.02)
+    assert float(rows[2]["article_map50"]) == pytest.approx(0.008)
+
+
+def test_one_seed_shows_n_a_and_three_arms_difference_against_the_first(tmp_path):
+    arms = [_arm("a", False), _arm("b", True), _arm("c", True)]
+    runs = [_run(label, 0, 0.3, 0.15, tmp_path) for label in ("a", "b", "c")]
+    summary = write_report(arms, runs, {**SETTINGS, "seeds": [0]}, report_paths(tmp_path, exist_ok=False))
+    assert [d["label"] for d in summary["differences"]] == ["b - a", "c - a"]
+    assert [d["article"] for d in summary["differences"]] == [{"map50": 0.008, "map50_95": 0.004}] * 2
+    assert summary["pairing"] == "each arm's seed k minus a seed k"
+    table = (tmp_path / "table.md").read_text()
+    assert "0.300 ± n/a" in table and "1 pair |" in table and "cannot be told" in table
+
+
+def test_map_curves_use_the_epochs_every_seed_has():
+    from cawb.experiment.report import _band
+
+    band = _band("arm", [{"epoch": [1, 2, 3], "map50": [0.1, 0.2, 0.3]}, {"epoch": [1, 2], "map50": [0.3, 0.4]}],
+                 "map50")
+    assert band.x == [1, 2] and band.mean == pytest.approx([0.2, 0.3])
+    assert band.low == [0.1, 0.2] and band.high == [0.3, 0.4] and band.label == "arm (2 seeds)"

@@ -1,0 +1,82 @@
+"""cawb/training/lr_curve.py and scripts/plot_lr.py: the lr a hyp file gives under ultralytics' trainer."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+from ultralytics.utils.torch_utils import one_cycle
+
+from cawb.hyp import load_hyp, schedule_from_hyp
+from cawb.training.lr_curve import epoch_lr_factor, lr_curve, warmup_iterations
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+import plot_lr  # noqa: E402
+
+
+def test_stock_cos_is_ultralytics_one_cycle():
+    factor = epoch_lr_factor({"cos_lr": True, "lrf": 0.2}, epochs=30)
+    reference = one_cycle(1, 0.2, 30)
+    assert [factor(e) for e in range(31)] == [reference(e) for e in range(31)]
+
+
+def test_stock_linear_goes_from_one_to_lrf():
+    factor = epoch_lr_factor({"cos_lr": False, "lrf": 0.1}, epochs=10)
+    assert [factor(e) for e in (0, 5, 10)] == pytest.approx([1.0, 0.55, 0.1])
+
+
+def test_cawb_curve_per_epoch_is_lr0_times_schedule():
+    hyp = load_hyp(REPO / "hyp/hyp.scratch-cawb.yaml")
+    curve = lr_curve(hyp, epochs=150)
+    schedule = schedule_from_hyp(hyp, epochs=150)
+    assert curve.epochs == list(range(150))
+    assert curve.lrs == pytest.approx([0.01 * schedule(e) for e in range(150)])
+    assert curve.restart_epochs == [30, 80]
+
+
+def test_per_iteration_curve_has_ultralytics_warmup_ramp():
+    hyp = {"cawb": True, "cawb_steps": [6], "lr0": 0.02, "warmup_epochs": 2}
+    curve = lr_curve(hyp, epochs=10, batches_per_epoch=8)
+    schedule = schedule_from_hyp(hyp, epochs=10)
+    warmup = warmup_iterations(hyp, 10, 8)
+    assert warmup == 16 and len(curve.lrs) == 80
+    assert curve.epochs[:3] == pytest.approx([0, 0.125, 0.25])
+    assert curve.lrs[0] == 0.0
+    ramp = curve.lrs[: warmup + 1]
+    assert all(a < b for a, b in zip(ramp, ramp[1:]))  # rising through the warmup
+    assert curve.lrs[warmup] == pytest.approx(0.02 * schedule(2))  # lands on the target
+    for index in range(warmup + 1, 80):
+        assert curve.lrs[index] == pytest.approx(0.02 * schedule(index // 8))
+
+
+def test_plot_script_writes_png_and_csv(tmp_path, capsys):
+    out, table = tmp_path / "lr.png", tmp_path / "lr.csv"
+    code = plot_lr.main([
+        "--hyp", str(REPO / "hyp/hyp.scratch-cawb.yaml"), "--compare", str(REPO / "hyp/hyp.scratch-cos.yaml"),
+        "--epochs", "20", "--batches", "5", "--out", str(out), "--csv", str(table),
+    ])
+    assert code == 0
+    image = matplotlib.image.imread(out)
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 400
+    rows = list(csv.reader(table.open()))
+    assert rows[0] == ["epoch", "lr"] and len(rows) == 1 + 20 * 5
+    assert float(rows[1][0]) == 0 and float(rows[2][0]) == pytest.approx(0.2)
+    assert max(float(lr) for _, lr in rows[1:]) == pytest.approx(0.01, rel=1e-6)  # lr0 of the file
+    assert "plot:" in capsys.readouterr().out
+
+
+def test_plot_script_rejects_a_bad_hyp_file_with_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cawb: true\ncawb_step_scale: -1\n")
+    assert plot_lr.main(["--hyp", str(bad), "--out", str(tmp_path / "x.png")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and "cawb_step_scale=-1" in error and error.count("\n") == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_script_help_runs_from_a_clone():
+    result = subprocess.run([sys.executable, str(REPO / "scripts/plot_lr.py"), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--compare" in result.stdout and "--batches" in result.stdout

@@ -1,0 +1,52 @@
+"""cawb/training/offline.py: ultralytics is kept off the network."""
+
+import os
+import subprocess
+import sys
+
+import torch
+import ultralytics.engine.trainer as ultralytics_trainer
+from ultralytics.utils import USER_CONFIG_DIR
+from ultralytics.utils.checks import check_font
+
+from cawb.training.offline import ULTRALYTICS_FONTS, ensure_local_fonts, offline_amp_check
+
+
+def test_fonts_are_local_so_check_font_never_downloads():
+    ensure_local_fonts()
+    for name in ULTRALYTICS_FONTS:
+        assert check_font(name) == USER_CONFIG_DIR / name  # found locally: check_font returns before any request
+        assert (USER_CONFIG_DIR / name).stat().st_size > 100_000
+    assert ensure_local_fonts() == []  # idempotent, never overwrites
+
+
+def test_importing_cawb_sets_yolo_offline_before_ultralytics_reads_it():
+    env = {k: v for k, v in os.environ.items() if k != "YOLO_OFFLINE"}
+    code = "import cawb, os; from ultralytics.utils import checks; print(os.environ['YOLO_OFFLINE'])"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "1"
+
+
+def test_amp_check_is_skipped_without_its_weights_and_restored_after(tmp_path, monkeypatch):
+    import ultralytics.utils as ultralytics_utils
+
+    monkeypatch.setattr(ultralytics_utils, "WEIGHTS_DIR", tmp_path)  # an empty weights dir: nothing to check with
+    original = ultralytics_trainer.check_amp
+    with offline_amp_check():
+        assert ultralytics_trainer.check_amp is not original
+        # On the CPU the answer stays ultralytics' own (AMP off): only the CUDA check needs the weights.
+        assert ultralytics_trainer.check_amp(torch.nn.Linear(1, 1)) is False
+    assert ultralytics_trainer.check_amp is original
+
+
+def test_amp_check_on_cuda_keeps_amp_on_without_downloading(tmp_path, monkeypatch):
+    import types
+
+    import ultralytics.utils as ultralytics_utils
+
+    monkeypatch.setattr(ultralytics_utils, "WEIGHTS_DIR", tmp_path)
+    # No GPU is lent to CI: a stand-in whose parameters report a CUDA device reaches the CUDA branch.
+    cuda_model = types.SimpleNamespace(parameters=lambda: iter([types.SimpleNamespace(device=torch.device("cuda", 0))]))
+    with offline_amp_check():
+        assert ultralytics_trainer.check_amp(cuda_model) is True
+    assert not any(tmp_path.iterdir())  # nothing was fetched into the weights dir

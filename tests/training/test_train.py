@@ -1,0 +1,137 @@
+"""cawb/training/train.py and train_cawb.py: flags, precedence, fail-fast errors, and one real run."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cawb.hyp import load_hyp
+from cawb.training.train import EMBEDDED_DEFAULTS, build_parser, main, options_from_args, plan_run
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+ARTICLE_CAWB = REPO_ROOT / "hyp" / "hyp.scratch-cawb.yaml"
+
+
+def parse(argv):
+    return options_from_args(build_parser().parse_args(argv))
+
+
+def test_underscore_spellings_of_the_seed_code_are_accepted():
+    dashes = parse(["--cawb-steps", "30", "80", "--cawb-step-scale", "0.7", "--cawb-epoch-scale-mode", "extend"])
+    underscores = parse(["--cawb_steps", "30", "80", "--cawb_step_scale", "0.7", "--cawb_epoch_scale_mode", "extend"])
+    assert dashes == underscores == {"cawb_steps": [30, 80], "cawb_step_scale": 0.7, "cawb_epoch_scale_mode": "extend"}
+
+
+def test_yolov5_flag_names_map_to_ultralytics_keys():
+    assert parse(["--batch-size", "32", "--img", "320", "--exist-ok", "--seed", "0", "--workers", "0"]) == {
+        "batch": 32, "imgsz": 320, "exist_ok": True, "seed": 0, "workers": 0}
+
+
+def test_precedence_command_line_over_hyp_file_over_defaults(tiny_shapes):
+    plan = plan_run(data=str(tiny_shapes), hyp=str(ARTICLE_CAWB), epochs=50, cawb_steps=[10], lr0=0.02)
+    hyp = load_hyp(ARTICLE_CAWB)
+    assert plan.overrides["epochs"] == 50 and plan.overrides["cawb_steps"] == [10]  # command line
+    assert plan.overrides["lr0"] == 0.02
+    assert plan.overrides["momentum"] == hyp["momentum"] and plan.overrides["cawb_step_scale"] == 0.7  # hyp file
+    assert plan.overrides["imgsz"] == 640 and plan.model_source == "yolov5s.yaml"  # the article's defaults
+    assert Path(plan.overrides["data"]).is_file()
+
+
+def test_scheduler_flag_and_implied_cawb(tiny_shapes):
+    cos_hyp = str(REPO_ROOT / "hyp" / "hyp.scratch-cos.yaml")
+    assert plan_run(data=str(tiny_shapes), hyp=cos_hyp, cawb_steps=[5]).overrides["cawb"] is True
+    assert plan_run(data=str(tiny_shapes), hyp=str(ARTICLE_CAWB), scheduler="cos").overrides["cawb"] is False
+
+
+def test_no_arguments_plans_the_offline_demo():
+    plan = plan_run()
+    overrides = plan.overrides
+    assert plan.model_source == "yolov5n.yaml" and overrides["device"] == "cpu" and overrides["imgsz"] == 128
+    assert overrides["cawb"] is True and overrides["optimizer"] == "SGD"
+    assert 0 < overrides["cawb_steps"][0] < overrides["cawb_steps"][1] < overrides["epochs"]  # restarts inside
+    assert Path(overrides["data"]).is_file()
+    assert Path(EMBEDDED_DEFAULTS["data"]).is_file()
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--cawb-step-scale", "-1"], "cawb_step_scale=-1.0 is invalid"),
+        (["--cawb-lf-min", "3"], "cawb_lf_min=3.0 is invalid"),
+        (["--cawb-lf", "nowhere:decay"], "cannot import module 'nowhere'"),
+        (["--epochs", "0"], "--epochs 0 is invalid"),
+        (["--imgsz", "8"], "--imgsz 8 is invalid"),
+        (["--batch-size", "2.5"], "--batch-size 2.5 is invalid"),
+        (["--scheduler", "cos", "--cawb-steps", "3"], "--scheduler cos contradicts --cawb-steps"),
+        (["momentun=0.9"], "unknown key 'momentun' (did you mean 'momentum'?)"),
+        (["--cfg", "yolov5q.yaml"], "--cfg yolov5q.yaml: model yaml not found"),
+        (["--weights", "missing.pt"], "--weights missing.pt: no such .pt file"),
+        (["--data", "no/such/data.yaml"], "no/such/data.yaml not found"),
+        (["--resume", "no/such/last.pt"], "--resume no/such/last.pt: no such checkpoint"),
+        (["--hyp", "no/such/hyp.yaml"], "hyp file not found"),
+    ],
+)
+def test_bad_input_fails_fast_with_one_line(argv, message, tmp_path, capsys):
+    assert main([*argv, "--project", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and message in error and error.count("\n") == 1
+    assert not any(tmp_path.iterdir())  # nothing was created: refused before any run started
+
+
+def test_misspelled_key_in_hyp_file(tmp_path, capsys):
+    hyp = tmp_path / "hyp.yaml"
+    hyp.write_text("lr0: 0.01\ncawb_step_scal: 0.5\n")
+    assert main(["--hyp", str(hyp), "--project", str(tmp_path / "runs")]) == 2
+    assert "unknown key 'cawb_step_scal' (did you mean 'cawb_step_scale'?)" in capsys.readouterr().err
+
+
+def test_hyp_file_cannot_take_over_data_or_model(tmp_path, capsys):
+    hyp = tmp_path / "hyp.yaml"
+    hyp.write_text("lr0: 0.01\ndata: coco.yaml\n")
+    assert main(["--hyp", str(hyp)]) == 2
+    assert "data cannot be set in a hyp file" in capsys.readouterr().err
+
+
+def test_resume_refuses_new_training_settings_and_unreadable_files(tmp_path, capsys):
+    fake = tmp_path / "last.pt"
+    fake.write_bytes(b"not a checkpoint")
+    assert main(["--resume", str(fake), "--cawb-steps", "5"]) == 2
+    assert "only takes --device" in capsys.readouterr().err
+    assert main(["--resume", str(fake)]) == 2
+    assert "not a readable ultralytics checkpoint" in capsys.readouterr().err
+
+
+def test_end_to_end_run_prints_results_and_map(tiny_shapes, tmp_path, capsys):
+    code = main(["--data", str(tiny_shapes), "--cfg", "yolov5n.yaml", "--hyp", str(REPO_ROOT / "hyp/hyp.shapes-cawb.yaml"),
+                 "--epochs", "3", "--cawb-steps", "1", "--img", "64", "--batch-size", "8", "--device", "cpu",
+                 "--project", str(tmp_path), "--name", "e2e", "val=False"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert f"results: {tmp_path / 'e2e'}" in out and "mAP50: " in out and "mAP50-95: " in out
+    assert (tmp_path / "e2e" / "lr.png").is_file() and (tmp_path / "e2e" / "weights" / "best.pt").is_file()
+    # A finished run has nothing to resume: one line, not an assertion from deep inside ultralytics.
+    assert main(["--resume", str(tmp_path / "e2e" / "weights" / "last.pt")]) == 2
+    assert "already finished" in capsys.readouterr().err
+
+
+def test_weights_alone_are_the_model_and_cfg_with_weights_builds_the_yaml(tiny_shapes, tmp_path):
+    from ultralytics import YOLO
+
+    weights = tmp_path / "start.pt"
+    YOLO("yolov5n.yaml").save(weights)
+    alone = plan_run(data=str(tiny_shapes), weights=str(weights))
+    assert alone.model_source == str(weights) and alone.weights is None
+    both = plan_run(data=str(tiny_shapes), cfg="yolov5n.yaml", weights=str(weights))
+    assert both.model_source == "yolov5n.yaml" and both.weights == weights
+
+
+def test_help_explains_every_flag():
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "train_cawb.py"), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for flag in ("--data", "--cfg", "--weights", "--hyp", "--epochs", "--batch-size", "--imgsz", "--device",
+                 "--workers", "--project", "--name", "--exist-ok", "--seed", "--resume", "--scheduler",
+                 "--cawb-steps", "--cawb-step-scale", "--cawb-epoch-scale", "--cawb-epoch-scale-mode", "--cawb-lf",
+                 "--cawb-lf-min"):
+        assert flag in result.stdout
