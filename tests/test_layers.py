@@ -21,6 +21,7 @@ ALLOWED = {
     "yolov5": {"yolov5", "core", "utils"},
     "training": {"training", "core", "datasets", "yolov5", "utils"},
     "experiment": {"experiment", "training", "core", "datasets", "yolov5", "utils"},
+    "cli": {"cli", "experiment", "training", "core", "datasets", "coco", "yolov5", "utils"},
 }
 
 
