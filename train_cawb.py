@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a clone without installing
 
-from cawb.training.train import main  # noqa: E402
+from cawb.cli.train import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

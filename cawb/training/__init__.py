@@ -2,7 +2,8 @@
 ultralytics offline, and the learning rate ultralytics applies for a hyp file.
 
 * :mod:`.trainer`: ``CawbDetectionTrainer``, the thin ``DetectionTrainer`` subclass;
-* :mod:`.train`: ``train_cawb.py``'s flags, defaults, checks (``plan_run``) and ``train()``;
+* :mod:`.train`: ``train_cawb.py``'s library: defaults, precedence, checks (``plan_run``) and ``train()`` (its
+  flags are :mod:`cawb.cli.train`);
 * :mod:`.offline`: local fonts and the AMP check without downloads;
 * :mod:`.lr_curve`: the per-epoch / per-iteration lr of a hyp file, warmup included, and its plot.
 

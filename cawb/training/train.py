@@ -9,17 +9,11 @@ the dataset yaml and the model files. Nothing is ever downloaded: models are bui
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import math
-import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
-
-import yaml
+from typing import Any, Callable
 
 from cawb.hyp import CAWB_HYP_KEYS, HypError, load_hyp, schedule_from_hyp, validate_hyp
-from cawb.schedule import EPOCH_SCALE_MODES
 from cawb.utils.resources import bundled_data, bundled_hyp
 
 __all__ = [
@@ -27,11 +21,7 @@ __all__ = [
     "EMBEDDED_DEFAULTS",
     "TrainResult",
     "TrainingInterrupted",
-    "batch_size",
-    "build_parser",
     "checkpoint_finished",
-    "key_value",
-    "main",
     "plan_run",
     "train",
 ]
@@ -95,98 +85,6 @@ class RunPlan:
     weights: Path | None
     overrides: dict[str, Any]
     resume: Path | None = None
-
-
-def _number(text: str) -> float | int:
-    value = float(text)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return int(value) if value.is_integer() else value
-
-
-def batch_size(text: str) -> int | float:
-    """argparse type of ``--batch-size``: an integer (-1 for auto batch), or a fraction of GPU memory."""
-    return _number(text)  # integral values come back as int, as ultralytics expects a batch count
-
-
-def key_value(text: str) -> tuple[str, Any]:
-    """argparse type of a ``key=value`` setting: the value is read as YAML (``amp=False`` gives False)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"{text!r} is not key=value")
-    return key, yaml.safe_load(value) if value else None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``train_cawb.py`` command line (YOLOv5-style flags; ``--cawb_steps`` spellings accepted too)."""
-    parser = argparse.ArgumentParser(
-        prog="train_cawb.py",
-        description="Train YOLOv5 with ultralytics and a CAWB learning-rate schedule (cosine annealing with warm "
-        "booting: restarts at chosen epochs). With no --data, trains an offline demo on a generated shapes dataset "
-        "(yolov5n, 128 px, CPU).",
-        epilog="Precedence: command line > hyp file > defaults. Any other ultralytics setting can be given as "
-        "key=value (e.g. amp=False cache=ram) or in the hyp file. Examples:\n"
-        "  python train_cawb.py\n"
-        "  python train_cawb.py --data data/coco10k.yaml --cawb-steps 30 80 --device 0\n"
-        "  python train_cawb.py --data my.yaml --hyp hyp/hyp.scratch-cos.yaml --epochs 100\n"
-        "  python train_cawb.py --resume runs/train/exp/weights/last.pt",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run = parser.add_argument_group("data and model")
-    run.add_argument("--data", help="dataset yaml (ultralytics format). Default: data/shapes.yaml, the offline demo")
-    run.add_argument("--cfg", help="model yaml, built from scratch (default: yolov5s.yaml; yolov5n.yaml for the demo)")
-    run.add_argument("--weights", help="initial weights .pt on disk (optional; nothing is downloaded)")
-    run.add_argument("--hyp", help="hyp YAML: ultralytics keys plus cawb_* keys (default: hyp/hyp.scratch-cawb.yaml; "
-                     "hyp/hyp.shapes-cawb.yaml for the demo)")
-
-    loop = parser.add_argument_group("training")
-    loop.add_argument("--epochs", type=int, help="total epochs (default: the hyp file's 'epochs')")
-    loop.add_argument("--batch-size", "--batch", dest="batch", type=batch_size,
-                      help="total batch size over all GPUs; -1 for ultralytics' auto batch (default: 16)")
-    loop.add_argument("--imgsz", "--img", "--img-size", dest="imgsz", type=int, help="train/val image size in pixels "
-                      "(default: 640; 128 for the demo)")
-    loop.add_argument("--device", help="cuda device(s), e.g. 0 or 0,1 (multi-GPU DDP), or cpu (default: auto)")
-    loop.add_argument("--workers", type=int, help="dataloader workers per process (default: 8)")
-    loop.add_argument("--seed", type=int, help="global training seed (default: 0)")
-    loop.add_argument("--project", help="save to project/name (default: runs/train)")
-    loop.add_argument("--name", help="save to project/name (default: exp; shapes for the demo)")
-    loop.add_argument("--exist-ok", "--exist_ok", dest="exist_ok", action="store_true",
-                      help="reuse project/name instead of incrementing it (exp2, exp3, ...)")
-    loop.add_argument("--resume", nargs="?", const=True, default=None, metavar="LAST_PT",
-                      help="continue an interrupted run from its last.pt (alone: the most recent run); the "
-                      "schedule and every setting come from the checkpoint")
-
-    sched = parser.add_argument_group("learning-rate schedule")
-    sched.add_argument("--scheduler", choices=("cos", "cawb"),
-                       help="cawb: CAWB; cos: ultralytics' stock schedule (the hyp file's cos_lr). Default: the hyp "
-                       "file's 'cawb' key; any --cawb-* flag implies cawb")
-    sched.add_argument("--cawb-steps", "--cawb_steps", dest="cawb_steps", nargs="+", type=_number, metavar="EPOCH",
-                       help="restart epochs, e.g. 30 80: a new cycle starts after each")
-    sched.add_argument("--cawb-step-scale", "--cawb_step_scale", dest="cawb_step_scale", type=float, metavar="G",
-                       help="each restart multiplies the peak lr by G (> 0)")
-    sched.add_argument("--cawb-epoch-scale", "--cawb_epoch_scale", dest="cawb_epoch_scale", type=float, metavar="K",
-                       help="a non-final cycle anneals over a period K times its length (stretch) or K epochs "
-                       "longer (extend), so it need not reach the bottom before the next restart (> 0)")
-    sched.add_argument("--cawb-epoch-scale-mode", "--cawb_epoch_scale_mode", dest="cawb_epoch_scale_mode",
-                       choices=EPOCH_SCALE_MODES, help="stretch (the article's curves) or extend (the reference code)")
-    sched.add_argument("--cawb-lf", "--cawb_lf", dest="cawb_lf", metavar="LF",
-                       help="decay within a cycle: cos, linear, or an import path package.module:function(x, period)")
-    sched.add_argument("--cawb-lf-min", "--cawb_lf_min", dest="cawb_lf_min", type=float, metavar="M",
-                       help="where cos/linear end, as a fraction of the cycle's peak, in [0, 1]")
-    parser.add_argument("overrides", nargs="*", type=key_value, metavar="key=value",
-                        help="any other ultralytics training setting, e.g. amp=False patience=50")
-    return parser
-
-
-def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The options the user actually gave (argparse defaults are all None/False), as train() keywords."""
-    options = {key: value for key, value in vars(args).items()
-               if key != "overrides" and value is not None and value is not False}
-    for key, value in args.overrides:
-        if key in options:
-            raise HypError(f"{key} is given twice: as a flag and as {key}=...")
-        options[key] = value
-    return options
 
 
 def _check_positive_int(options: dict[str, Any], key: str, minimum: int, what: str) -> None:
@@ -352,26 +250,3 @@ def train(callbacks: dict[str, Callable] | None = None, **options: Any) -> Train
         map50_95=metrics.get("metrics/mAP50-95(B)"),
         metrics=metrics,
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``train_cawb.py``: parse, train, print where the results are and the final mAPs. Exit 2 on bad input."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        options = options_from_args(args)
-        result = train(**options)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except TrainingInterrupted as interrupted:
-        if interrupted.last:
-            print(f"\ninterrupted: finished epochs are saved; continue with\n"
-                  f"  python train_cawb.py --resume {interrupted.last}", file=sys.stderr)
-        else:
-            print("\ninterrupted before the first epoch finished: nothing to resume", file=sys.stderr)
-        return 130
-    fmt = lambda value: "n/a" if value is None else f"{value:.4f}"  # noqa: E731
-    print(f"\nresults: {result.save_dir}\nweights: {result.weights}\n"
-          f"mAP50: {fmt(result.map50)}  mAP50-95: {fmt(result.map50_95)}  (ultralytics validator, {result.weights.name})")
-    return 0

@@ -5,7 +5,6 @@ agreement test, on a model that learnt something, is tests/experiment/test_evalu
 test_pycocotools_agrees_with_ultralytics_on_trained_weights (same tolerance).
 """
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from cawb.cli import compare as compare_cli
 from cawb.experiment.compare import (
     PRESETS,
     ComparisonInterrupted,
@@ -32,12 +32,6 @@ MAP_TOLERANCE = 0.03
 COS, CAWB = "hyp.shapes-cos", "hyp.shapes-cawb"
 REPORT = ("table.md", "table.csv", "summary.json", "lr.png", "map.png")
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("compare_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tiny(data, project, **flags):
@@ -196,7 +190,7 @@ def test_flags_override_the_preset():
     assert article.data == Path("my.yaml") and article.batch == 32
     assert (article.cfg, article.imgsz, article.epochs, article.seeds) == ("yolov5s.yaml", 640, 150, (0, 1, 2))
 
-    args = load_script().build_parser().parse_args(["--preset", "cpu", "amp=False", "--epochs", "3", "--seeds", "0"])
+    args = compare_cli.build_parser().parse_args(["--preset", "cpu", "amp=False", "--epochs", "3", "--seeds", "0"])
     assert (args.preset, args.epochs, args.seeds, args.overrides) == ("cpu", 3, [0], [("amp", False)])
 
 
@@ -254,7 +248,7 @@ def test_bad_input_fails_before_anything_runs_with_one_line(argv, message, tiny_
     fill = {"tmp": str(tmp_path), "bad_hyp": _bad_hyp(tmp_path), "no_json": _no_coco_json(tiny_shapes, tmp_path)}
     argv = [arg.format(**fill) for arg in argv]
     project = tmp_path / "project"
-    code = load_script().main(["--preset", "cpu", "--data", str(tiny_shapes), "--project", str(project), *argv]
+    code = compare_cli.main(["--preset", "cpu", "--data", str(tiny_shapes), "--project", str(project), *argv]
                               if "--data" not in argv else ["--preset", "cpu", "--project", str(project), *argv])
     assert code == 2
     error = capsys.readouterr().err

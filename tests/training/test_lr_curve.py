@@ -1,4 +1,4 @@
-"""cawb/training/lr_curve.py and scripts/plot_lr.py: the lr a hyp file gives under ultralytics' trainer."""
+"""cawb/training/lr_curve.py and scripts/plot_lr.py (cawb/cli/plot_lr.py): the lr a hyp file gives under ultralytics' trainer."""
 
 import csv
 import subprocess
@@ -9,12 +9,11 @@ import matplotlib.image
 import pytest
 from ultralytics.utils.torch_utils import one_cycle
 
+from cawb.cli import plot_lr
 from cawb.hyp import load_hyp, schedule_from_hyp
 from cawb.training.lr_curve import epoch_lr_factor, lr_curve, warmup_iterations
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-import plot_lr  # noqa: E402
 
 
 def test_stock_cos_is_ultralytics_one_cycle():

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from cawb.cli.train import build_parser, main, options_from_args
 from cawb.hyp import load_hyp
-from cawb.training.train import EMBEDDED_DEFAULTS, build_parser, main, options_from_args, plan_run
+from cawb.training.train import EMBEDDED_DEFAULTS, plan_run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,48 @@
+"""Draw the learning-rate schedule a hyp YAML file describes, as ultralytics' trainer applies it.
+
+Examples:
+    python scripts/plot_lr.py --hyp hyp/hyp.scratch-cawb.yaml --out lr.png --csv lr.csv
+    python scripts/plot_lr.py --hyp hyp/hyp.scratch-cawb.yaml --compare hyp/hyp.scratch-cos.yaml --batches 157 --out lr.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="The curve is the weights param group's lr (base lr0). With cawb: false the file's stock "
+        "ultralytics schedule is drawn (one-cycle cosine 1 -> lrf with cos_lr, else linear).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--hyp", required=True, type=Path, help="hyp YAML file (ultralytics keys + cawb_* keys)")
+    parser.add_argument("--epochs", type=int, help="total epochs (default: the file's 'epochs', else ultralytics' 100)")
+    parser.add_argument(
+        "--batches",
+        type=int,
+        help="batches per epoch: draw per iteration, including ultralytics' warmup ramp (default: one point per epoch)",
+    )
+    parser.add_argument("--compare", type=Path, help="a second hyp file drawn on the same axes (e.g. cos vs CAWB)")
+    parser.add_argument("--out", type=Path, default=Path("lr.png"), help="PNG to write")
+    parser.add_argument("--csv", type=Path, help="CSV to write for --hyp, header 'epoch,lr' (0-based epoch)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from cawb.training.lr_curve import plot_hyp_lr
+
+    try:
+        curves = plot_hyp_lr(args.hyp, args.out, args.epochs, args.batches, args.compare, args.csv)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for curve in curves:
+        print(f"{curve.label}: {len(curve.lrs)} points, lr {max(curve.lrs):.4g} max, {curve.lrs[-1]:.4g} last")
+    print(f"plot: {args.out}" + (f"\ncsv: {args.csv}" if args.csv else ""))
+    return 0
+
