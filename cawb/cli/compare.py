@@ -1,7 +1,9 @@
 """Train cos and CAWB arms over several seeds and rebuild the article's mAP table with spreads.
 
-    python scripts/compare.py --preset cpu                    # offline: shapes data, yolov5n, CPU, ~7 min on 2 cores
-    python scripts/compare.py --preset article                # the article: coco10k, yolov5s, 150 epochs, GPU 0
+    cawb-compare --preset cpu                    # offline: shapes data, yolov5n, CPU, ~7 min on 2 cores
+    cawb-compare --preset article                # the article: coco10k, yolov5s, 150 epochs, GPU 0
+
+(``python scripts/compare.py`` in a clone.)
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from cawb.cli.common import add_version_flag, bundled_data_help, bundled_hyp_help
 from cawb.cli.train import batch_size, key_value
 from cawb.experiment.compare import DEFAULT_PRESET, PRESETS  # no torch/ultralytics import: --help stays fast
 
@@ -17,17 +20,16 @@ from cawb.experiment.compare import DEFAULT_PRESET, PRESETS  # no torch/ultralyt
 def _preset_values(name: str) -> str:
     values = PRESETS[name]
 
-    def repo(path: Path) -> str:  # presets hold absolute paths of the bundled files: show folder/name
-        return f"{Path(path).parent.name}/{Path(path).name}"
+    def short(path: Path, prefix: str = "") -> str:  # presets hold the bundled files' paths: show their short names
+        return Path(path).stem.removeprefix(prefix)
 
-    settings = {**values, "data": repo(values["data"]), "arms": " ".join(repo(arm) for arm in values["arms"]),
+    settings = {**values, "data": short(values["data"]), "arms": " ".join(short(arm, "hyp.") for arm in values["arms"]),
                 "seeds": " ".join(map(str, values["seeds"]))}
     return f"{name}:\n    " + ", ".join(f"{key} {value}" for key, value in settings.items())
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="compare.py",
         description="Train every (arm, seed) with the trainer train_cawb.py uses, evaluate each run's last.pt and\n"
         "best.pt with pycocotools, and write table.md, table.csv, summary.json, lr.png and map.png in --project:\n"
         "per arm mAP_0.5 and mAP_0.5:0.95 as mean +- std over seeds, the paired CAWB - cos difference with its\n"
@@ -36,20 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Presets (flags given with one override its values; without --preset the flags override "
         f"'{DEFAULT_PRESET}'):\n  " + "\n  ".join(_preset_values(name) for name in PRESETS) + "\n\n"
         "Examples:\n"
-        "  python scripts/compare.py --preset cpu\n"
-        "  python scripts/compare.py --preset cpu --epochs 3 --seeds 0\n"
-        "  python scripts/compare.py --preset article --device 0 --batch-size 32 cache=ram\n"
-        "  python scripts/compare.py --data my.yaml --epochs 100 \\\n"
-        "      --arms hyp/hyp.scratch-cos.yaml hyp/hyp.scratch-cawb.yaml --seeds 0 1 2\n\n"
+        "  cawb-compare --preset cpu                       (python scripts/compare.py in a clone)\n"
+        "  cawb-compare --preset cpu --epochs 3 --seeds 0\n"
+        "  cawb-compare --preset article --device 0 --batch-size 32 cache=ram\n"
+        "  cawb-compare --data my.yaml --epochs 100 --arms scratch-cos my-cawb.yaml --seeds 0 1 2\n\n"
         "Exit status: 0 all runs finished, 1 a run failed (the others are reported), 2 bad input (nothing ran),\n"
         "130 interrupted (rerun to continue). See docs/COMPARE.md.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--preset", choices=sorted(PRESETS),
                         help=f"named settings, listed below (default: {DEFAULT_PRESET}, for flags not given)")
-    parser.add_argument("--data", help="dataset yaml with val_json and category_ids (pycocotools needs them)")
+    parser.add_argument("--data", help="dataset yaml with val_json and category_ids (pycocotools needs them): "
+                        f"{bundled_data_help()}")
     parser.add_argument("--arms", nargs="+", metavar="HYP",
-                        help="hyp files, one per arm; an arm is named by its file's stem. With one cawb: false arm "
+                        help=f"hyp files, one per arm ({bundled_hyp_help()}); an arm is named by its file's stem. "
+                        "With one cawb: false arm "
                         "and one cawb: true arm the difference is CAWB - cos, otherwise each arm minus the first")
     parser.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
                         help="training seeds; every arm runs once per seed, and seed k of one arm is paired with "
@@ -72,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("overrides", nargs="*", type=key_value, metavar="key=value",
                         help="any other ultralytics training setting for every run, e.g. cache=ram amp=False "
                         "(before --arms and --seeds, which take every value that follows them)")
-    return parser
+    return add_version_flag(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """Evaluate trained weights on a dataset's val split with pycocotools and ultralytics; print both mAPs.
 
-Example:
-    python scripts/evaluate.py --weights runs/detect/train/weights/best.pt --data data/shapes.yaml --imgsz 128
+Example (``python scripts/evaluate.py`` in a clone):
+    cawb-evaluate --weights runs/train/shapes/weights/best.pt --data shapes --imgsz 128
 """
 
 from __future__ import annotations
@@ -9,26 +9,31 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cawb.cli.common import add_version_flag, bundled_data_help
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True, help="trained checkpoint (.pt)")
-    parser.add_argument("--data", required=True, help="dataset yaml with val_json and category_ids")
+    parser.add_argument("--data", required=True,
+                        help=f"dataset yaml with val_json and category_ids: {bundled_data_help()}")
     parser.add_argument("--imgsz", type=int, required=True, help="inference size in pixels, as in training")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--device", default="cpu", help="'cpu', '0', ...")
     parser.add_argument("--out", default="runs/evaluate", help="output directory (predictions.json)")
-    return parser
+    return add_version_flag(parser)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse, evaluate, print both mAPs. Exit 2 on bad input."""
     args = build_parser().parse_args(argv)
     from cawb.experiment.evaluate import evaluate_coco  # torch, ultralytics, pycocotools: after parsing
+    from cawb.utils.resources import resolve_data
 
     try:
         result = evaluate_coco(
-            args.weights, args.data, imgsz=args.imgsz, batch=args.batch, device=args.device, save_dir=args.out
+            args.weights, resolve_data(args.data), imgsz=args.imgsz, batch=args.batch, device=args.device,
+            save_dir=args.out,
         )
     except (FileNotFoundError, FileExistsError, ValueError) as e:  # edge validation: one line, no traceback
         print(f"error: {e}", file=sys.stderr)

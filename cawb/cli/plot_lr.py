@@ -1,8 +1,8 @@
 """Draw the learning-rate schedule a hyp YAML file describes, as ultralytics' trainer applies it.
 
-Examples:
-    python scripts/plot_lr.py --hyp hyp/hyp.scratch-cawb.yaml --out lr.png --csv lr.csv
-    python scripts/plot_lr.py --hyp hyp/hyp.scratch-cawb.yaml --compare hyp/hyp.scratch-cos.yaml --batches 157 --out lr.png
+Examples (``python scripts/plot_lr.py`` in a clone):
+    cawb-plot-lr --hyp scratch-cawb --out lr.png --csv lr.csv
+    cawb-plot-lr --hyp scratch-cawb --compare scratch-cos --batches 157 --out lr.png
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from cawb.cli.common import add_version_flag, bundled_hyp_help
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,17 +21,19 @@ def build_parser() -> argparse.ArgumentParser:
         "ultralytics schedule is drawn (one-cycle cosine 1 -> lrf with cos_lr, else linear).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--hyp", required=True, type=Path, help="hyp YAML file (ultralytics keys + cawb_* keys)")
+    parser.add_argument("--hyp", required=True,
+                        help=f"hyp YAML file (ultralytics keys + cawb_* keys): {bundled_hyp_help()}")
     parser.add_argument("--epochs", type=int, help="total epochs (default: the file's 'epochs', else ultralytics' 100)")
     parser.add_argument(
         "--batches",
         type=int,
         help="batches per epoch: draw per iteration, including ultralytics' warmup ramp (default: one point per epoch)",
     )
-    parser.add_argument("--compare", type=Path, help="a second hyp file drawn on the same axes (e.g. cos vs CAWB)")
+    parser.add_argument("--compare",
+                        help="a second hyp file (path or bundled name) drawn on the same axes (e.g. cos vs CAWB)")
     parser.add_argument("--out", type=Path, default=Path("lr.png"), help="PNG to write")
     parser.add_argument("--csv", type=Path, help="CSV to write for --hyp, header 'epoch,lr' (0-based epoch)")
-    return parser
+    return add_version_flag(parser)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         curves = plot_hyp_lr(args.hyp, args.out, args.epochs, args.batches, args.compare, args.csv)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for curve in curves:

@@ -7,17 +7,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from cawb.cli.common import add_version_flag
 from cawb.coco.download import DEFAULT_BASE_URL, RetryPolicy
 from cawb.coco.subset import CocoSubsetError, SubsetOptions, build_coco_subset
 
 EXAMPLES = """\
-examples:
+examples (python scripts/sample_coco.py in a clone):
   # from a local COCO2017 copy
-  python scripts/sample_coco.py --coco /path/to/coco --out datasets/coco10k
+  cawb-sample-coco --coco /path/to/coco --out datasets/coco10k
   # without one: fetch the annotations and only the drawn images into --coco
-  python scripts/sample_coco.py --coco datasets/coco --out datasets/coco10k --download
+  cawb-sample-coco --coco datasets/coco --out datasets/coco10k --download
 
-Then train with --data datasets/coco10k/dataset.yaml (or data/coco10k.yaml).
+Then train with --data datasets/coco10k/dataset.yaml (or --data coco10k, the bundled yaml, which reads
+./datasets/coco10k).
 Errors print one line 'error: ...' and exit with status 2."""
 
 
@@ -93,7 +95,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="retries per download after 5xx, dropped connections, truncated bodies (default: %(default)s)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p.parse_args(argv)
+    return add_version_flag(p).parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

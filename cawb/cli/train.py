@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import yaml
 
+from cawb.cli.common import add_version_flag, bundled_data_help, bundled_hyp_help
 from cawb.hyp import HypError
 from cawb.schedule import EPOCH_SCALE_MODES
 from cawb.training.train import TrainingInterrupted, train  # light: torch and ultralytics load when it trains
@@ -44,24 +45,24 @@ def key_value(text: str) -> tuple[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     """The ``train_cawb.py`` command line (YOLOv5-style flags; ``--cawb_steps`` spellings accepted too)."""
     parser = argparse.ArgumentParser(
-        prog="train_cawb.py",
         description="Train YOLOv5 with ultralytics and a CAWB learning-rate schedule (cosine annealing with warm "
         "booting: restarts at chosen epochs). With no --data, trains an offline demo on a generated shapes dataset "
-        "(yolov5n, 128 px, CPU).",
+        "(yolov5n, 128 px, CPU) in ./datasets/shapes; results go to ./runs/train.",
         epilog="Precedence: command line > hyp file > defaults. Any other ultralytics setting can be given as "
         "key=value (e.g. amp=False cache=ram) or in the hyp file. Examples:\n"
-        "  python train_cawb.py\n"
-        "  python train_cawb.py --data data/coco10k.yaml --cawb-steps 30 80 --device 0\n"
-        "  python train_cawb.py --data my.yaml --hyp hyp/hyp.scratch-cos.yaml --epochs 100\n"
-        "  python train_cawb.py --resume runs/train/exp/weights/last.pt",
+        "  cawb-train                                        (python train_cawb.py in a clone)\n"
+        "  cawb-train --data coco10k --cawb-steps 30 80 --device 0\n"
+        "  cawb-train --data my.yaml --hyp scratch-cos --epochs 100\n"
+        "  cawb-train --resume runs/train/exp/weights/last.pt",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run = parser.add_argument_group("data and model")
-    run.add_argument("--data", help="dataset yaml (ultralytics format). Default: data/shapes.yaml, the offline demo")
+    run.add_argument("--data", help=f"dataset yaml (ultralytics format): {bundled_data_help()}. Default: shapes, the "
+                     "offline demo")
     run.add_argument("--cfg", help="model yaml, built from scratch (default: yolov5s.yaml; yolov5n.yaml for the demo)")
     run.add_argument("--weights", help="initial weights .pt on disk (optional; nothing is downloaded)")
-    run.add_argument("--hyp", help="hyp YAML: ultralytics keys plus cawb_* keys (default: hyp/hyp.scratch-cawb.yaml; "
-                     "hyp/hyp.shapes-cawb.yaml for the demo)")
+    run.add_argument("--hyp", help=f"hyp YAML, ultralytics keys plus cawb_* keys: {bundled_hyp_help()} (default: "
+                     "scratch-cawb; shapes-cawb for the demo)")
 
     loop = parser.add_argument_group("training")
     loop.add_argument("--epochs", type=int, help="total epochs (default: the hyp file's 'epochs')")
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument("--device", help="cuda device(s), e.g. 0 or 0,1 (multi-GPU DDP), or cpu (default: auto)")
     loop.add_argument("--workers", type=int, help="dataloader workers per process (default: 8)")
     loop.add_argument("--seed", type=int, help="global training seed (default: 0)")
-    loop.add_argument("--project", help="save to project/name (default: runs/train)")
+    loop.add_argument("--project", help="save to project/name, relative to the working directory (default: runs/train)")
     loop.add_argument("--name", help="save to project/name (default: exp; shapes for the demo)")
     loop.add_argument("--exist-ok", "--exist_ok", dest="exist_ok", action="store_true",
                       help="reuse project/name instead of incrementing it (exp2, exp3, ...)")
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where cos/linear end, as a fraction of the cycle's peak, in [0, 1]")
     parser.add_argument("overrides", nargs="*", type=key_value, metavar="key=value",
                         help="any other ultralytics training setting, e.g. amp=False patience=50")
-    return parser
+    return add_version_flag(parser)
 
 
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -117,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``train_cawb.py``: parse, train, print where the results are and the final mAPs. Exit 2 on bad input."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    command = f"python {parser.prog}" if parser.prog.endswith(".py") else parser.prog  # as the user ran it
     try:
         options = options_from_args(args)
         result = train(**options)
@@ -126,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingInterrupted as interrupted:
         if interrupted.last:
             print(f"\ninterrupted: finished epochs are saved; continue with\n"
-                  f"  python train_cawb.py --resume {interrupted.last}", file=sys.stderr)
+                  f"  {command} --resume {interrupted.last}", file=sys.stderr)
         else:
             print("\ninterrupted before the first epoch finished: nothing to resume", file=sys.stderr)
         return 130

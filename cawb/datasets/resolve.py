@@ -2,8 +2,12 @@
 
 Project convention (differs from ultralytics, which resolves a relative ``path:`` against the current directory
 and then its global datasets dir): a relative ``path:`` is relative to the YAML FILE's own directory, so
-``data/coco10k.yaml`` with ``path: ../datasets/coco10k`` means ``<repo>/datasets/coco10k`` wherever the
-command runs. Without ``path:`` the yaml's directory is the dataset root (as in ultralytics).
+``my/data.yaml`` with ``path: ../datasets/mine`` means ``my/../datasets/mine`` wherever the command runs. Without
+``path:`` the yaml's directory is the dataset root (as in ultralytics).
+
+The bundled yamls (``data/``, shipped in the package: :mod:`cawb.utils.resources`) are the exception: they live in
+the installation, which cawb never writes to, so their relative ``path:`` is relative to the WORKING directory
+(``path: datasets/shapes`` generates the demo data in ``./datasets/shapes``).
 
 Keys read besides ultralytics' own (``train``, ``val``, ``names``):
 
@@ -30,8 +34,9 @@ from pathlib import Path
 
 import yaml
 
-from cawb.utils.atomic_files import write_text_atomic
 from cawb.datasets.shapes import generate_shapes_dataset
+from cawb.utils.atomic_files import write_text_atomic
+from cawb.utils.resources import is_bundled
 
 # generator name -> function(root, **kwargs) -> path of the dataset yaml it wrote
 GENERATORS = {"shapes": generate_shapes_dataset}
@@ -127,9 +132,10 @@ def _root(source: Path, data: dict) -> Path:
     path = data.get("path")
     if path is None:
         return source.parent
+    base = Path.cwd() if is_bundled(source) else source.parent
     if not isinstance(path, str) or not path:
         raise ValueError(f"{source}: path={path!r} must be a non-empty string (relative to the yaml's directory)")
-    return (source.parent / Path(path).expanduser()).resolve()
+    return (base / Path(path).expanduser()).resolve()
 
 
 def _names(source: Path, data: dict) -> dict[int, str]:

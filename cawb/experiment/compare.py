@@ -36,7 +36,7 @@ from cawb.hyp import load_hyp, schedule_from_hyp, ultralytics_defaults
 from cawb.schedule import scale_restart_epochs
 from cawb.training.train import TrainingInterrupted, checkpoint_finished, plan_run, train
 from cawb.utils.atomic_files import write_text_atomic
-from cawb.utils.resources import bundled_data, bundled_hyp
+from cawb.utils.resources import bundled_data, bundled_hyp, resolve_data, resolve_hyp
 
 if TYPE_CHECKING:  # cawb.datasets.resolve pulls in OpenCV: imported where it is used, so --help stays quick
     from cawb.datasets.resolve import ResolvedDataset
@@ -335,15 +335,17 @@ def _count_images(sources: Sequence[Path]) -> int:
 def plan_comparison(settings: CompareSettings) -> ComparisonPlan:
     """Check every input and every existing run dir, and decide each run's action; nothing is trained.
 
+    ``settings.data`` and ``settings.arms`` may name bundled files by their short names (``shapes``,
+    ``scratch-cawb``); the plan's settings hold the files they resolve to.
+
     Raises:
         ValueError (HypError included), FileNotFoundError: one-line messages naming the flag, file or run dir.
     """
     from cawb.datasets.resolve import resolve_dataset_yaml
 
+    settings = dataclasses.replace(settings, data=resolve_data(settings.data),
+                                   arms=tuple(resolve_hyp(arm, flag="--arms") for arm in settings.arms))
     _check_settings(settings)
-    for arm in settings.arms:
-        if not arm.is_file():
-            raise FileNotFoundError(f"--arms: hyp file not found: {arm}")
     dataset = resolve_dataset_yaml(settings.data)
     if dataset.val_json is None or dataset.category_ids is None:
         raise ValueError(f"--data {settings.data}: val_json and category_ids are required (pycocotools evaluates "

@@ -123,16 +123,20 @@ def plot_hyp_lr(
 ) -> list[LrCurve]:
     """Plot the lr schedule of a hyp file (and of a second one to compare) and write its CSV.
 
-    This is what ``scripts/plot_lr.py`` runs. Returns the curves drawn, the ``hyp_path`` one first.
+    This is what ``scripts/plot_lr.py`` runs. ``hyp_path`` and ``compare`` are paths or bundled hyp names
+    (:func:`cawb.utils.resources.resolve_hyp`). Returns the curves drawn, the ``hyp_path`` one first.
 
     Raises:
         HypError: a bad hyp file or setting, before anything is written.
+        FileNotFoundError: a hyp file that is neither a path nor a bundled name.
     """
     from cawb.hyp import load_hyp
     from cawb.utils.plots import plot_lr_curves
+    from cawb.utils.resources import resolve_hyp
 
     curves = []
-    for path in [hyp_path] + ([compare] if compare else []):
+    paths = [resolve_hyp(hyp_path)] + ([resolve_hyp(compare, flag="--compare")] if compare else [])
+    for path in paths:
         hyp = load_hyp(path)
         curves.append(lr_curve(hyp, epochs, batches_per_epoch, label=Path(path).stem, source=str(path)))
     plot_lr_curves(curves, out)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cawb.hyp import CAWB_HYP_KEYS, HypError, load_hyp, schedule_from_hyp, validate_hyp
-from cawb.utils.resources import bundled_data, bundled_hyp
+from cawb.utils.resources import bundled_data, bundled_hyp, resolve_data, resolve_hyp
 
 __all__ = [
     "ARTICLE_DEFAULTS",
@@ -119,7 +119,7 @@ def plan_run(**options: Any) -> RunPlan:
         options["cawb"] = True
 
     defaults = dict(EMBEDDED_DEFAULTS if options.get("data") is None else ARTICLE_DEFAULTS)
-    hyp_path = Path(options.pop("hyp", None) or defaults["hyp"])
+    hyp_path = resolve_hyp(options.pop("hyp", None) or defaults["hyp"])
     hyp = load_hyp(hyp_path)
     misplaced = sorted(set(hyp) & _NOT_HYP_KEYS)
     if misplaced:
@@ -137,6 +137,9 @@ def plan_run(**options: Any) -> RunPlan:
                        "fraction of GPU memory in (0, 1)")
 
     settings = {**{k: v for k, v in defaults.items() if k not in _RUN_OPTIONS}, **hyp, **given}
+    # ultralytics puts a relative project under its own runs dir (runs/detect/<project>); ours is the working dir's.
+    if isinstance(settings.get("project"), str):
+        settings["project"] = str(Path(settings["project"]).expanduser().absolute())
     if settings.get("optimizer", "auto") == "auto":
         from ultralytics.utils import LOGGER
 
@@ -144,8 +147,7 @@ def plan_run(**options: Any) -> RunPlan:
                        "with the hyp file's learning rates")
     schedule_from_hyp(settings, source=f"{hyp_path} + command line")  # the schedule for the final epoch count
 
-    data = run_keys.get("data") or defaults["data"]
-    dataset = resolve_dataset_yaml(data)
+    dataset = resolve_dataset_yaml(resolve_data(run_keys.get("data") or defaults["data"]))
     # --weights alone is the model (as in YOLOv5); --cfg with --weights builds the yaml and loads what matches.
     cfg = run_keys.get("cfg") or (None if run_keys.get("weights") else defaults["cfg"])
     model_source, weights = _check_model_files(cfg, run_keys.get("weights"))

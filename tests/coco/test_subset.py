@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -389,19 +388,23 @@ def test_script_help_explains_every_flag():
         assert flag in result.stdout
 
 
-def test_repo_dataset_yaml_resolves_to_a_build_at_the_default_output(fake: FakeCoco, tmp_path: Path):
-    data = yaml.safe_load((ROOT / "data/coco10k.yaml").read_text())
+def test_bundled_dataset_yaml_resolves_to_a_build_at_the_default_output(fake: FakeCoco, tmp_path: Path, monkeypatch):
+    from cawb.cli.sample_coco import parse_args
+    from cawb.utils.resources import bundled_data
+
+    data = yaml.safe_load(bundled_data("coco10k.yaml").read_text())
     assert "download" not in data
-    assert (ROOT / "data" / data["path"]).resolve() == (ROOT / "datasets/coco10k").resolve()
-    # The same yaml beside a build at the same relative place resolves to the built files, as the trainer sees it.
-    (tmp_path / "data").mkdir()
-    shutil.copy(ROOT / "data/coco10k.yaml", tmp_path / "data/coco10k.yaml")
-    build(fake, tmp_path / "datasets/coco10k")
-    resolved = resolve_dataset_yaml(tmp_path / "data/coco10k.yaml", out_dir=tmp_path)
-    annotations = (tmp_path / "datasets/coco10k/annotations").resolve()
+    # Both relative to the working directory: the default --out of the build, and the bundled yaml's path:.
+    monkeypatch.chdir(tmp_path)
+    default_out = parse_args(["--coco", "anywhere"]).out
+    assert not default_out.is_absolute()
+    build(fake, tmp_path / default_out)
+    resolved = resolve_dataset_yaml(bundled_data("coco10k.yaml"), out_dir=tmp_path)
+    annotations = (tmp_path / default_out / "annotations").resolve()
+    assert resolved.root == (tmp_path / default_out).resolve()
     assert resolved.val_json.resolve() == annotations / "instances_val.json"
     assert resolved.train_json.resolve() == annotations / "instances_train.json"
-    built = yaml.safe_load((tmp_path / "datasets/coco10k/dataset.yaml").read_text())
+    built = yaml.safe_load((tmp_path / default_out / "dataset.yaml").read_text())
     assert {k: data[k] for k in ("train", "val", "names", "category_ids")} == {
         k: built[k] for k in ("train", "val", "names", "category_ids")
     }

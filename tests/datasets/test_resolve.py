@@ -10,13 +10,15 @@ import yaml
 
 from cawb.datasets.resolve import resolve_dataset_yaml
 from cawb.datasets.shapes import CATEGORY_IDS, CLASS_NAMES, generate_shapes_dataset
+from cawb.utils.resources import bundled_data
 
-REPO_SHAPES_YAML = Path(__file__).resolve().parents[2] / "data" / "shapes.yaml"
+REPO_SHAPES_YAML = bundled_data("shapes.yaml")
 
 
 @pytest.fixture(scope="module")
 def repo_like(tmp_path_factory) -> Path:
-    """A copy of the repo's data/shapes.yaml in <tmp>/data/, so its ../datasets/shapes lands in <tmp>/datasets."""
+    """A copy of the bundled shapes.yaml in <tmp>/data/: a user's yaml, so its datasets/shapes lands in
+    <tmp>/data/datasets/shapes."""
     root = tmp_path_factory.mktemp("repo")
     (root / "data").mkdir()
     shutil.copy(REPO_SHAPES_YAML, root / "data" / "shapes.yaml")
@@ -34,10 +36,10 @@ def _write(path: Path, data: dict) -> Path:
     return path
 
 
-def test_repo_yaml_generates_data_relative_to_itself_whatever_the_cwd(repo_like, tmp_path, monkeypatch):
+def test_users_yaml_generates_data_relative_to_itself_whatever_the_cwd(repo_like, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # not the yaml's directory nor its parent
     ds = resolve_dataset_yaml(os.path.relpath(repo_like / "data" / "shapes.yaml", tmp_path))
-    root = repo_like / "datasets" / "shapes"
+    root = repo_like / "data" / "datasets" / "shapes"
     assert ds.root == root
     assert ds.val == (root / "images" / "val",) and ds.train == (root / "images" / "train",)
     assert ds.val_json == root / "annotations" / "instances_val.json" and ds.val_json.is_file()
@@ -47,6 +49,16 @@ def test_repo_yaml_generates_data_relative_to_itself_whatever_the_cwd(repo_like,
     generator = yaml.safe_load(REPO_SHAPES_YAML.read_text())["generator"]
     assert len(list(ds.val[0].glob("*.png"))) == generator["val_images"]
     assert len(list(ds.train[0].glob("*.png"))) == generator["train_images"]
+
+
+def test_bundled_yaml_generates_its_data_under_the_working_directory(tmp_path, monkeypatch):
+    """The bundled yamls live in the installation, which cawb never writes: their path: is the working dir's."""
+    monkeypatch.chdir(tmp_path)
+    ds = resolve_dataset_yaml(bundled_data("shapes.yaml"))
+    assert ds.source == REPO_SHAPES_YAML
+    assert ds.root == tmp_path / "datasets" / "shapes" and ds.yaml.parent == ds.root
+    val_images = yaml.safe_load(REPO_SHAPES_YAML.read_text())["generator"]["val_images"]
+    assert ds.val_json.is_file() and len(list(ds.val[0].glob("*.png"))) == val_images
 
 
 def test_resolved_yaml_is_what_ultralytics_reads(repo_like):
@@ -70,7 +82,7 @@ def test_second_resolution_reuses_the_data(repo_like):
 
 def test_changed_generator_arguments_are_refused_on_existing_data(repo_like, tmp_path):
     data = yaml.safe_load((repo_like / "data" / "shapes.yaml").read_text())
-    data["path"] = str(repo_like / "datasets" / "shapes")
+    data["path"] = str(repo_like / "data" / "datasets" / "shapes")
     data["generator"]["seed"] += 1
     with pytest.raises(FileExistsError, match="delete"):
         resolve_dataset_yaml(_write(tmp_path / "changed.yaml", data))

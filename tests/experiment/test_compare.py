@@ -228,10 +228,10 @@ def _no_coco_json(tiny_shapes, tmp_path):
         (["--seeds", "0", "0"], "repeats a seed"),
         (["--seeds", "-1"], "--seeds -1 is invalid"),
         (["--epochs", "0"], "--epochs 0 is invalid"),
-        (["--arms", "no/such/hyp.yaml"], "hyp file not found: no/such/hyp.yaml"),
+        (["--arms", "no/such/hyp.yaml"], "--arms no/such/hyp.yaml: no such file, nor a bundled hyp name"),
         (["--arms", "hyp/hyp.shapes-cos.yaml", "{tmp}/hyp.shapes-cos.yaml"], "must be unique"),
         (["--arms", "{bad_hyp}"], "unknown key 'momentun' (did you mean 'momentum'?)"),
-        (["--data", "no/such/data.yaml"], "no/such/data.yaml not found"),
+        (["--data", "no/such/data.yaml"], "--data no/such/data.yaml: no such file, nor a bundled data name"),
         (["--data", "{no_json}"], "val_json and category_ids are required"),
         (["--device", "7"], "--device 7:"),
         (["--cfg", "yolov5q.yaml"], "--cfg yolov5q.yaml: model yaml not found"),
@@ -280,6 +280,6 @@ def test_help_explains_every_flag_and_the_presets():
     for flag in ("--preset", "--data", "--arms", "--seeds", "--epochs", "--cfg", "--batch-size", "--imgsz",
                  "--device", "--workers", "--project", "--exist-ok", "key=value"):
         assert flag in result.stdout
-    assert "data data/coco10k.yaml, arms hyp/hyp.scratch-cos.yaml hyp/hyp.scratch-cawb.yaml" in result.stdout
-    assert "data data/shapes.yaml, arms hyp/hyp.shapes-cos.yaml hyp/hyp.shapes-cawb.yaml" in result.stdout
+    assert "data coco10k, arms scratch-cos scratch-cawb" in result.stdout
+    assert "data shapes, arms shapes-cos shapes-cawb" in result.stdout
     assert "Exit status" in result.stdout

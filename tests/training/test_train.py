@@ -46,6 +46,22 @@ def test_scheduler_flag_and_implied_cawb(tiny_shapes):
     assert plan_run(data=str(tiny_shapes), hyp=str(ARTICLE_CAWB), scheduler="cos").overrides["cawb"] is False
 
 
+def test_relative_project_is_the_working_directorys_wherever_it_is_set(tiny_shapes, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert plan_run(data=str(tiny_shapes)).overrides["project"] == str(tmp_path / "runs" / "train")  # the default
+    assert plan_run(data=str(tiny_shapes), project="mine").overrides["project"] == str(tmp_path / "mine")
+    hyp = tmp_path / "hyp.yaml"
+    hyp.write_text(ARTICLE_CAWB.read_text() + "\nproject: from-hyp\n")
+    assert plan_run(data=str(tiny_shapes), hyp=str(hyp)).overrides["project"] == str(tmp_path / "from-hyp")
+
+
+def test_bundled_hyp_files_by_short_name(tiny_shapes):
+    for name in ("scratch-cos", "hyp.scratch-cos", "hyp.scratch-cos.yaml"):
+        assert plan_run(data=str(tiny_shapes), hyp=name).overrides["cawb"] is False
+    steps = plan_run(data=str(tiny_shapes), hyp="scratch-cawb").overrides["cawb_steps"]
+    assert steps == load_hyp(ARTICLE_CAWB)["cawb_steps"]
+
+
 def test_no_arguments_plans_the_offline_demo():
     plan = plan_run()
     overrides = plan.overrides
@@ -69,9 +85,10 @@ def test_no_arguments_plans_the_offline_demo():
         (["momentun=0.9"], "unknown key 'momentun' (did you mean 'momentum'?)"),
         (["--cfg", "yolov5q.yaml"], "--cfg yolov5q.yaml: model yaml not found"),
         (["--weights", "missing.pt"], "--weights missing.pt: no such .pt file"),
-        (["--data", "no/such/data.yaml"], "no/such/data.yaml not found"),
+        (["--data", "no/such/data.yaml"], "--data no/such/data.yaml: no such file, nor a bundled data name"),
         (["--resume", "no/such/last.pt"], "--resume no/such/last.pt: no such checkpoint"),
-        (["--hyp", "no/such/hyp.yaml"], "hyp file not found"),
+        (["--hyp", "no/such/hyp.yaml"], "--hyp no/such/hyp.yaml: no such file, nor a bundled hyp name (bundled: "),
+        (["--hyp", "scratch-cawbb"], "--hyp scratch-cawbb: no such file"),
     ],
 )
 def test_bad_input_fails_fast_with_one_line(argv, message, tmp_path, capsys):
@@ -104,16 +121,20 @@ def test_resume_refuses_new_training_settings_and_unreadable_files(tmp_path, cap
     assert "not a readable ultralytics checkpoint" in capsys.readouterr().err
 
 
-def test_end_to_end_run_prints_results_and_map(tiny_shapes, tmp_path, capsys):
-    code = main(["--data", str(tiny_shapes), "--cfg", "yolov5n.yaml", "--hyp", str(REPO_ROOT / "hyp/hyp.shapes-cawb.yaml"),
+def test_end_to_end_run_prints_results_and_map(tiny_shapes, tmp_path, capsys, monkeypatch):
+    # A relative --project is the working directory's (ultralytics alone would put it under runs/detect/), and a
+    # bundled hyp file can be named by its short name.
+    monkeypatch.chdir(tmp_path)
+    code = main(["--data", str(tiny_shapes), "--cfg", "yolov5n.yaml", "--hyp", "shapes-cawb",
                  "--epochs", "3", "--cawb-steps", "1", "--img", "64", "--batch-size", "8", "--device", "cpu",
-                 "--project", str(tmp_path), "--name", "e2e", "val=False"])
+                 "--project", "proj", "--name", "e2e", "val=False"])
     assert code == 0
     out = capsys.readouterr().out
-    assert f"results: {tmp_path / 'e2e'}" in out and "mAP50: " in out and "mAP50-95: " in out
-    assert (tmp_path / "e2e" / "lr.png").is_file() and (tmp_path / "e2e" / "weights" / "best.pt").is_file()
+    run = tmp_path / "proj" / "e2e"
+    assert f"results: {run}\n" in out and "mAP50: " in out and "mAP50-95: " in out
+    assert (run / "lr.png").is_file() and (run / "weights" / "best.pt").is_file()
     # A finished run has nothing to resume: one line, not an assertion from deep inside ultralytics.
-    assert main(["--resume", str(tmp_path / "e2e" / "weights" / "last.pt")]) == 2
+    assert main(["--resume", str(run / "weights" / "last.pt")]) == 2
     assert "already finished" in capsys.readouterr().err
 
 
