@@ -83,8 +83,8 @@ class SubsetOptions:
     COCO training set includes background images). ``copy`` copies images instead of symlinking them.
     ``force`` replaces a subset built with other settings (or from other annotation files), or builds into a
     directory of other files when none of the names a build writes is taken there. ``allow_missing`` builds
-    without sampled images absent from the COCO directory (reported) instead of failing. ``download`` fetches what the COCO
-    directory lacks (annotations archive, then only the drawn images) from ``base_url``."""
+    without sampled images absent from the COCO directory (reported) instead of failing. ``download`` fetches
+    what the COCO directory lacks (annotations archive, then only the drawn images) from ``base_url``."""
 
     coco_dir: Path
     out_dir: Path
