@@ -178,7 +178,6 @@ def plot_hyp_lr(
         HypError: a bad hyp file, setting, output place or size, before anything is written.
     """
     from cawb.hyp import load_hyp
-    from cawb.utils.plots import plot_lr_curves
     from cawb.utils.user_files import UserFileError, check_output_file
 
     try:
@@ -200,6 +199,8 @@ def plot_hyp_lr(
                            "once per epoch, so leave out --batches or give fewer --epochs")
         check_curve_settings({**hyp, **({"epochs": epochs} if epochs is not None else {})}, str(path))
     curves = [lr_curve(hyp, epochs, batches_per_epoch, label=path.stem, source=str(path)) for path, hyp in hyps]
+    from cawb.utils.plots import plot_lr_curves  # matplotlib: once everything has been checked
+
     plot_lr_curves(curves, out)
     if csv_path:
         write_lr_csv(curves[0], csv_path)
