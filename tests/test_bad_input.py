@@ -231,6 +231,10 @@ CASES: list[Case] = [
 # --- running them ---------------------------------------------------------------------------------------------------
 
 
+#: What the checkout comparison leaves out: git's own files, the virtual environment and caches.
+CHECKOUT_SKIP = frozenset({".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache"})
+
+
 @dataclass(frozen=True)
 class Outcome:
     returncode: int
@@ -240,10 +244,12 @@ class Outcome:
     args: list[str]
 
 
-def snapshot(root: Path) -> dict[str, tuple]:
-    """Every entry under ``root`` (not following links): kind, size, mode and modification time."""
+def snapshot(root: Path, skip: frozenset[str] = frozenset()) -> dict[str, tuple]:
+    """Every entry under ``root`` (not following links, leaving out directories named in ``skip``): kind, size,
+    mode and modification time."""
     entries = {}
     for directory, dirnames, filenames in os.walk(root):
+        dirnames[:] = [name for name in dirnames if name not in skip and not name.endswith(".egg-info")]
         for name in dirnames + filenames:
             path = Path(directory, name)
             info = os.lstat(path)
@@ -281,26 +287,13 @@ def outcomes(request, tmp_path_factory, read_only_dir) -> dict[str, Outcome]:
                 if getattr(item, "originalname", None) == "test_bad_input_is_refused_cleanly"]
     saved = torch_files()
     root = tmp_path_factory.mktemp("bad-input")
-    checkout = snapshot_checkout()
+    checkout = snapshot(REPO, CHECKOUT_SKIP)
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = {case.id: pool.submit(run_case, case, root / f"case{index}", saved, read_only_dir)
                    for index, case in enumerate(selected)}
         results = {case_id: future.result() for case_id, future in futures.items()}
-    assert snapshot_checkout() == checkout, "a case wrote into the checkout"
+    assert changes(checkout, snapshot(REPO, CHECKOUT_SKIP)) == [], "a case wrote into the checkout"
     return results
-
-
-def snapshot_checkout() -> dict[str, tuple]:
-    """The checkout's files outside .git, the virtual environment and caches."""
-    skip = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache"}
-    entries = {}
-    for directory, dirnames, filenames in os.walk(REPO):
-        dirnames[:] = [name for name in dirnames if name not in skip and not name.endswith(".egg-info")]
-        for name in dirnames + filenames:
-            path = Path(directory, name)
-            info = os.lstat(path)
-            entries[str(path.relative_to(REPO))] = (info.st_size, info.st_mtime_ns)
-    return entries
 
 
 def test_the_table_is_large_and_its_ids_are_unique():
