@@ -41,7 +41,7 @@ class Case:
 
 # --- fixtures: every bad (and good) file the cases name, made anew for each case ------------------------------------
 
-GOOD_HYP = "lr0: 0.01\nlrf: 0.1\noptimizer: SGD\ncawb: true\ncawb_steps: [3]\nepochs: 6\n"
+GOOD_HYP = "lr0: 0.01\nlrf: 0.1\noptimizer: SGD\nwarmup_epochs: 1\ncawb: true\ncawb_steps: [3]\nepochs: 6\n"
 BAD_HYPS = {
     "empty.yaml": b"",
     "comments.yaml": b"# lr0: 0.01\n",
