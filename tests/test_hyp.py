@@ -137,7 +137,7 @@ def test_malformed_files_give_one_line_errors(tmp_path, text, message):
 
 
 def test_missing_file():
-    with pytest.raises(HypError, match="hyp file no/such/hyp.yaml: not found"):
+    with pytest.raises(HypError, match="hyp file no/such/hyp.yaml not found"):
         load_hyp("no/such/hyp.yaml")
 
 

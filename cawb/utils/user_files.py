@@ -77,11 +77,11 @@ def check_input_file(path: str | Path, what: str, expected: str = "a file") -> P
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         if os.path.islink(path):
-            raise UserFileNotFoundError(f"{what} {path}: not found (a symlink to {os.readlink(path)}, which does "
+            raise UserFileNotFoundError(f"{what} {path} not found (a symlink to {os.readlink(path)}, which does "
                                         "not exist)") from None
-        raise UserFileNotFoundError(f"{what} {path}: not found") from None
+        raise UserFileNotFoundError(f"{what} {path} not found") from None
     except NotADirectoryError:
-        raise UserFileNotFoundError(f"{what} {path}: not found (a part of the path is a file, not a directory)") \
+        raise UserFileNotFoundError(f"{what} {path} not found (a part of the path is a file, not a directory)") \
             from None
     except OSError as error:
         raise UserFileError(f"{what} {path}: cannot be read ({_reason(error)})") from None

@@ -45,7 +45,7 @@ def test_missing_file_is_also_a_file_not_found_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_yaml(tmp_path / "nope.yaml", "hyp file")
     message = refused(read_yaml, tmp_path / "nope.yaml", "hyp file")
-    assert message == f"hyp file {tmp_path / 'nope.yaml'}: not found"
+    assert message == f"hyp file {tmp_path / 'nope.yaml'} not found"
     with pytest.raises(UserFileNotFoundError):
         read_yaml(tmp_path / "nope.yaml", "hyp file")
 
