@@ -71,7 +71,7 @@ def test_no_arguments_plans_the_offline_demo():
         (["--weights", "missing.pt"], "--weights missing.pt: no such .pt file"),
         (["--data", "no/such/data.yaml"], "no/such/data.yaml not found"),
         (["--resume", "no/such/last.pt"], "--resume no/such/last.pt: no such checkpoint"),
-        (["--hyp", "no/such/hyp.yaml"], "hyp file not found"),
+        (["--hyp", "no/such/hyp.yaml"], "hyp file no/such/hyp.yaml not found"),
     ],
 )
 def test_bad_input_fails_fast_with_one_line(argv, message, tmp_path, capsys):
