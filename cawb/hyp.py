@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from cawb.schedule import BUILTIN_DECAYS, EPOCH_SCALE_MODES, CawbConfigError, CawbSchedule
+from cawb.utils.user_files import UserFileError, read_yaml
 
 __all__ = [
     "CAWB_HYP_KEYS",
@@ -167,19 +168,18 @@ def _is_number(value: Any) -> bool:
 def load_hyp(path: str | Path) -> dict[str, Any]:
     """Read and validate a hyp YAML file (see :func:`validate_hyp`).
 
+    An empty file (or one of comments only) is refused: it would silently train with none of the settings a hyp
+    file is for. So is a key given twice (PyYAML would keep the last one).
+
     Raises:
-        HypError: the file is missing, is not YAML, is not a mapping, or has a bad key or value.
+        HypError: the file is missing, a directory, unreadable, binary, empty, not YAML, not a mapping, gives a key
+            twice, or has a bad key or value (one line naming the file, with the line where it helps).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise HypError(f"hyp file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise HypError(f"{path}:{where} is not valid YAML ({getattr(error, 'problem', error)})") from error
-    return validate_hyp(data or {}, source=str(path))
+        data = read_yaml(path, "hyp file", mapping_of="key: value settings (ultralytics keys and cawb_* keys)")
+    except UserFileError as error:
+        raise HypError(str(error)) from None
+    return validate_hyp(data, source=str(path))
 
 
 def resolve_lf(spec: Any, source: str = "hyp") -> str | Callable[[float, float], float]:

@@ -22,3 +22,22 @@ def tiny_shapes(tmp_path_factory):
     from cawb.datasets.shapes import generate_shapes_dataset
 
     return generate_shapes_dataset(tmp_path_factory.mktemp("data") / "shapes", train_images=16, val_images=8, imgsz=64)
+
+
+@pytest.fixture(scope="session")
+def read_only_dir(tmp_path_factory):
+    """A directory in which this process really cannot create files: a chmod 555 directory, or, where that does
+    not bind (root ignores permission bits), /proc/sys, which the kernel keeps read-only for every user."""
+    from pathlib import Path
+
+    place = tmp_path_factory.mktemp("read-only")
+    place.chmod(0o555)
+    try:
+        if not os.access(place, os.W_OK):
+            yield place
+        elif os.path.isdir("/proc/sys") and not os.access("/proc/sys", os.W_OK):
+            yield Path("/proc/sys")
+        else:
+            pytest.skip("no read-only directory on this machine (root, and /proc/sys is writable)")
+    finally:
+        place.chmod(0o755)  # so that pytest can remove it

@@ -126,7 +126,9 @@ def test_warmup_is_limited_like_ultralytics_limits_it():
 
 @pytest.mark.parametrize(
     "text,message",
-    [("lr0: [0.01\n", "is not valid YAML"), ("- lr0\n- lrf\n", "must be a mapping"), ("1: 2\n", "not a string")],
+    [("lr0: [0.01\n", "line 2: not valid YAML"), ("- lr0\n- lrf\n", "must be a mapping"), ("1: 2\n", "not a string"),
+     ("", "is empty"), ("# only a comment\n", "is empty"),
+     ("lr0: 0.01\nlrf: 0.1\nlr0: 0.02\n", "line 3: duplicate key 'lr0' \\(first at line 1\\)")],
 )
 def test_malformed_files_give_one_line_errors(tmp_path, text, message):
     with pytest.raises(HypError, match=message) as caught:
@@ -135,7 +137,7 @@ def test_malformed_files_give_one_line_errors(tmp_path, text, message):
 
 
 def test_missing_file():
-    with pytest.raises(HypError, match="hyp file not found"):
+    with pytest.raises(HypError, match="hyp file no/such/hyp.yaml not found"):
         load_hyp("no/such/hyp.yaml")
 
 

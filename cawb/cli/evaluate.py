@@ -10,27 +10,37 @@ import argparse
 import sys
 
 from cawb.cli.common import add_version_flag, bundled_data_help
+from cawb.cli.parsing import OneLineErrorParser, int_at_least
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", required=True, help="trained checkpoint (.pt)")
+    parser = OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Bad input ends with one line 'error: ...' and exit status 2, before anything "
+                                "is loaded or written.")
+    parser.add_argument("--weights", required=True, help="trained ultralytics checkpoint (.pt): a run's last.pt or "
+                        "best.pt")
     parser.add_argument("--data", required=True,
                         help=f"dataset yaml with val_json and category_ids: {bundled_data_help()}")
-    parser.add_argument("--imgsz", type=int, required=True, help="inference size in pixels, as in training")
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--imgsz", type=int_at_least(32), required=True,
+                        help="inference size in pixels, as in training (>= 32)")
+    parser.add_argument("--batch", type=int_at_least(1), default=16, help="images per batch (>= 1; default: 16)")
     parser.add_argument("--device", default="cpu", help="'cpu', '0', ...")
-    parser.add_argument("--out", default="runs/evaluate", help="output directory (predictions.json)")
+    parser.add_argument("--out", default="runs/evaluate", help="output directory (predictions.json; default: "
+                        "runs/evaluate)")
     return add_version_flag(parser)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse, evaluate, print both mAPs. Exit 2 on bad input."""
     args = build_parser().parse_args(argv)
-    from cawb.experiment.evaluate import evaluate_coco  # torch, ultralytics, pycocotools: after parsing
+    from cawb.experiment.evaluate import evaluate_coco  # light: torch, ultralytics, pycocotools load once it runs
     from cawb.utils.resources import resolve_data
+    from cawb.utils.user_files import check_checkpoint_file, check_output_dir
 
     try:
+        # evaluate_coco checks both too, naming them by its own argument names (weights, save_dir)
+        check_checkpoint_file(args.weights, "--weights")
+        check_output_dir(args.out, "--out")
         result = evaluate_coco(
             args.weights, resolve_data(args.data), imgsz=args.imgsz, batch=args.batch, device=args.device,
             save_dir=args.out,

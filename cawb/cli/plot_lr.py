@@ -1,8 +1,8 @@
 """Draw the learning-rate schedule a hyp YAML file describes, as ultralytics' trainer applies it.
 
 Examples (``python scripts/plot_lr.py`` in a clone):
-    cawb-plot-lr --hyp scratch-cawb --out lr.png --csv lr.csv
-    cawb-plot-lr --hyp scratch-cawb --compare scratch-cos --batches 157 --out lr.png
+    cawb-plot-lr --hyp scratch-cawb                                   # writes runs/plot_lr/lr.png
+    cawb-plot-lr --hyp scratch-cawb --compare scratch-cos --batches 157 --csv runs/plot_lr/lr.csv
 """
 
 from __future__ import annotations
@@ -12,26 +12,33 @@ import sys
 from pathlib import Path
 
 from cawb.cli.common import add_version_flag, bundled_hyp_help
+from cawb.cli.parsing import OneLineErrorParser, int_at_least
+
+DEFAULT_OUT = Path("runs/plot_lr/lr.png")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         description=__doc__.split("\n\n")[0],
         epilog="The curve is the weights param group's lr (base lr0). With cawb: false the file's stock "
-        "ultralytics schedule is drawn (one-cycle cosine 1 -> lrf with cos_lr, else linear).",
+        "ultralytics schedule is drawn (one-cycle cosine 1 -> lrf with cos_lr, else linear). Restarts of the file "
+        "that fall outside --epochs are named in a warning. Bad input (a hyp file, an lr setting ultralytics would "
+        "refuse, an output place that cannot be written, more than 2,000,000 points per curve) ends with one line "
+        "'error: ...' and exit status 2, before anything is written.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--hyp", required=True,
                         help=f"hyp YAML file (ultralytics keys + cawb_* keys): {bundled_hyp_help()}")
-    parser.add_argument("--epochs", type=int, help="total epochs (default: the file's 'epochs', else ultralytics' 100)")
+    parser.add_argument("--epochs", type=int_at_least(1),
+                        help="total epochs (default: the file's 'epochs', else ultralytics' 100)")
     parser.add_argument(
         "--batches",
-        type=int,
+        type=int_at_least(1),
         help="batches per epoch: draw per iteration, including ultralytics' warmup ramp (default: one point per epoch)",
     )
     parser.add_argument("--compare",
                         help="a second hyp file (path or bundled name) drawn on the same axes (e.g. cos vs CAWB)")
-    parser.add_argument("--out", type=Path, default=Path("lr.png"), help="PNG to write")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="PNG to write (runs/ is git-ignored)")
     parser.add_argument("--csv", type=Path, help="CSV to write for --hyp, header 'epoch,lr' (0-based epoch)")
     return add_version_flag(parser)
 
@@ -45,8 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    for curve, path in zip(curves, [args.hyp, args.compare]):
+        if curve.dropped_restart_epochs:
+            restarts = ", ".join(f"{epoch:g}" for epoch in curve.dropped_restart_epochs)
+            print(f"warning: {path}: restart epoch(s) {restarts} fall outside this {int(curve.epochs[-1]) + 1}-epoch "
+                  "run (only warmup_epochs < s < epochs count) and are not drawn", file=sys.stderr)
     for curve in curves:
         print(f"{curve.label}: {len(curve.lrs)} points, lr {max(curve.lrs):.4g} max, {curve.lrs[-1]:.4g} last")
     print(f"plot: {args.out}" + (f"\ncsv: {args.csv}" if args.csv else ""))
     return 0
-

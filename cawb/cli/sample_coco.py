@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from cawb.cli.common import add_version_flag
+from cawb.cli.parsing import OneLineErrorParser
 from cawb.coco.download import DEFAULT_BASE_URL, RetryPolicy
 from cawb.coco.subset import CocoSubsetError, SubsetOptions, build_coco_subset
 
@@ -20,13 +21,12 @@ examples (python scripts/sample_coco.py in a clone):
 
 Then train with --data datasets/coco10k/dataset.yaml (or --data coco10k, the bundled yaml, which reads
 ./datasets/coco10k).
-Errors print one line 'error: ...' and exit with status 2."""
+Errors print one line 'error: ...' and exit with status 2, before anything is fetched, parsed or written.
+Ctrl-C (exit status 130) keeps every finished file and download: rerun the same command to resume."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = OneLineErrorParser(description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--coco",
         type=Path,
@@ -65,7 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--force",
         action="store_true",
-        help="replace an --out that holds another subset or other files (deletes only what a build writes)",
+        help="replace an --out that holds a subset built with other settings (deletes only what a build writes), or "
+        "build into a directory of other files, which are left alone (refused if one is named like a build's output)",
     )
     p.add_argument(
         "--allow-missing",
@@ -122,6 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     except CocoSubsetError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished files and downloads are kept; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    except OSError as e:  # the disk filled up, a file became unwritable...: nothing finished is lost either
+        where = e.filename2 or e.filename  # a rename names its destination second
+        what = f"{where}: {(e.strerror or str(e)).lower()}" if where else " ".join(str(e).split())
+        print(f"error: {what}; the build stopped there and kept what it finished: fix it and rerun the same "
+              "command to resume", file=sys.stderr)
+        return 1
     for split, s in report.splits.items():
         print(
             f"{split}: {s.images} images ({s.background_images} without boxes, {s.missing} missing), "

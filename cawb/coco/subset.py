@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -46,12 +47,15 @@ from cawb.coco.download import (
 )
 from cawb.coco.instances import Annotation, Chooser, CocoFileError, ImageRecord, InstancesSubset, read_instances
 from cawb.utils.atomic_files import copy_atomic, symlink_atomic, write_bytes_atomic, write_text_atomic
+from cawb.utils.user_files import UserFileError, UserFileNotFoundError, check_input_file, check_output_dir
 
 MANIFEST_NAME = "manifest.json"
 DATASET_YAML_NAME = "dataset.yaml"
 MANIFEST_FORMAT = "cawb-coco-subset/1"
 SPLITS = ("train", "val")
-_OWNED = ("images", "labels", "annotations", DATASET_YAML_NAME, MANIFEST_NAME)  # what --force may delete
+# What a build writes in --out, and all that --force may delete: only in a directory a build made (its manifest.json
+# says so), where all of it can be rebuilt from --coco and the manifest's settings.
+_OWNED = ("images", "labels", "annotations", DATASET_YAML_NAME, MANIFEST_NAME)
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,10 @@ class SubsetOptions:
     """What to build. Counts are image counts; ``val_from="train"`` draws val from train2017, disjoint from
     train. ``skip_empty`` draws only images with at least one annotation (default: any image, as the full
     COCO training set includes background images). ``copy`` copies images instead of symlinking them.
-    ``force`` replaces an output directory holding something else. ``allow_missing`` builds without sampled
-    images absent from the COCO directory (reported) instead of failing. ``download`` fetches what the COCO
-    directory lacks (annotations archive, then only the drawn images) from ``base_url``."""
+    ``force`` replaces a subset built with other settings (or from other annotation files), or builds into a
+    directory of other files when none of the names a build writes is taken there. ``allow_missing`` builds
+    without sampled images absent from the COCO directory (reported) instead of failing. ``download`` fetches
+    what the COCO directory lacks (annotations archive, then only the drawn images) from ``base_url``."""
 
     coco_dir: Path
     out_dir: Path
@@ -313,6 +318,12 @@ def _check_output_dir(options: SubsetOptions) -> dict | None:
     manifest = _read_manifest(out)
     if manifest is not None and manifest.get("settings") == options.settings():
         return manifest
+    if manifest is None:
+        # Not a build of ours: --force may build beside the user's files, never delete them.
+        taken = [name for name in _OWNED if os.path.lexists(out / name)]
+        if taken:
+            raise CocoSubsetError(f"--out {out} holds {taken[0]!r}, which sample_coco did not write (no manifest.json "
+                                  "of a build), so even --force leaves it alone: choose another --out, or move it away")
     if options.force:
         return None
     held = "a subset built with other settings" if manifest is not None else "files of its own"
@@ -351,6 +362,13 @@ def _validate(options: SubsetOptions) -> None:
         raise CocoSubsetError(f"--coco {options.coco_dir} is not a directory (pass --download to fetch COCO into it)")
     if out == coco or out in coco.parents:
         raise CocoSubsetError(f"--out {options.out_dir} must not be the COCO directory or contain it")
+    # The places written to must be writable before the annotations are fetched or parsed (minutes of work).
+    try:
+        check_output_dir(options.out_dir, "--out")
+        if options.download:
+            check_output_dir(options.coco_dir, "--coco")
+    except UserFileError as error:
+        raise CocoSubsetError(str(error)) from None
 
 
 def build_coco_subset(options: SubsetOptions) -> SubsetReport:
@@ -438,8 +456,12 @@ def _read_and_draw(
             coco, list(shares), base_url=options.base_url, policy=options.retry, progress=options.progress
         )
     for name in shares:
-        if not (coco / name).is_file():
-            raise CocoSubsetError(f"{coco / name} not found (pass --download to fetch the annotations)")
+        try:
+            check_input_file(coco / name, "annotation file", expected="a COCO instances JSON file")
+        except UserFileNotFoundError:
+            raise CocoSubsetError(f"{coco / name} not found (pass --download to fetch the annotations)") from None
+        except UserFileError as error:
+            raise CocoSubsetError(str(error)) from None
     data, drawn = {}, {}
     for name, file_shares in shares.items():
         data[name] = read_instances(

@@ -31,12 +31,14 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import yaml
 
 from cawb.datasets.shapes import generate_shapes_dataset
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.resources import is_bundled
+from cawb.utils.user_files import read_yaml
 
 # generator name -> function(root, **kwargs) -> path of the dataset yaml it wrote
 GENERATORS = {"shapes": generate_shapes_dataset}
@@ -67,13 +69,51 @@ class ResolvedDataset:
         return len(self.names)
 
 
-def resolve_dataset_yaml(yaml_path: str | Path, out_dir: str | Path | None = None) -> ResolvedDataset:
+def check_dataset_yaml(yaml_path: str | Path, require: Mapping[str, str] | None = None) -> dict:
+    """Read a dataset yaml and check its keys, writing and generating nothing; return its mapping.
+
+    This is the first half of :func:`resolve_dataset_yaml`, for callers that must refuse bad input before they
+    write anything or import anything heavy.
+
+    Args:
+        yaml_path: the dataset yaml.
+        require: keys that must be set for the caller's use, each with why (e.g. ``{"val_json": "for COCO
+            evaluation"}``).
+
+    Raises:
+        FileNotFoundError: the yaml is missing.
+        ValueError: the yaml is a directory, unreadable, binary, empty, not valid YAML, gives a key twice, is not
+            a mapping, or a key has a wrong type or value (one line naming the file, the key and what is allowed).
+    """
+    source = Path(yaml_path).absolute()
+    data = read_yaml(source, "dataset yaml", mapping_of="keys (train, val, names, ...)")
+    missing = [key for key in (require or {}) if data.get(key) is None]
+    if missing:
+        why = "; ".join(f"{key} {(require or {})[key]}" for key in missing)
+        raise ValueError(f"{source}: {' and '.join(missing)} must be set ({why})")
+    root = _root(source, data)
+    names = _names(source, data)
+    _category_ids(source, data, len(names))
+    for key in ("train", "val"):
+        _split_paths(source, data, key, root)
+    for key in ("val_json", "train_json"):
+        _optional_path(source, data, key, root)
+    if "generator" in data:
+        _generator(source, data)
+    return data
+
+
+def resolve_dataset_yaml(
+    yaml_path: str | Path, out_dir: str | Path | None = None, require: Mapping[str, str] | None = None
+) -> ResolvedDataset:
     """Resolve ``yaml_path`` (project convention above), generate its data if it has a generator, check it exists.
 
     Args:
         yaml_path: the dataset yaml, e.g. ``data/shapes.yaml``.
         out_dir: where to write the resolved copy ``<yaml stem>.resolved.yaml`` (e.g. the run directory);
             default: the dataset root.
+        require: keys that must be set, with why (see :func:`check_dataset_yaml`); checked before anything is
+            written.
 
     Returns:
         The :class:`ResolvedDataset`; its ``yaml`` is ready for ``YOLO(...).train(data=...)``.
@@ -81,16 +121,12 @@ def resolve_dataset_yaml(yaml_path: str | Path, out_dir: str | Path | None = Non
     Raises:
         FileNotFoundError: the yaml, or data it names, is missing (one line: the yaml, the missing path, how to
             build it).
-        ValueError: a key has a wrong type or value (one line naming the key, the value and what is allowed).
+        ValueError: the yaml cannot be read as a mapping, or a key has a wrong type or value (one line naming the
+            file, the key, the value and what is allowed).
         FileExistsError: generated data exists but was generated with other arguments (from the generator).
     """
     source = Path(yaml_path).absolute()
-    if not source.is_file():
-        raise FileNotFoundError(f"dataset yaml {source} not found")
-    data = yaml.safe_load(source.read_text())
-    if not isinstance(data, dict):
-        raise ValueError(f"{source}: must be a mapping of keys (train, val, names, ...), got {type(data).__name__}")
-
+    data = check_dataset_yaml(source, require)
     root = _root(source, data)
     names = _names(source, data)
     category_ids = _category_ids(source, data, len(names))
@@ -139,11 +175,21 @@ def _root(source: Path, data: dict) -> Path:
 
 
 def _names(source: Path, data: dict) -> dict[int, str]:
-    names = data.get("names")
-    if isinstance(names, list):
-        names = dict(enumerate(names))
-    if not isinstance(names, dict) or not names or sorted(names) != list(range(len(names))):
-        raise ValueError(f"{source}: names={names!r} must be a non-empty list or a dict {{0: name, 1: name, ...}}")
+    given = data.get("names")
+    allowed = "a non-empty list of class names or a mapping {0: name, 1: name, ...}"
+    names = dict(enumerate(given)) if isinstance(given, list) else given
+    if not isinstance(names, dict) or not names:
+        raise ValueError(f"{source}: names={given!r} is invalid: it must be {allowed}")
+    for key in names:
+        if isinstance(key, bool) or not isinstance(key, int):
+            raise ValueError(f"{source}: names key {key!r} is not a class index: names must be {allowed} with the "
+                             f"integer keys 0..{len(names) - 1}")
+    if sorted(names) != list(range(len(names))):
+        raise ValueError(f"{source}: names keys {sorted(names)} are invalid: they must be 0..{len(names) - 1}, each "
+                         "once")
+    for key, name in names.items():
+        if not isinstance(name, (str, int, float)) or isinstance(name, bool) or name == "":
+            raise ValueError(f"{source}: names[{key}]={name!r} is invalid: a class name must be a non-empty string")
     return {int(k): str(v) for k, v in sorted(names.items())}
 
 
@@ -178,7 +224,8 @@ def _optional_path(source: Path, data: dict, key: str, root: Path) -> Path | Non
     return (root / value).resolve()
 
 
-def _generate(source: Path, data: dict, root: Path, names: dict[int, str], category_ids) -> None:
+def _generator(source: Path, data: dict):
+    """The generator function and its keyword arguments, checked against its signature."""
     spec = data["generator"]
     name = spec.get("name") if isinstance(spec, dict) else None
     if name not in GENERATORS:
@@ -189,6 +236,11 @@ def _generate(source: Path, data: dict, root: Path, names: dict[int, str], categ
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise ValueError(f"{source}: generator key(s) {unknown} not allowed for {name!r}; allowed: {allowed}")
+    return name, generate, kwargs
+
+
+def _generate(source: Path, data: dict, root: Path, names: dict[int, str], category_ids) -> None:
+    name, generate, kwargs = _generator(source, data)
     try:
         generated = yaml.safe_load(Path(generate(root, **kwargs)).read_text())
     except ValueError as e:

@@ -14,18 +14,28 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
-from ultralytics.models.yolo.detect import DetectionValidator
-
-from cawb.datasets.resolve import ResolvedDataset, resolve_dataset_yaml
+from cawb.datasets.resolve import ResolvedDataset, check_dataset_yaml, resolve_dataset_yaml
 from cawb.training.offline import ensure_local_fonts
+from cawb.utils.user_files import check_checkpoint_file, check_output_dir
+
+if TYPE_CHECKING:
+    from pycocotools.coco import COCO
+
+# pycocotools, torch and ultralytics are imported inside the functions that use them: every input is checked
+# before that (2.5 s) import, and a command's --help never waits for it.
+
+#: The dataset keys a COCO evaluation needs, with why.
+COCO_EVAL_KEYS = {
+    "val_json": "for COCO evaluation: the val split's ground-truth JSON",
+    "category_ids": "for COCO evaluation: class index -> COCO category id",
+}
 
 
 def coco_image_ids(gt: Mapping[str, Any]) -> dict[str, int]:
@@ -91,6 +101,9 @@ def coco_bbox_eval(gt: COCO, detections: list[dict[str, Any]]) -> tuple[list[flo
     An empty ``detections`` list scores 0 (pycocotools' ``loadRes`` cannot take one, so an empty result set is
     built directly).
     """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
     with contextlib.redirect_stdout(io.StringIO()):  # progress chatter: "loading...", "DONE (t=0.01s)"
         if detections:
             dt = gt.loadRes(copy.deepcopy(detections))  # loadRes adds keys to the records it is given
@@ -135,22 +148,35 @@ def evaluate_coco(
         ``"predictions"`` (Path of the COCO results JSON: image_id from the GT JSON by file name, category_id via
         ``category_ids``, bbox [x, y, w, h] top-left in original-image pixels, score), ``"num_detections"``.
 
+    Every input is checked before anything heavy is imported or anything is written: ``imgsz`` and ``batch``,
+    ``weights`` (a readable checkpoint file; then, once torch is loaded, an ultralytics model checkpoint),
+    ``save_dir`` (a place a directory can be created in) and the dataset yaml.
+
     Raises:
         FileNotFoundError: ``weights`` or the data is missing.
-        ValueError: the data lacks ``val_json``/``category_ids``, they disagree with the GT JSON, the model's class
-            count differs from the data's, or the val images and the GT JSON list different images.
+        ValueError: a bad ``imgsz``/``batch``; ``weights`` is a directory, unreadable, or not an ultralytics
+            checkpoint; ``save_dir`` cannot be written; the data lacks ``val_json``/``category_ids``, they disagree
+            with the GT JSON, the model's class count differs from the data's, or the val images and the GT JSON
+            list different images.
     """
-    weights = Path(weights)
-    if not weights.is_file():
-        raise FileNotFoundError(f"weights {weights} not found")
+    for name, value, minimum in (("imgsz", imgsz, 32), ("batch", batch, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ValueError(f"{name}={value!r} is invalid: it must be an integer >= {minimum}")
+    weights = check_checkpoint_file(weights, "weights")
+    save_dir = check_output_dir(save_dir, "save_dir")
+    if isinstance(data, ResolvedDataset):
+        if data.val_json is None or data.category_ids is None:
+            raise ValueError(f"{data.source}: val_json and category_ids are required for COCO evaluation")
+    else:
+        check_dataset_yaml(data, require=COCO_EVAL_KEYS)
+
+    from pycocotools.coco import COCO
+
+    _check_ultralytics_checkpoint(weights)
     ensure_local_fonts()  # ultralytics' dataset check would otherwise ask its server for a font
-    if not isinstance(imgsz, int) or isinstance(imgsz, bool) or imgsz < 32:
-        raise ValueError(f"imgsz={imgsz!r} must be an integer >= 32")
-    save_dir = Path(save_dir)
+    ds = data if isinstance(data, ResolvedDataset) else resolve_dataset_yaml(data, out_dir=save_dir,
+                                                                              require=COCO_EVAL_KEYS)
     save_dir.mkdir(parents=True, exist_ok=True)
-    ds = data if isinstance(data, ResolvedDataset) else resolve_dataset_yaml(data, out_dir=save_dir)
-    if ds.val_json is None or ds.category_ids is None:
-        raise ValueError(f"{ds.source}: val_json and category_ids are required for COCO evaluation")
 
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(ds.val_json))
@@ -158,7 +184,7 @@ def evaluate_coco(
     if missing:
         raise ValueError(f"{ds.source}: category_ids {missing} are not categories of {ds.val_json}")
 
-    validator = _CocoExportValidator(
+    validator = _coco_export_validator()(
         image_ids=coco_image_ids(gt.dataset),
         category_ids=ds.category_ids,
         save_dir=save_dir,
@@ -201,34 +227,60 @@ def evaluate_coco(
     }
 
 
-class _CocoExportValidator(DetectionValidator):
-    """DetectionValidator whose per-image predictions carry the GT JSON's image ids and the dataset's category ids."""
+def _check_ultralytics_checkpoint(weights: Path) -> None:
+    """Refuse, in one line, a file torch can load that is not an ultralytics model checkpoint."""
+    from ultralytics.nn.tasks import BaseModel
+    from ultralytics.utils.patches import torch_load
 
-    def __init__(self, *, image_ids: Mapping[str, int], category_ids: Sequence[int], **kwargs):
-        super().__init__(**kwargs)
-        self.image_ids = image_ids
-        self.category_ids = category_ids
+    expected = "expected an ultralytics training checkpoint (a run's weights/last.pt or best.pt)"
+    try:
+        checkpoint = torch_load(weights, map_location="cpu")
+    except Exception as error:  # whatever unpickling a damaged or foreign file raises
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise ValueError(f"weights {weights}: cannot be loaded ({reason}); {expected}") from None
+    model = (checkpoint.get("ema") or checkpoint.get("model")) if isinstance(checkpoint, dict) else None
+    if not isinstance(model, BaseModel):
+        if isinstance(checkpoint, dict):
+            held = f"a dict without a model, keys {sorted(map(str, checkpoint))[:5]}"
+        else:
+            held = f"a {type(checkpoint).__name__}"
+        raise ValueError(f"weights {weights}: is not an ultralytics checkpoint (it holds {held}); {expected}")
 
-    def init_metrics(self, model) -> None:
-        super().init_metrics(model)
-        if self.nc != len(self.category_ids):
-            raise ValueError(
-                f"model {self.args.model} predicts {self.nc} classes but category_ids has {len(self.category_ids)}"
+
+@functools.cache
+def _coco_export_validator() -> type:
+    """The DetectionValidator subclass whose per-image predictions carry the GT JSON's image ids and the
+    dataset's category ids (built on first use: ultralytics is imported only then)."""
+    from ultralytics.models.yolo.detect import DetectionValidator
+
+    class CocoExportValidator(DetectionValidator):
+        def __init__(self, *, image_ids: Mapping[str, int], category_ids: Sequence[int], **kwargs):
+            super().__init__(**kwargs)
+            self.image_ids = image_ids
+            self.category_ids = category_ids
+
+        def init_metrics(self, model) -> None:
+            super().init_metrics(model)
+            if self.nc != len(self.category_ids):
+                raise ValueError(
+                    f"model {self.args.model} predicts {self.nc} classes but category_ids has {len(self.category_ids)}"
+                )
+
+        def pred_to_json(self, predn, pbatch) -> None:
+            self.jdict.extend(
+                coco_detections(
+                    Path(pbatch["im_file"]).name,
+                    predn["bboxes"].tolist(),
+                    predn["conf"].tolist(),
+                    predn["cls"].tolist(),
+                    image_ids=self.image_ids,
+                    category_ids=self.category_ids,
+                )
             )
 
-    def pred_to_json(self, predn, pbatch) -> None:
-        self.jdict.extend(
-            coco_detections(
-                Path(pbatch["im_file"]).name,
-                predn["bboxes"].tolist(),
-                predn["conf"].tolist(),
-                predn["cls"].tolist(),
-                image_ids=self.image_ids,
-                category_ids=self.category_ids,
-            )
-        )
+        def eval_json(self, stats: dict[str, Any]) -> dict[str, Any]:
+            # evaluate_coco scores the detections with pycocotools; ultralytics' own path would pip-install
+            # faster-coco-eval, which offline fails (and the numbers would not be the reference implementation's).
+            return stats
 
-    def eval_json(self, stats: dict[str, Any]) -> dict[str, Any]:
-        # evaluate_coco scores the detections with pycocotools; ultralytics' own path would pip-install
-        # faster-coco-eval, which offline fails (and the numbers would not be the reference implementation's).
-        return stats
+    return CocoExportValidator

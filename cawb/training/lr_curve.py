@@ -17,7 +17,17 @@ from typing import Any, Callable, Mapping
 from cawb.hyp import HypError, schedule_from_hyp, ultralytics_defaults
 from cawb.utils.atomic_files import write_text_atomic
 
-__all__ = ["LrCurve", "epoch_lr_factor", "lr_curve", "stock_lr_factor", "warmup_iterations", "write_lr_csv"]
+__all__ = [
+    "MAX_PLOT_POINTS",
+    "LrCurve",
+    "check_curve_settings",
+    "epoch_lr_factor",
+    "lr_curve",
+    "plot_hyp_lr",
+    "stock_lr_factor",
+    "warmup_iterations",
+    "write_lr_csv",
+]
 
 
 def _trainer_stand_in(hyp: Mapping[str, Any], epochs: int) -> SimpleNamespace:
@@ -52,12 +62,15 @@ def epoch_lr_factor(hyp: Mapping[str, Any], epochs: int, source: str = "hyp") ->
 
 
 class LrCurve(SimpleNamespace):
-    """``epochs`` (0-based, fractional per iteration) and ``lrs`` of the weights param group, plus the ``label``."""
+    """``epochs`` (0-based, fractional per iteration) and ``lrs`` of the weights param group, plus the ``label``,
+    the ``restart_epochs`` drawn and the ``dropped_restart_epochs`` of the hyp that fall outside this run (only
+    ``warmup_epochs < s < epochs`` count)."""
 
     epochs: list[float]
     lrs: list[float]
     label: str
     restart_epochs: list[float]
+    dropped_restart_epochs: list[float]
 
 
 def lr_curve(
@@ -83,10 +96,11 @@ def lr_curve(
         raise HypError(f"batches per epoch={batches_per_epoch!r} is invalid: it must be an integer >= 1")
     lr0 = float(hyp.get("lr0", defaults["lr0"]))
     factor = epoch_lr_factor(hyp, total, source)
-    restarts = list(getattr(factor, "restart_epochs", ()))
+    restarts = {"restart_epochs": list(getattr(factor, "restart_epochs", ())),
+                "dropped_restart_epochs": list(getattr(factor, "dropped_restart_epochs", ()))}
     if batches_per_epoch is None:
         xs = [float(epoch) for epoch in range(total)]
-        return LrCurve(epochs=xs, lrs=[lr0 * factor(epoch) for epoch in range(total)], label=label, restart_epochs=restarts)
+        return LrCurve(epochs=xs, lrs=[lr0 * factor(epoch) for epoch in range(total)], label=label, **restarts)
 
     warmup = warmup_iterations(hyp, total, batches_per_epoch)
     xs, lrs = [], []
@@ -98,7 +112,7 @@ def lr_curve(
             lr = target * iteration / warmup if warmup and iteration <= warmup else target
             xs.append(epoch + batch / batches_per_epoch)
             lrs.append(lr)
-    return LrCurve(epochs=xs, lrs=lrs, label=label, restart_epochs=restarts)
+    return LrCurve(epochs=xs, lrs=lrs, label=label, **restarts)
 
 
 def write_lr_csv(curve: LrCurve, path: str | Path) -> Path:
@@ -113,6 +127,36 @@ def write_lr_csv(curve: LrCurve, path: str | Path) -> Path:
     return path
 
 
+#: Most points :func:`plot_hyp_lr` computes per curve (epochs x batches per epoch). A point costs about 200 bytes
+#: on the way to the figure and the CSV, so this bounds memory near 0.4 GB a curve; the figure, about 1,300 pixels
+#: wide, could not show more apart, and after the warmup the lr changes only once per epoch anyway.
+MAX_PLOT_POINTS = 2_000_000
+
+# The ultralytics settings a curve depends on: checked as ultralytics checks them before training.
+_CURVE_KEYS = ("epochs", "lr0", "lrf", "momentum", "cos_lr", "warmup_epochs", "warmup_momentum", "warmup_bias_lr")
+
+
+def check_curve_settings(hyp: Mapping[str, Any], source: str) -> None:
+    """Refuse the lr settings ultralytics' trainer would refuse (its own ``check_cfg``: type and range), and
+    infinite or NaN numbers, which it would take and then fail or train on.
+
+    Raises:
+        HypError: one line naming ``source``, the key, the value and what is allowed.
+    """
+    import math
+
+    from ultralytics.cfg import check_cfg
+
+    settings = {key: hyp[key] for key in _CURVE_KEYS if key in hyp}
+    try:
+        check_cfg(dict(settings))
+    except (TypeError, ValueError) as error:
+        raise HypError(f"{source}: {' '.join(str(error).split())}") from None
+    for key, value in settings.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise HypError(f"{source}: {key}={value!r} is invalid: it must be a finite number")
+
+
 def plot_hyp_lr(
     hyp_path: str | Path,
     out: str | Path,
@@ -124,21 +168,43 @@ def plot_hyp_lr(
     """Plot the lr schedule of a hyp file (and of a second one to compare) and write its CSV.
 
     This is what ``scripts/plot_lr.py`` runs. ``hyp_path`` and ``compare`` are paths or bundled hyp names
-    (:func:`cawb.utils.resources.resolve_hyp`). Returns the curves drawn, the ``hyp_path`` one first.
+    (:func:`cawb.utils.resources.resolve_hyp`). Returns the curves drawn, the ``hyp_path`` one first; a curve's
+    ``dropped_restart_epochs`` lists the file's restarts that fall outside ``epochs``.
+
+    Everything is checked before anything is computed or written: ``out`` (a ``.png`` file name in a writable
+    place) and ``csv_path`` (a ``.csv`` one), the hyp files, the lr settings (as ultralytics checks them), and the
+    number of points (at most :data:`MAX_PLOT_POINTS` per curve).
 
     Raises:
-        HypError: a bad hyp file or setting, before anything is written.
+        HypError: a bad hyp file, setting, output place or size, before anything is written.
         FileNotFoundError: a hyp file that is neither a path nor a bundled name.
     """
     from cawb.hyp import load_hyp
-    from cawb.utils.plots import plot_lr_curves
     from cawb.utils.resources import resolve_hyp
+    from cawb.utils.user_files import UserFileError, check_output_file
 
-    curves = []
+    try:
+        for flag, path, suffix in (("--out", out, ".png"), ("--csv", csv_path, ".csv")):
+            if path is not None:
+                check_output_file(path, flag)
+                if Path(path).suffix.lower() != suffix:
+                    raise HypError(f"{flag} {path}: the file name must end in {suffix} (it is written as "
+                                   f"{suffix[1:].upper()})")
+    except UserFileError as error:
+        raise HypError(str(error)) from None
     paths = [resolve_hyp(hyp_path)] + ([resolve_hyp(compare, flag="--compare")] if compare else [])
-    for path in paths:
-        hyp = load_hyp(path)
-        curves.append(lr_curve(hyp, epochs, batches_per_epoch, label=Path(path).stem, source=str(path)))
+    hyps = [(Path(path), load_hyp(path)) for path in paths]
+    for path, hyp in hyps:
+        total = epochs if epochs is not None else hyp.get("epochs", ultralytics_defaults()["epochs"])
+        points = total * batches_per_epoch if isinstance(total, int) and isinstance(batches_per_epoch, int) else 0
+        if points > MAX_PLOT_POINTS:
+            raise HypError(f"{path}: {total} epochs x {batches_per_epoch} batches = {points:,} "
+                           f"points, more than plot_lr draws ({MAX_PLOT_POINTS:,}); after the warmup the lr changes "
+                           "once per epoch, so leave out --batches or give fewer --epochs")
+        check_curve_settings({**hyp, **({"epochs": epochs} if epochs is not None else {})}, str(path))
+    curves = [lr_curve(hyp, epochs, batches_per_epoch, label=path.stem, source=str(path)) for path, hyp in hyps]
+    from cawb.utils.plots import plot_lr_curves  # matplotlib: once everything has been checked
+
     plot_lr_curves(curves, out)
     if csv_path:
         write_lr_csv(curves[0], csv_path)

@@ -15,6 +15,7 @@ bundled file can be named by its short name anywhere. Nothing here writes: the i
 from __future__ import annotations
 
 import importlib.resources
+import os
 from pathlib import Path
 
 __all__ = [
@@ -87,14 +88,14 @@ def bundled_data_names() -> list[str]:
 
 def _resolve(kind: str, value: str | Path, flag: str) -> Path:
     path = Path(value).expanduser()
-    if path.exists():
+    if os.path.lexists(path):  # a path entry, even a broken or looping link: the file reader says what is wrong
         return path
     if len(path.parts) == 1:  # a bare name: scratch-cawb, hyp.scratch-cawb or hyp.scratch-cawb.yaml
         short = _short_name(kind, path.name)
         for candidate in _folder(kind).glob("*.yaml"):
             if _short_name(kind, candidate.name) == short:
                 return candidate
-    raise FileNotFoundError(f"{flag} {value}: no such file, nor a bundled {kind} name (bundled: "
+    raise FileNotFoundError(f"{flag} {value}: not found: no such file, nor a bundled {kind} name (bundled: "
                             f"{', '.join(_names(kind))})")
 
 

@@ -183,8 +183,10 @@ class FaultyCocoServer:
 
     ``faults[path]`` is a list consumed one per request: ``"503"`` answers 503, ``"drop"`` closes the
     connection without answering, ``"truncate"`` sends the headers of the full body and half of it, then closes,
-    ``"garbage"`` sends a body of the right length that is not an image. A request with no fault left gets the
-    body (honouring ``Range: bytes=N-``). ``requests[path]`` counts requests, ``ranges`` records Range headers.
+    ``"garbage"`` sends a body of the right length that is not an image, ``"stall"`` sends the headers and half
+    the body, sets ``stalled`` and waits (up to 60 s) for ``release`` before closing. A request with no fault left
+    gets the body (honouring ``Range: bytes=N-``). ``requests[path]`` counts requests, ``ranges`` records Range
+    headers.
     """
 
     def __init__(self, bodies: dict[str, bytes]):
@@ -192,6 +194,7 @@ class FaultyCocoServer:
         self.faults: dict[str, list[str]] = defaultdict(list)
         self.requests: Counter[str] = Counter()
         self.ranges: list[tuple[str, str]] = []
+        self.stalled, self.release = threading.Event(), threading.Event()
         self._lock = threading.Lock()
         server = self
 
@@ -227,6 +230,12 @@ class FaultyCocoServer:
                 self.end_headers()
                 if fault == "truncate":
                     self.wfile.write(part[: len(part) // 2])
+                    self.close_connection = True
+                elif fault == "stall":
+                    self.wfile.write(part[: len(part) // 2])
+                    self.wfile.flush()
+                    server.stalled.set()
+                    server.release.wait(60)
                     self.close_connection = True
                 elif fault == "garbage":
                     self.wfile.write(b"\0" * len(part))

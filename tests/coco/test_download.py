@@ -207,3 +207,26 @@ def test_script_download_against_the_local_mirror(fake, server, tmp_path: Path):
     assert result.returncode == 0, result.stderr
     assert "downloaded 8 images" in result.stdout
     assert len(list((tmp_path / "coco/train2017").iterdir())) == 5
+
+
+def test_ctrl_c_says_in_one_line_how_to_resume_and_the_same_command_resumes(fake, server, tmp_path: Path):
+    import signal
+
+    env = {**os.environ, "YOLO_OFFLINE": "1"}
+    cmd = [sys.executable, str(ROOT / "scripts/sample_coco.py"), "--coco", str(tmp_path / "coco"), "--out",
+           str(tmp_path / "out"), "--train", "5", "--val", "3", "--download", "--base-url", server.url, "--quiet"]
+    server.faults[ARCHIVE] = ["stall"]  # the build waits in the annotations download, well inside its work
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert server.stalled.wait(60), "the annotations archive was never requested"
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        server.release.set()
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert err.strip() == "interrupted: finished files and downloads are kept; rerun the same command to resume"
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "downloaded 8 images" in result.stdout and (tmp_path / "out" / "dataset.yaml").is_file()

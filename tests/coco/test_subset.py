@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -425,3 +426,57 @@ def test_coco_json_without_info_or_licenses_and_without_images_is_valid():
     assert empty == {"images": [], "annotations": [], "categories": FAKE_CATEGORIES}
     one = json.loads(coco_json_bytes({"categories": categories, "info": b'{"a": 1}'}, [b'{"id": 1}'], [b'{"id": 2}']))
     assert list(one) == ["info", "images", "annotations", "categories"] and one["images"] == [{"id": 1}]
+
+
+# --- bad places, found before the annotations are parsed ------------------------------------------------------------
+
+
+def corrupt_annotations(fake: FakeCoco) -> None:
+    """Make parsing fail: an error about anything else then proves that it was found before parsing."""
+    for split in ("train2017", "val2017"):
+        fake.annotation_file(split).write_text('{"images": [')
+
+
+def test_force_never_deletes_a_users_files_named_like_a_builds_output(fake: FakeCoco, tmp_path: Path):
+    out = tmp_path / "out"
+    (out / "images").mkdir(parents=True)
+    (out / "images" / "holiday.jpg").write_bytes(b"mine")
+    before = tree_bytes(out)
+    with pytest.raises(CocoSubsetError, match="holds 'images', which sample_coco did not write .* even --force"):
+        build(fake, out, force=True)
+    assert tree_bytes(out) == before
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "a_file", "read_only"])
+def test_unwritable_out_is_refused_before_parsing(fake: FakeCoco, tmp_path: Path, where: str, request):
+    corrupt_annotations(fake)
+    (tmp_path / "file").write_text("mine")
+    out = {"under_a_file": tmp_path / "file" / "out", "a_file": tmp_path / "file"}.get(where)
+    if out is None:
+        out = request.getfixturevalue("read_only_dir") / "out"
+    with pytest.raises(CocoSubsetError) as caught:
+        build(fake, out)
+    message = str(caught.value)
+    assert message.startswith(f"--out {out}: ") and "\n" not in message
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_an_annotation_file_that_is_a_directory_says_so(fake: FakeCoco, tmp_path: Path):
+    path = fake.annotation_file("val2017")
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(CocoSubsetError, match="annotation file .*instances_val2017.json: is a directory; expected"):
+        build(fake, tmp_path / "out")
+
+
+def test_script_write_failure_is_one_line_and_a_rerun_resumes(fake: FakeCoco, tmp_path: Path):
+    out = tmp_path / "out"
+    args = ("--coco", str(fake.root), "--out", str(out), "--train", "8", "--val", "4", "--quiet")
+    assert run_script(*args).returncode == 0
+    shutil.rmtree(out / "annotations")
+    (out / "annotations" / "instances_train.json" / "x").mkdir(parents=True)  # a directory where the JSON goes
+    result = run_script(*args)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: ") and "rerun the same command to resume" in result.stderr
+    shutil.rmtree(out / "annotations" / "instances_train.json")
+    assert run_script(*args).returncode == 0

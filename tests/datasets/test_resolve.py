@@ -170,3 +170,57 @@ def test_names_that_disagree_with_the_generator_are_refused(tmp_path):
     }
     with pytest.raises(ValueError, match="differ from what generator"):
         resolve_dataset_yaml(_write(tmp_path / "x.yaml", data))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"train: images/train\nval: [images/val\n", "line 3: not valid YAML"),
+        (b"train: a\nval: b\nnames: [x]\ntrain: c\n", "line 4: duplicate key 'train' (first at line 1)"),
+        (b"", "is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "is binary"),
+        (b"- train\n- val\n", "must be a mapping"),
+    ],
+)
+def test_unusable_yaml_files_are_refused_in_one_line_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "data.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as err:
+        resolve_dataset_yaml(path)
+    assert str(path) in str(err.value) and message in str(err.value) and "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.yaml"]
+
+
+def test_a_directory_is_not_a_dataset_yaml(tmp_path):
+    with pytest.raises(ValueError, match="is a directory; expected a YAML file"):
+        resolve_dataset_yaml(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        ({"zero": "a", 1: "b"}, "names key 'zero' is not a class index"),
+        ({0: "a", "1": "b"}, "names key '1' is not a class index"),
+        ({0: "a", 2: "b"}, "names keys [0, 2] are invalid: they must be 0..1"),
+        ({0: "a", 1: None}, "names[1]=None is invalid"),
+        ([], "names=[] is invalid"),
+    ],
+)
+def test_names_must_be_indexed_by_integers(small_shapes, tmp_path, names, message):
+    data = {**yaml.safe_load(small_shapes.read_text()), "path": str(small_shapes.parent), "names": names}
+    data.pop("category_ids")
+    with pytest.raises(ValueError) as err:
+        resolve_dataset_yaml(_write(tmp_path / "x.yaml", data))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_required_keys_are_checked_before_anything_is_written(small_shapes, tmp_path):
+    from cawb.datasets.resolve import check_dataset_yaml
+
+    data = {**yaml.safe_load(small_shapes.read_text()), "path": str(small_shapes.parent)}
+    del data["val_json"]
+    path = _write(tmp_path / "x.yaml", data)
+    with pytest.raises(ValueError, match="val_json must be set \\(val_json for COCO evaluation\\)"):
+        resolve_dataset_yaml(path, out_dir=tmp_path / "out", require={"val_json": "for COCO evaluation"})
+    assert not (tmp_path / "out").exists()
+    assert check_dataset_yaml(path)["names"] == data["names"]  # without the requirement it is fine

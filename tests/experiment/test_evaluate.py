@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+import torch
 import yaml
 from pycocotools.coco import COCO
 
@@ -156,6 +157,36 @@ def test_data_without_coco_keys_is_refused_before_inference(shapes, tmp_path):
     plain = tmp_path / "plain.yaml"
     plain.write_text(yaml.safe_dump(data))
     weights = tmp_path / "w.pt"
-    weights.write_bytes(b"")  # never loaded: the data check comes first
+    torch.save({}, weights)  # a torch file, never loaded as a model: the data check comes first
     with pytest.raises(ValueError, match="category_ids"):
         evaluate_coco(weights, plain, imgsz=128, save_dir=tmp_path / "eval")
+    assert not (tmp_path / "eval").exists()
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: torch.save({"weight": torch.zeros(2)}, p), "is not an ultralytics checkpoint (it holds a dict"),
+        (lambda p: torch.save(torch.zeros(2), p), "is not an ultralytics checkpoint (it holds a Tensor)"),
+        (lambda p: p.write_bytes(b"\x80\x04garbage"), "cannot be loaded ("),
+        (lambda p: p.write_bytes(b"GIF89a garbage"), "is not a checkpoint"),
+    ],
+)
+def test_weights_that_are_not_a_checkpoint_are_refused_before_anything_is_written(shapes, tmp_path, make, message):
+    weights = tmp_path / "w.pt"
+    make(weights)
+    with pytest.raises(ValueError) as err:
+        evaluate_coco(weights, shapes.source, imgsz=128, save_dir=tmp_path / "eval")
+    assert str(err.value).startswith(f"weights {weights}: {message}") and "\n" not in str(err.value)
+    assert not (tmp_path / "eval").exists()
+
+
+def test_bad_sizes_and_output_places_are_refused_before_loading(shapes, tmp_path):
+    (tmp_path / "file").write_text("x")
+    weights = tmp_path / "w.pt"
+    torch.save({}, weights)
+    for kwargs, message in (({"imgsz": 16}, "imgsz=16 is invalid: it must be an integer >= 32"),
+                            ({"batch": 0}, "batch=0 is invalid: it must be an integer >= 1"),
+                            ({"save_dir": tmp_path / "file"}, "is a file, not a directory")):
+        with pytest.raises(ValueError, match=message):
+            evaluate_coco(weights, shapes.source, **{"imgsz": 128, "save_dir": tmp_path / "eval", **kwargs})

@@ -79,3 +79,83 @@ def test_plot_script_rejects_a_bad_hyp_file_with_one_line(tmp_path, capsys):
 def test_plot_script_help_runs_from_a_clone():
     result = subprocess.run([sys.executable, str(REPO / "scripts/plot_lr.py"), "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--compare" in result.stdout and "--batches" in result.stdout
+
+
+def run_plot(argv, capsys):
+    code = plot_lr.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("lr0: .inf\n", "'lr0=inf' is an invalid value. Valid 'lr0' values are between 0.0 and 1.0."),
+        ("lr0: -1\n", "'lr0=-1' is an invalid value"),
+        ("lr0: abc\n", "'lr0=abc' is of invalid type str"),
+        ("lrf: [0.1, 0.2]\n", "'lrf=[0.1, 0.2]' is of invalid type list"),
+        ("warmup_epochs: .nan\n", "warmup_epochs=nan is invalid: it must be a finite number"),
+        ("cos_lr: maybe\n", "'cos_lr=maybe' is of invalid type str"),
+    ],
+)
+def test_plot_refuses_lr_settings_training_would_refuse(tmp_path, capsys, text, message):
+    hyp = tmp_path / "hyp.yaml"
+    hyp.write_text(text)
+    code, out, err = run_plot(["--hyp", hyp, "--out", tmp_path / "lr.png"], capsys)
+    assert code == 2 and err.startswith(f"error: {hyp}: ") and message in err
+    assert err.count("\n") == 1 and out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hyp.yaml"]
+
+
+def test_plot_bounds_epochs_times_batches_before_computing(tmp_path, capsys, monkeypatch):
+    from cawb.training import lr_curve as module
+
+    monkeypatch.setattr(module, "MAX_PLOT_POINTS", 100)
+    hyp = REPO / "hyp/hyp.scratch-cawb.yaml"
+    code, _, err = run_plot(["--hyp", hyp, "--epochs", 10, "--batches", 11, "--out", tmp_path / "lr.png"], capsys)
+    assert code == 2 and "10 epochs x 11 batches = 110 points, more than plot_lr draws (100)" in err
+    assert not (tmp_path / "lr.png").exists()
+    code, out, _ = run_plot(["--hyp", hyp, "--epochs", 10, "--batches", 10, "--out", tmp_path / "lr.png"], capsys)
+    assert code == 0 and "100 points" in out and (tmp_path / "lr.png").is_file()
+
+
+def test_the_real_bound_refuses_a_product_that_would_exhaust_memory_at_once(tmp_path, capsys):
+    hyp = REPO / "hyp/hyp.scratch-cawb.yaml"
+    argv = ["--hyp", hyp, "--epochs", 100_000, "--batches", 100_000, "--out", tmp_path / "x.png"]
+    code, _, err = run_plot(argv, capsys)
+    assert code == 2 and "10,000,000,000 points" in err
+
+
+def test_plot_warns_about_restarts_outside_a_shorter_run(tmp_path, capsys):
+    hyp = REPO / "hyp/hyp.scratch-cawb.yaml"  # restarts 30 and 80 of 150 epochs
+    code, out, err = run_plot(["--hyp", hyp, "--epochs", 50, "--out", tmp_path / "lr.png"], capsys)
+    assert code == 0 and "50 points" in out
+    assert err == (f"warning: {hyp}: restart epoch(s) 80 fall outside this 50-epoch run (only warmup_epochs < s < "
+                   "epochs count) and are not drawn\n")
+    code, _, err = run_plot(["--hyp", hyp, "--out", tmp_path / "lr.png"], capsys)
+    assert code == 0 and err == ""
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--out", ".", "is a directory; expected a file name"),
+        ("--out", "lr.jpg", "the file name must end in .png"),
+        ("--out", "file/lr.png", "is a file, not a directory"),
+        ("--csv", "lr.txt", "the file name must end in .csv"),
+        ("--csv", "file/lr.csv", "is a file, not a directory"),
+    ],
+)
+def test_plot_checks_its_output_places_first(tmp_path, capsys, monkeypatch, flag, value, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("mine")
+    code, _, err = run_plot(["--hyp", REPO / "hyp/hyp.scratch-cawb.yaml", flag, value], capsys)
+    assert code == 2 and err.startswith(f"error: {flag} {value}: ") and message in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_plot_writes_outside_the_checkout_by_default(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_plot(["--hyp", REPO / "hyp/hyp.shapes-cawb.yaml"], capsys)
+    assert code == 0 and (tmp_path / "runs" / "plot_lr" / "lr.png").is_file()
+    assert "plot: runs/plot_lr/lr.png" in out

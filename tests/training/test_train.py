@@ -85,10 +85,10 @@ def test_no_arguments_plans_the_offline_demo():
         (["momentun=0.9"], "unknown key 'momentun' (did you mean 'momentum'?)"),
         (["--cfg", "yolov5q.yaml"], "--cfg yolov5q.yaml: model yaml not found"),
         (["--weights", "missing.pt"], "--weights missing.pt: no such .pt file"),
-        (["--data", "no/such/data.yaml"], "--data no/such/data.yaml: no such file, nor a bundled data name"),
+        (["--data", "no/such/data.yaml"], "--data no/such/data.yaml: not found: no such file, nor a bundled data name"),
         (["--resume", "no/such/last.pt"], "--resume no/such/last.pt: no such checkpoint"),
-        (["--hyp", "no/such/hyp.yaml"], "--hyp no/such/hyp.yaml: no such file, nor a bundled hyp name (bundled: "),
-        (["--hyp", "scratch-cawbb"], "--hyp scratch-cawbb: no such file"),
+        (["--hyp", "no/such/hyp.yaml"], "--hyp no/such/hyp.yaml: not found: no such file, nor a bundled hyp name (bundled: "),
+        (["--hyp", "scratch-cawbb"], "--hyp scratch-cawbb: not found: no such file"),
     ],
 )
 def test_bad_input_fails_fast_with_one_line(argv, message, tmp_path, capsys):

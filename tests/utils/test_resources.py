@@ -63,10 +63,10 @@ def test_neither_a_path_nor_a_bundled_name_is_one_line_naming_the_flag_and_the_n
     with pytest.raises(FileNotFoundError) as error:
         resolve_hyp("scratch-cawbb", flag="--arms")
     message = str(error.value)
-    assert message.startswith("--arms scratch-cawbb: no such file, nor a bundled hyp name")
+    assert message.startswith("--arms scratch-cawbb: not found: no such file, nor a bundled hyp name")
     assert "\n" not in message and all(name in message for name in bundled_hyp_names())
     # a path with a folder is a path: never silently replaced by the bundled file of the same name
-    with pytest.raises(FileNotFoundError, match=r"^--data data/shapes.yaml: no such file.*coco10k, shapes\)$"):
+    with pytest.raises(FileNotFoundError, match=r"^--data data/shapes.yaml: not found: no such file.*coco10k, shapes\)$"):
         resolve_data("data/shapes.yaml")
 
 
