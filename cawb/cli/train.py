@@ -16,7 +16,13 @@ import yaml
 
 from cawb.hyp import HypError
 from cawb.schedule import EPOCH_SCALE_MODES
-from cawb.training.train import TrainingInterrupted, train  # light: torch and ultralytics load when it trains
+from cawb.training.train import (  # light: torch and ultralytics load when it trains
+    ARTICLE_DEFAULTS,
+    EMBEDDED_DEFAULTS,
+    TrainingInterrupted,
+    train,
+)
+from cawb.yolov5.sources import BUNDLED_MODELS
 
 __all__ = ["batch_size", "build_parser", "key_value", "main", "options_from_args"]
 
@@ -58,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run = parser.add_argument_group("data and model")
     run.add_argument("--data", help="dataset yaml (ultralytics format). Default: data/shapes.yaml, the offline demo")
-    run.add_argument("--cfg", help="model yaml, built from scratch (default: yolov5s.yaml; yolov5n.yaml for the demo)")
+    run.add_argument("--cfg", help="model yaml, built from scratch: YOLOv5 release v5.0's anchor-based "
+                     f"{', '.join(BUNDLED_MODELS)} (n is a CPU-sized convenience, not part of v5.0), ultralytics' "
+                     "own yolov5n.yaml, yolov5s.yaml, ... (anchor-free), or a path. Default: "
+                     f"{ARTICLE_DEFAULTS['cfg']}; {EMBEDDED_DEFAULTS['cfg']} for the demo")
     run.add_argument("--weights", help="initial weights .pt on disk (optional; nothing is downloaded)")
     run.add_argument("--hyp", help="hyp YAML: ultralytics keys plus cawb_* keys (default: hyp/hyp.scratch-cawb.yaml; "
                      "hyp/hyp.shapes-cawb.yaml for the demo)")
