@@ -25,7 +25,9 @@ from pycocotools.cocoeval import COCOeval
 from ultralytics.models.yolo.detect import DetectionValidator
 
 from cawb.datasets.resolve import ResolvedDataset, resolve_dataset_yaml
+from cawb.hyp import kind_defaults, ultralytics_defaults
 from cawb.training.offline import ensure_local_fonts
+from cawb.yolov5 import model_kind
 
 
 def coco_image_ids(gt: Mapping[str, Any]) -> dict[str, int]:
@@ -116,7 +118,7 @@ def evaluate_coco(
     batch: int = 16,
     device: str = "cpu",
     conf: float = 0.001,
-    iou: float = 0.7,
+    iou: float | None = None,
     max_det: int = 300,
 ) -> dict[str, Any]:
     """Evaluate ``weights`` on the val split of ``data`` with pycocotools and, from the same pass, ultralytics.
@@ -126,7 +128,9 @@ def evaluate_coco(
         data: dataset yaml (project convention, see :mod:`cawb.datasets.resolve`) or an already resolved dataset. It must
             set ``val_json`` and ``category_ids``.
         imgsz: inference size in pixels (as in training); ``batch``, ``device``, ``conf`` (score threshold),
-            ``iou`` (NMS IoU) and ``max_det`` (detections per image) go to ultralytics' validator unchanged.
+            ``iou`` (NMS IoU; None: the one the model's kind validates with during training, 0.6 for YOLOv5 v5.0
+            models as v5.0's test.py, ultralytics' 0.7 otherwise) and ``max_det`` (detections per image) go to
+            ultralytics' validator unchanged.
         save_dir: output directory (created); receives ``predictions.json``.
 
     Returns:
@@ -146,6 +150,8 @@ def evaluate_coco(
     ensure_local_fonts()  # ultralytics' dataset check would otherwise ask its server for a font
     if not isinstance(imgsz, int) or isinstance(imgsz, bool) or imgsz < 32:
         raise ValueError(f"imgsz={imgsz!r} must be an integer >= 32")
+    if iou is None:
+        iou = kind_defaults(model_kind(weights)).get("iou", ultralytics_defaults()["iou"])
     save_dir = Path(save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
     ds = data if isinstance(data, ResolvedDataset) else resolve_dataset_yaml(data, out_dir=save_dir)
