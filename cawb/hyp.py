@@ -1,7 +1,7 @@
 """Hyperparameter (hyp) YAML files: ultralytics' own keys plus the ``cawb_*`` keys, validated at the edge.
 
 A hyp file is a flat mapping. Every key of ultralytics' ``default.yaml`` is accepted as is; the CAWB keys and the
-recipe keys of YOLOv5 v5.0 (``obj``, ``obj_pw``, ``anchor_t``, ``fl_gamma``, ``label_smoothing``, ``autoanchor``,
+recipe keys of YOLOv5 v5.0 (``obj``, ``obj_pw``, ``anchor_t``, ``fl_gamma``, ``label_smoothing_eps``, ``autoanchor``,
 ``warmup_min_iters``) are added beside them. Anything else fails before training starts, naming the key and the
 closest valid one.
 
@@ -83,7 +83,9 @@ RECIPE_KEYS: dict[str, tuple[Any, str]] = {
     "anchor_t": (None, "v5.0 models: a target matches an anchor when its width and height ratios to it are both "
                        "below this (> 1; v5.0: 4.0); also AutoAnchor's threshold"),
     "fl_gamma": (None, "v5.0 models: focal loss gamma around both BCEs, 0 = off (v5.0: 0.0)"),
-    "label_smoothing": (None, "v5.0 models: class label smoothing eps in [0, 1): positive 1 - eps/2, negative eps/2"),
+    "label_smoothing_eps": (None, "v5.0 models: class label smoothing eps in [0, 1): positive target 1 - eps/2, "
+                                  "negative eps/2 (v5.0's --label-smoothing; ultralytics drops a key named "
+                                  "label_smoothing from its settings)"),
     "autoanchor": (True, "v5.0 models: check the anchors on the training labels before training and refit them "
                          "when their best possible recall is below 0.98 (v5.0's AutoAnchor)"),
     "warmup_min_iters": (0, "warmup lasts at least this many iterations, max(round(warmup_epochs * batches), this), "
@@ -95,7 +97,7 @@ RECIPE_KEYS: dict[str, tuple[Any, str]] = {
 #: not ultralytics' class-frequency power); ``iou`` is the NMS IoU of the validation during training.
 V5_RECIPE_DEFAULTS: dict[str, Any] = {
     "box": 0.05, "obj": 1.0, "cls": 0.5, "cls_pw": 1.0, "obj_pw": 1.0, "anchor_t": 4.0, "fl_gamma": 0.0,
-    "label_smoothing": 0.0, "iou": 0.6,
+    "label_smoothing_eps": 0.0, "iou": 0.6,
 }
 
 #: Keys of YOLOv5 hyp files that no model here reads, dropped with a warning, with why.
@@ -107,7 +109,7 @@ YOLOV5_DROPPED_KEYS: dict[str, str] = {
 # The model kinds (cawb.yolov5.sources.KIND_*; spelled here so that the core needs no import of them).
 _KIND_V5, _KIND_ULTRALYTICS = "v5.0", "ultralytics"
 _V5_GAINS = ("box", "obj", "cls")
-_V5_ONLY = ("obj", "obj_pw", "anchor_t", "fl_gamma", "label_smoothing")  # set in a file: the file is v5.0's
+_V5_ONLY = ("obj", "obj_pw", "anchor_t", "fl_gamma", "label_smoothing_eps")  # set in a file: the file is v5.0's
 _ULTRALYTICS_ONLY = ("dfl",)
 # ultralytics' box gain is 7.5 (its tuner searches 1-20), v5.0's 0.05 (its evolution searched 0.02-0.2).
 _BOX_SCALE_SPLIT = 1.0
@@ -204,7 +206,7 @@ _RECIPE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "obj_pw": _number_check(lambda v: v > 0, "a number > 0"),
     "anchor_t": _number_check(lambda v: v > 1, "a number > 1 (a ratio threshold: max(r, 1/r) is never below 1)"),
     "fl_gamma": _number_check(lambda v: v >= 0, "a number >= 0 (0 = no focal loss)"),
-    "label_smoothing": _number_check(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "label_smoothing_eps": _number_check(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "autoanchor": ((lambda v: isinstance(v, bool)), "true or false"),
     "warmup_min_iters": ((lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0), "an integer >= 0"),
 }
@@ -245,11 +247,11 @@ def hyp_for_model(hyp: Mapping[str, Any], kind: str, source: str = "hyp") -> dic
     The loss keys mean different things in the two kinds of model (``box``: v5.0's gain 0.05 against ultralytics'
     7.5; ``cls_pw``: v5.0's BCE positive weight against ultralytics' class-frequency power). So:
 
-    * a ``"v5.0"`` model refuses ultralytics' loss settings (``dfl``, or a ``box`` gain above 1, ultralytics' scale)
-      and checks the v5.0 values;
+    * a ``"v5.0"`` model refuses ultralytics' loss gains (a ``box`` gain above 1, ultralytics' scale; ``dfl`` is
+      simply unused) and checks the v5.0 values;
     * an ``"ultralytics"`` model refuses v5.0's gains (``box``/``cls``/``obj`` in a mapping that sets a v5.0-only key,
       or ``obj``, or a ``box`` gain below 1, v5.0's scale) and drops, with one warning, the v5.0-only keys it has no
-      use for (``obj_pw``, ``anchor_t``, ``fl_gamma``, ``label_smoothing``, and ``cls_pw`` beside them).
+      use for (``obj_pw``, ``anchor_t``, ``fl_gamma``, ``label_smoothing_eps``, and ``cls_pw`` beside them).
 
     A mapping that sets no loss key suits both. Unset keys are not filled in here (see :func:`kind_defaults`).
 
@@ -260,8 +262,7 @@ def hyp_for_model(hyp: Mapping[str, Any], kind: str, source: str = "hyp") -> dic
     v5_only = [key for key in _V5_ONLY if hyp.get(key) is not None]
     box = hyp.get("box")
     if kind == _KIND_V5:
-        foreign = [key for key in _ULTRALYTICS_ONLY if key in hyp]
-        if foreign or (_is_number(box) and box > _BOX_SCALE_SPLIT):
+        if _is_number(box) and box > _BOX_SCALE_SPLIT:
             shown = [key for key in ("box", "cls", *_ULTRALYTICS_ONLY) if key in hyp]
             raise HypError(f"{source}: {_settings(hyp, shown)} are ultralytics' loss gains (its defaults: box 7.5, "
                            "cls 0.5, dfl 1.5), meant for an anchor-free model; a v5.0 model has v5.0's loss: remove "

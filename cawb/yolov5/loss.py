@@ -175,7 +175,7 @@ class UltralyticsBatchLoss:
     """:class:`YOLOv5Loss` as a ``YOLOv5Model``'s criterion inside ultralytics' trainer and validator.
 
     It reads the recipe from the model's ``args`` (the trainer's args: ``box``, ``obj``, ``cls``, ``cls_pw``,
-    ``obj_pw``, ``anchor_t``, ``fl_gamma``, ``label_smoothing``, ``imgsz``), scales the gains as v5.0's train.py
+    ``obj_pw``, ``anchor_t``, ``fl_gamma``, ``label_smoothing_eps``, ``imgsz``), scales the gains as v5.0's train.py
     did, turns ultralytics' batch (``batch_idx``, ``cls``, ``bboxes``) into v5.0's targets and returns
     ``(total * batch_size, {"box_loss", "obj_loss", "cls_loss"})``. Predictions may be the training list or the
     ``(y, raw)`` inference tuple (validation loss).
@@ -192,7 +192,7 @@ class UltralyticsBatchLoss:
         imgsz = args.get("imgsz", 640)
         imgsz = max(imgsz) if isinstance(imgsz, (list, tuple)) else imgsz
         hyp = {key: args[key] for key in _HYP_KEYS}
-        hyp["label_smoothing"] = args.get("label_smoothing") or 0.0
+        hyp["label_smoothing"] = args.get("label_smoothing_eps") or 0.0  # v5.0's name in its loss
         hyp.update(scaled_loss_gains(hyp, head.nc, head.nl, imgsz))
         self.loss = YOLOv5Loss(head.nc, head.anchors.detach().float().cpu(), head.stride.detach().float().cpu(), hyp)
 

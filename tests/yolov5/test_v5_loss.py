@@ -160,7 +160,7 @@ def test_ultralytics_batch_becomes_v5_targets_and_named_loss_items():
     from cawb.yolov5 import build_model
 
     model = build_model("yolov5n-v5.0.yaml", nc=2)
-    model.args = {**HYP, "box": 0.05, "cls": 0.5, "imgsz": 64, "label_smoothing": 0.0}
+    model.args = {**HYP, "box": 0.05, "cls": 0.5, "imgsz": 64, "label_smoothing_eps": 0.0}
     model.train()
     preds = model(torch.zeros(2, 3, 64, 64))
     batch = {"batch_idx": torch.tensor([0.0, 1.0]), "cls": torch.tensor([[1.0], [0.0]]),
