@@ -52,13 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="train_cawb.py",
         description="Train YOLOv5 with ultralytics and a CAWB learning-rate schedule (cosine annealing with warm "
-        "booting: restarts at chosen epochs). With no --data, trains an offline demo on a generated shapes dataset "
-        "(yolov5n, 128 px, CPU).",
+        "booting: restarts at chosen epochs). With --data, the defaults are the CAWB article's: YOLOv5s of release "
+        "v5.0 (yolov5s-v5.0.yaml, anchor-based) from scratch, 640 px, batch 16. With no --data, trains an offline "
+        "demo on a generated shapes dataset (ultralytics' yolov5n, 128 px, CPU).",
         epilog="Precedence: command line > hyp file > defaults. Any other ultralytics setting can be given as "
         "key=value (e.g. amp=False cache=ram) or in the hyp file. Examples:\n"
         "  python train_cawb.py\n"
         "  python train_cawb.py --data data/coco10k.yaml --cawb-steps 30 80 --device 0\n"
         "  python train_cawb.py --data my.yaml --hyp hyp/hyp.scratch-cos.yaml --epochs 100\n"
+        "  python train_cawb.py --cfg yolov5n-v5.0.yaml          # the demo on v5.0's network at nano size\n"
         "  python train_cawb.py --resume runs/train/exp/weights/last.pt",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

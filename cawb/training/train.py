@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 from cawb.hyp import CAWB_HYP_KEYS, HypError, hyp_for_model, kind_defaults, load_hyp, schedule_from_hyp, validate_hyp
 from cawb.utils.resources import bundled_data, bundled_hyp
-from cawb.yolov5.sources import BUNDLED_MODELS, ModelYamlError, is_v5_yaml, load_model_yaml, model_kind, resolve_model_yaml
+from cawb.yolov5.kind import model_kind
+from cawb.yolov5.sources import BUNDLED_MODELS, ModelYamlError, is_v5_yaml, load_model_yaml, resolve_model_yaml
 
 __all__ = [
     "ARTICLE_DEFAULTS",

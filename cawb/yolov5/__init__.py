@@ -7,7 +7,8 @@ task-aligned assigner. This package brings back v5.0's own network and loss so t
 * :mod:`.model`: the bundled ``yolov5{n,s,m,l,x}-v5.0.yaml`` (``models/``; ``n`` is a CPU-sized convenience, not
   part of v5.0), :func:`build_model`, the anchor-based head :class:`AnchorDetect` and :class:`YOLOv5Model`, an
   ultralytics ``DetectionModel`` whose inference output has the shape ultralytics' validator, NMS, predictor and
-  exporter expect; :func:`model_kind` tells a v5.0 model source from an ultralytics one;
+  exporter expect; :mod:`.sources` finds the yamls, :func:`model_kind` (:mod:`.kind`) tells a v5.0 model source
+  from an ultralytics one;
 * :mod:`.loss`: :class:`YOLOv5Loss`, v5.0's loss with v5.0's contract, and the gain scaling of v5.0's train.py;
 * :mod:`.autoanchor`: v5.0's AutoAnchor (best possible recall; k-means and evolution when it is below 0.98).
 
@@ -30,12 +31,12 @@ __all__ = [
     "resolve_model_yaml",
 ]
 
-from cawb.yolov5.sources import (  # noqa: E402  (no torch: --help and plan checks stay fast)
+from cawb.yolov5.kind import model_kind  # noqa: E402  (no torch: --help and plan checks stay fast)
+from cawb.yolov5.sources import (  # noqa: E402
     BUNDLED_MODELS,
     KIND_ULTRALYTICS,
     KIND_V5,
     bundled_model_yaml,
-    model_kind,
     resolve_model_yaml,
 )
 

@@ -1,9 +1,7 @@
-"""Where a model comes from, and which kind it is: the bundled v5.0 yamls by name, any yaml by path, checkpoints.
+"""Where a model yaml comes from: the bundled v5.0 yamls by name, any yaml by path; whether it is a v5.0 one.
 
 A model yaml is a v5.0 one when it has a top-level ``anchors`` list and its last layer is ``Detect`` (as in the
-yamls of release v5.0, which cawb.yolov5 builds); ultralytics' yamls have neither anchors nor that head. A ``.pt``
-checkpoint is a v5.0 one when its model is a :class:`cawb.yolov5.model.YOLOv5Model`. No torch import here except
-to open a checkpoint.
+yamls of release v5.0, which cawb.yolov5 builds); ultralytics' yamls have neither anchors nor that head. No torch.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ __all__ = [
     "bundled_model_yaml",
     "is_v5_yaml",
     "load_model_yaml",
-    "model_kind",
     "resolve_model_yaml",
 ]
 
@@ -83,34 +80,3 @@ def is_v5_yaml(data: Mapping[str, Any]) -> bool:
         return "anchors" in data and data["head"][-1][2] == "Detect"
     except (KeyError, IndexError, TypeError):
         return False
-
-
-def model_kind(source: str | Path | Mapping[str, Any] | Any) -> str:
-    """:data:`KIND_V5` or :data:`KIND_ULTRALYTICS` for a model yaml (name, path or dict), a ``.pt`` checkpoint or a
-    model object. A source cawb cannot open is ultralytics' to resolve (and to report)."""
-    if isinstance(source, Mapping):
-        return KIND_V5 if is_v5_yaml(source) else KIND_ULTRALYTICS
-    if isinstance(source, (str, Path)):
-        if str(source).lower().endswith((".yaml", ".yml")):
-            path = resolve_model_yaml(source)
-            if path is None:
-                return KIND_ULTRALYTICS
-            try:
-                return KIND_V5 if is_v5_yaml(load_model_yaml(path)) else KIND_ULTRALYTICS
-            except ModelYamlError:
-                return KIND_ULTRALYTICS
-        if str(source).lower().endswith(".pt") and Path(source).is_file():
-            from ultralytics.utils.patches import torch_load
-
-            try:
-                checkpoint = torch_load(source, map_location="cpu")
-            except Exception:  # unreadable: whoever loads it next reports it
-                return KIND_ULTRALYTICS
-            if isinstance(checkpoint, dict):
-                source = checkpoint.get("ema") or checkpoint.get("model")
-        else:
-            return KIND_ULTRALYTICS
-    from cawb.yolov5.model import YOLOv5Model
-
-    model = getattr(source, "module", source)  # DDP-wrapped
-    return KIND_V5 if isinstance(model, YOLOv5Model) else KIND_ULTRALYTICS
