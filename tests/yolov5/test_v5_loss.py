@@ -172,3 +172,28 @@ def test_ultralytics_batch_becomes_v5_targets_and_named_loss_items():
         preds, torch.tensor([[0, 1, 0.5, 0.5, 0.3, 0.2], [1, 0, 0.25, 0.75, 0.1, 0.1]]))
     assert list(items) == ["box_loss", "obj_loss", "cls_loss"]
     assert torch.allclose(torch.stack(list(items.values())), direct[:3]) and torch.allclose(total, direct_total)
+
+
+def test_a_prediction_the_loss_scores_perfectly_decodes_to_the_target_box():
+    """Loss space and inference space agree: logits that reproduce a matched cell's box target exactly (CIoU 1)
+    decode, through the model's head, to the target box in pixels."""
+    from cawb.yolov5 import build_model
+
+    head = build_model("yolov5n-v5.0.yaml", nc=2).model[-1]
+    loss = YOLOv5Loss(2, head.anchors, head.stride, HYP)
+    targets = target(0.40, 0.55, 0.30, 0.20, cls=1)  # 64 px image: a 19.2 x 12.8 px box centred at (25.6, 35.2)
+    raw = [torch.full((1, 3, 64 // s, 64 // s, 7), -12.0) for s in (8, 16, 32)]
+    _, tbox, indices, anchors = loss.build_targets(raw, targets)
+    b, a, gj, gi = (x[0] for x in indices[0])  # the centre match on the stride-8 level
+    xy, wh = tbox[0][0, :2], tbox[0][0, 2:]
+    logit = lambda p: torch.log(p / (1 - p))  # noqa: E731
+    raw[0][b, a, gj, gi, :2] = logit((xy + 0.5) / 2)  # pxy = 2 * sigmoid - 0.5
+    raw[0][b, a, gj, gi, 2:4] = logit((wh / anchors[0][0]).sqrt() / 2)  # pwh = (2 * sigmoid)^2 * anchor
+    raw[0][b, a, gj, gi, 4:] = 12.0
+    ps = raw[0][b, a, gj, gi]
+    assert torch.allclose(torch.cat((ps[:2].sigmoid() * 2 - 0.5, (ps[2:4].sigmoid() * 2) ** 2 * anchors[0][0])),
+                          tbox[0][0], atol=1e-5)
+
+    y = head.decode(raw)[0]  # [4 + nc, N]
+    best = y[4:].max(0).values.argmax()
+    assert torch.allclose(y[:4, best], torch.tensor([25.6, 35.2, 19.2, 12.8]), atol=1e-3)

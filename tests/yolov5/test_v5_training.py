@@ -23,6 +23,7 @@ from cawb.yolov5 import bundled_model_yaml
 from cawb.yolov5.model import YOLOv5Model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+V5_ANCHOR_ROWS = ("[10,13, 16,30, 33,23]", "[30,61, 62,45, 59,119]", "[116,90, 156,198, 373,326]")
 LR_COLUMNS = ("lr/pg0", "lr/pg1", "lr/pg2")
 LOSS_COLUMNS = ("train/box_loss", "train/obj_loss", "train/cls_loss")
 CAWB = dict(cawb=True, cawb_steps=[2], cawb_step_scale=0.8, cawb_epoch_scale=1.5, cawb_lf_min=0.2)
@@ -149,8 +150,14 @@ print("exported", exported.endswith(".torchscript"), len(again.boxes) == len(res
     assert "exported True True" in out.stdout
 
 
-def test_stock_schedule_on_a_v5_model_through_cawb_yolo(tiny_shapes, tmp_path):
-    model = YOLO("yolov5n-v5.0.yaml")  # cawb.YOLO builds the v5.0 yaml and trains with cawb's trainer
+def test_stock_schedule_and_autoanchor_on_a_v5_model_from_a_yaml_path(tiny_shapes, tmp_path):
+    # A v5.0 yaml of our own, by path, with anchors 8 times too large for the shapes at 64 px: AutoAnchor refits them.
+    yaml_path = tmp_path / "big-anchors.yaml"
+    text = bundled_model_yaml("yolov5n-v5.0.yaml").read_text()
+    for row in V5_ANCHOR_ROWS:
+        text = text.replace(row, "[" + ", ".join(str(8 * int(v)) for v in row.strip("[]").split(",")) + "]")
+    yaml_path.write_text(text)
+    model = YOLO(str(yaml_path))  # cawb.YOLO builds the v5.0 yaml and trains with cawb's trainer
     model.train(data=str(tiny_shapes), project=str(tmp_path), name="stock", optimizer="SGD",
                 **{**SETTINGS, "cawb": False, "cos_lr": True, "lrf": 0.2, "epochs": 3, "warmup_min_iters": 0})
     assert type(model.trainer) is CawbDetectionTrainer and not isinstance(model.trainer.scheduler,
@@ -159,6 +166,11 @@ def test_stock_schedule_on_a_v5_model_through_cawb_yolo(tiny_shapes, tmp_path):
     curve = lr_curve(vars(model.trainer.args), epochs=3, batches_per_epoch=2)
     assert [row["lr/pg0"] for row in rows] == pytest.approx([curve.lrs[1], curve.lrs[3], curve.lrs[5]], rel=1e-5)
     assert rows[2]["lr/pg0"] < rows[1]["lr/pg0"]  # one cosine down, no restart
+
+    trained = torch_load(model.trainer.best, map_location="cpu")["model"]
+    anchors = trained.model[-1].anchors.float().view(-1, 2)
+    assert anchors.max() < 8 * 10  # refitted: even the smallest of the yaml's anchors was 80 x 104 px
+    assert sum(trained.yaml["anchors"], []) == pytest.approx(anchors.view(-1).tolist(), abs=0.01)  # yaml follows
 
 
 def test_time_budget_mode_rebuilds_the_schedule_for_a_v5_model(tiny_shapes, tmp_path):
