@@ -147,14 +147,16 @@ def _closest_key(key: str, valid: list[str]) -> str:
 
 
 def validate_hyp(hyp: Mapping[str, Any], source: str = "hyp") -> dict[str, Any]:
-    """Check a hyp mapping's keys and CAWB values; return a copy with YOLOv5-only keys dropped.
+    """Check a hyp mapping's keys, its CAWB values and its recipe values; return a copy without the YOLOv5 keys
+    no model reads (:data:`YOLOV5_DROPPED_KEYS`, named in one warning). What the loss keys mean depends on the model:
+    :func:`hyp_for_model` checks them once the model is known.
 
     Args:
         hyp: the mapping read from a hyp file (or built in code).
         source: where it came from, for messages (a file name).
 
     Raises:
-        HypError: an unknown key (naming the closest valid one) or an invalid ``cawb_*`` value.
+        HypError: an unknown key (naming the closest valid one) or an invalid ``cawb_*`` or recipe value.
     """
     if not isinstance(hyp, Mapping):
         raise HypError(f"{source}: a hyp file must be a mapping of key: value, not {type(hyp).__name__}")
