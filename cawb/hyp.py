@@ -243,6 +243,13 @@ def _settings(hyp: Mapping[str, Any], keys) -> str:
     return ", ".join(f"{key}={hyp[key]!r}" for key in keys)
 
 
+_ULTRALYTICS_WHOSE, _V5_WHOSE = "ultralytics'", "YOLOv5 v5.0's"
+
+
+def _are_gains(keys, whose: str) -> str:
+    return f"are {whose} loss gains" if len(keys) > 1 else f"is {whose} loss gain"
+
+
 def hyp_for_model(hyp: Mapping[str, Any], kind: str, source: str = "hyp") -> dict[str, Any]:
     """Check that a hyp mapping's loss settings are meant for this kind of model; return what that model uses.
 
@@ -266,16 +273,17 @@ def hyp_for_model(hyp: Mapping[str, Any], kind: str, source: str = "hyp") -> dic
     if kind == _KIND_V5:
         if _is_number(box) and box > _BOX_SCALE_SPLIT:
             shown = [key for key in ("box", "cls", *_ULTRALYTICS_ONLY) if key in hyp]
-            raise HypError(f"{source}: {_settings(hyp, shown)} are ultralytics' loss gains (its defaults: box 7.5, "
-                           "cls 0.5, dfl 1.5), meant for an anchor-free model; a v5.0 model has v5.0's loss: remove "
-                           "them to get v5.0's gains (box 0.05, obj 1.0, cls 0.5) or set v5.0 values")
+            raise HypError(f"{source}: {_settings(hyp, shown)} {_are_gains(shown, _ULTRALYTICS_WHOSE)} (its "
+                           "defaults: box 7.5, cls 0.5, dfl 1.5), meant for an anchor-free model; a v5.0 model has "
+                           "v5.0's loss: remove them to get v5.0's gains (box 0.05, obj 1.0, cls 0.5) or set v5.0 "
+                           "values")
         _check_recipe_values(hyp, source, _V5_CHECKS)
         return dict(hyp)
     gains = [key for key in _V5_GAINS if hyp.get(key) is not None]
     if "obj" in gains or (v5_only and gains) or (_is_number(box) and box < _BOX_SCALE_SPLIT):
-        raise HypError(f"{source}: {_settings(hyp, gains)} are YOLOv5 v5.0 loss gains, meant for a v5.0 model (e.g. "
-                       "--cfg yolov5s-v5.0.yaml); this model is ultralytics' anchor-free one: remove them to get its "
-                       "own gains (box 7.5, cls 0.5, dfl 1.5)")
+        raise HypError(f"{source}: {_settings(hyp, gains)} {_are_gains(gains, _V5_WHOSE)}, meant for a v5.0 model "
+                       "(e.g. --cfg yolov5s-v5.0.yaml); this model is ultralytics' anchor-free one: remove them to get "
+                       "its own gains (box 7.5, cls 0.5, dfl 1.5)")
     dropped = v5_only + (["cls_pw"] if v5_only and hyp.get("cls_pw") is not None else [])
     if dropped:
         LOGGER.warning("%s: v5.0 loss settings ignored by ultralytics' anchor-free model: %s", source,

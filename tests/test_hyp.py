@@ -83,11 +83,11 @@ def test_a_yolov5_v5_0_hyp_file_is_used_as_is_by_a_v5_0_model(tmp_path, caplog):
 
 def test_v5_0_gains_with_an_anchor_free_model_stop_with_one_line(tmp_path):
     hyp = load_hyp(write(tmp_path, V5_FILE))
-    with pytest.raises(HypError, match=r"v5.yaml: box=0.05, obj=1.0, cls=0.5 are YOLOv5 v5.0 loss gains, meant for "
+    with pytest.raises(HypError, match=r"v5.yaml: box=0.05, obj=1.0, cls=0.5 are YOLOv5 v5.0's loss gains, meant for "
                                        r"a v5.0 model \(e.g. --cfg yolov5s-v5.0.yaml\)") as caught:
         hyp_for_model(hyp, "ultralytics", "v5.yaml")
     assert "\n" not in str(caught.value)
-    with pytest.raises(HypError, match="box=0.05 are YOLOv5 v5.0 loss gains"):
+    with pytest.raises(HypError, match="box=0.05 is YOLOv5 v5.0's loss gain"):
         hyp_for_model({"box": 0.05}, "ultralytics", "cmd")  # v5.0's scale, below ultralytics' tuning range
 
 

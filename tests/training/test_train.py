@@ -75,8 +75,8 @@ def test_no_arguments_plans_the_offline_demo():
         (["--data", "no/such/data.yaml"], "no/such/data.yaml not found"),
         (["--resume", "no/such/last.pt"], "--resume no/such/last.pt: no such checkpoint"),
         (["--hyp", "no/such/hyp.yaml"], "hyp file not found"),
-        (["--cfg", "yolov5n-v5.0.yaml", "box=7.5"], "command line: box=7.5 are ultralytics' loss gains"),
-        (["--cfg", "yolov5n.yaml", "obj=1.0"], "command line: obj=1.0 are YOLOv5 v5.0 loss gains"),
+        (["--cfg", "yolov5n-v5.0.yaml", "box=7.5"], "command line: box=7.5 is ultralytics' loss gain"),
+        (["--cfg", "yolov5n.yaml", "obj=1.0"], "command line: obj=1.0 is YOLOv5 v5.0's loss gain"),
         (["--cfg", "yolov5n-v5.0.yaml", "anchor_t=0.5"], "anchor_t=0.5 is invalid: it must be a number > 1"),
     ],
 )
@@ -150,7 +150,7 @@ def test_a_v5_0_hyp_file_with_an_anchor_free_model_stops_naming_the_file(tmp_pat
     hyp.write_text("lr0: 0.01\nbox: 0.05\nobj: 1.0\ncls: 0.5\nanchor_t: 4.0\n")
     assert main(["--hyp", str(hyp), "--cfg", "yolov5n.yaml", "--project", str(tmp_path / "runs")]) == 2
     error = capsys.readouterr().err
-    assert f"{hyp}: box=0.05, obj=1.0, cls=0.5 are YOLOv5 v5.0 loss gains" in error and error.count("\n") == 1
+    assert f"{hyp}: box=0.05, obj=1.0, cls=0.5 are YOLOv5 v5.0's loss gains" in error and error.count("\n") == 1
     assert not (tmp_path / "runs").exists()
 
 
