@@ -1,4 +1,5 @@
-"""The network and loss of YOLOv5 release v5.0 (April 2021), the model the CAWB article trained, for ultralytics' trainer.
+"""The network and loss of YOLOv5 release v5.0 (April 2021), the model the CAWB article trained, for ultralytics'
+trainer.
 
 What ultralytics builds from ``yolov5s.yaml`` today is the v6.0 backbone with its anchor-free head, DFL and the
 task-aligned assigner. This package brings back v5.0's own network and loss so that the one trainer

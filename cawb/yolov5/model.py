@@ -68,7 +68,8 @@ class AnchorDetect(nn.Module):
         self.register_buffer("stride", torch.zeros(self.nl))
         self.m = nn.ModuleList(nn.Conv2d(c, self.no * self.na, 1) for c in ch)
 
-    def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]] | torch.Tensor:
+    def forward(self, x: list[torch.Tensor]):
+        """Training: the raw levels; inference: ``(decoded, raw)``, or ``decoded`` alone when exported or traced."""
         raw = []
         for i, feature in enumerate(x):
             bs, _, ny, nx = feature.shape
