@@ -2,12 +2,13 @@
 
 ``from cawb import CawbSchedule`` gives the pure-Python schedule (no torch import);
 ``from cawb import CosineAnnealingWarmbootingLR`` the PyTorch scheduler, ``from cawb import CawbDetectionTrainer``
-the ultralytics trainer and ``cawb.train(...)`` what ``train_cawb.py`` runs (they import torch / ultralytics on
-first use).
+the ultralytics trainer, ``from cawb import YOLO`` ultralytics' ``YOLO`` that also builds the YOLOv5 v5.0 yamls
+(``yolov5s-v5.0.yaml``, the article's model) and trains with that trainer, and ``cawb.train(...)`` what
+``train_cawb.py`` runs (they import torch / ultralytics on first use).
 
 Layers (each imports only those below it): the core modules here (``schedule``, ``lr_scheduler``, ``hyp``); the
-adapters ``cawb.training``, ``cawb.datasets``, ``cawb.coco`` and, on top, ``cawb.experiment``; ``cawb.utils``
-beneath them all.
+adapters ``cawb.yolov5`` (the v5.0 network and loss), ``cawb.training``, ``cawb.datasets``, ``cawb.coco`` and, on top,
+``cawb.experiment``; ``cawb.utils`` beneath them all.
 """
 
 import os
@@ -23,6 +24,7 @@ __all__ = [
     "CawbDetectionTrainer",
     "CawbSchedule",
     "CosineAnnealingWarmbootingLR",
+    "YOLO",
     "__version__",
     "train",
 ]
@@ -38,6 +40,10 @@ def __getattr__(name: str):
         from cawb.training.trainer import CawbDetectionTrainer
 
         return CawbDetectionTrainer
+    if name == "YOLO":
+        from cawb.training.model import YOLO
+
+        return YOLO
     if name == "train":
         from cawb.training.train import train
 

@@ -1,11 +1,16 @@
 """Hyperparameter (hyp) YAML files: ultralytics' own keys plus the ``cawb_*`` keys, validated at the edge.
 
-A hyp file is a flat mapping. Every key of ultralytics' ``default.yaml`` is accepted as is; the CAWB keys below
-are added beside them; a YOLOv5 hyp file is accepted by dropping the keys that mean something else (or nothing)
-under ultralytics, named in one warning. Anything else fails before training starts, naming the key and the
+A hyp file is a flat mapping. Every key of ultralytics' ``default.yaml`` is accepted as is; the CAWB keys and the
+recipe keys of YOLOv5 v5.0 (``obj``, ``obj_pw``, ``anchor_t``, ``fl_gamma``, ``label_smoothing_eps``, ``autoanchor``,
+``warmup_min_iters``) are added beside them. Anything else fails before training starts, naming the key and the
 closest valid one.
 
-This module is the one list of the CAWB hyp keys and their defaults (taken from :class:`CawbSchedule`).
+The loss keys mean what they mean for the model being trained: v5.0's for a v5.0 model (``box: 0.05``), ultralytics'
+for its anchor-free ones (``box: 7.5``); :func:`hyp_for_model` refuses a hyp meant for the other kind, and
+:func:`kind_defaults` gives a v5.0 model v5.0's values for what a hyp leaves unset.
+
+This module is the one list of the hyp keys cawb adds (:data:`CAWB_HYP_KEYS`, :data:`RECIPE_KEYS`) and of their
+defaults (the CAWB ones taken from :class:`CawbSchedule`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import functools
 import importlib
 import importlib.util
 import logging
+import math
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -27,9 +33,14 @@ from cawb.utils.user_files import UserFileError, read_yaml
 __all__ = [
     "CAWB_HYP_KEYS",
     "HypError",
+    "RECIPE_KEYS",
+    "V5_RECIPE_DEFAULTS",
     "YOLOV5_DROPPED_KEYS",
     "cawb_hyp_defaults",
+    "hyp_for_model",
+    "kind_defaults",
     "load_hyp",
+    "recipe_key_defaults",
     "resolve_lf",
     "schedule_from_hyp",
     "ultralytics_defaults",
@@ -65,23 +76,44 @@ CAWB_HYP_KEYS: dict[str, HypKey] = {
 }
 _FIELD_TO_KEY = {key.field: name for name, key in CAWB_HYP_KEYS.items() if key.field}
 
-#: Keys of a YOLOv5 hyp file dropped under ultralytics, with why. The loss gains and cls_pw exist in ultralytics
-#: under the same names but scale a different (anchor-free, DFL) loss or mean something else, so copying them
-#: would silently change training.
-YOLOV5_DROPPED_KEYS: dict[str, str] = {
-    "obj": "no objectness loss in ultralytics' anchor-free head",
-    "obj_pw": "no objectness loss in ultralytics' anchor-free head",
-    "iou_t": "anchor-based target assignment, replaced by the task-aligned assigner",
-    "anchor_t": "anchor-based target assignment, replaced by the task-aligned assigner",
-    "anchors": "the anchor-free head has no anchors",
-    "fl_gamma": "ultralytics' detection loss has no focal-loss switch",
-    "label_smoothing": "not an ultralytics setting",
-    "box": "YOLOv5's box gain (0.05) scales a different loss than ultralytics' box gain (7.5)",
-    "cls": "YOLOv5's cls gain scales a different loss than ultralytics' cls gain",
-    "cls_pw": "YOLOv5's BCE positive weight; ultralytics' cls_pw is a class-frequency weighting power",
+#: Keys cawb adds to ultralytics' training args besides the ``cawb_*`` ones, with their defaults there and their help.
+#: The v5.0 loss keys default to None, "not set": the model's kind fills them in (:func:`hyp_for_model`).
+RECIPE_KEYS: dict[str, tuple[Any, str]] = {
+    "obj": (None, "v5.0 models: objectness loss gain (v5.0: 1.0)"),
+    "obj_pw": (None, "v5.0 models: positive weight of the objectness BCE (v5.0: 1.0)"),
+    "anchor_t": (None, "v5.0 models: a target matches an anchor when its width and height ratios to it are both "
+                       "below this (> 1; v5.0: 4.0); also AutoAnchor's threshold"),
+    "fl_gamma": (None, "v5.0 models: focal loss gamma around both BCEs, 0 = off (v5.0: 0.0)"),
+    "label_smoothing_eps": (None, "v5.0 models: class label smoothing eps in [0, 1): positive target 1 - eps/2, "
+                                  "negative eps/2 (v5.0's --label-smoothing; ultralytics drops a key named "
+                                  "label_smoothing from its settings)"),
+    "autoanchor": (True, "v5.0 models: check the anchors on the training labels before training and refit them "
+                         "when their best possible recall is below 0.98 (v5.0's AutoAnchor)"),
+    "warmup_min_iters": (0, "warmup lasts at least this many iterations, max(round(warmup_epochs * batches), this), "
+                            "never the last epoch (v5.0: 1000; 0 = ultralytics' own count)"),
 }
-# Keys that exist only in YOLOv5 hyp files: one of them marks a file as YOLOv5's.
-_YOLOV5_MARKERS = frozenset(YOLOV5_DROPPED_KEYS) - {"box", "cls", "cls_pw"}
+
+#: The v5.0 recipe beyond the hyp files: what a v5.0 model gets for each key a hyp file and the command line leave
+#: unset. ``box``, ``cls`` and ``cls_pw`` then have v5.0's meaning (``cls_pw`` is the class BCE's positive weight,
+#: not ultralytics' class-frequency power); ``iou`` is the NMS IoU of the validation during training.
+V5_RECIPE_DEFAULTS: dict[str, Any] = {
+    "box": 0.05, "obj": 1.0, "cls": 0.5, "cls_pw": 1.0, "obj_pw": 1.0, "anchor_t": 4.0, "fl_gamma": 0.0,
+    "label_smoothing_eps": 0.0, "iou": 0.6,
+}
+
+#: Keys of YOLOv5 hyp files that no model here reads, dropped with a warning, with why.
+YOLOV5_DROPPED_KEYS: dict[str, str] = {
+    "iou_t": "unused by v5.0's loss too (its anchor matching uses anchor_t)",
+    "anchors": "anchors come from the model yaml (and AutoAnchor)",
+}
+
+# The model kinds (cawb.yolov5.sources.KIND_*; spelled here so that the core needs no import of them).
+_KIND_V5, _KIND_ULTRALYTICS = "v5.0", "ultralytics"
+_V5_GAINS = ("box", "obj", "cls")
+_V5_ONLY = ("obj", "obj_pw", "anchor_t", "fl_gamma", "label_smoothing_eps")  # set in a file: the file is v5.0's
+_ULTRALYTICS_ONLY = ("dfl",)
+# ultralytics' box gain is 7.5 (its tuner searches 1-20), v5.0's 0.05 (its evolution searched 0.02-0.2).
+_BOX_SCALE_SPLIT = 1.0
 
 
 def cawb_hyp_defaults() -> dict[str, Any]:
@@ -116,20 +148,21 @@ def _closest_key(key: str, valid: list[str]) -> str:
 
 
 def validate_hyp(hyp: Mapping[str, Any], source: str = "hyp") -> dict[str, Any]:
-    """Check a hyp mapping's keys and CAWB values; return a copy with YOLOv5-only keys dropped.
+    """Check a hyp mapping's keys, its CAWB values and its recipe values; return a copy without the YOLOv5 keys
+    no model reads (:data:`YOLOV5_DROPPED_KEYS`, named in one warning). What the loss keys mean depends on the model:
+    :func:`hyp_for_model` checks them once the model is known.
 
     Args:
         hyp: the mapping read from a hyp file (or built in code).
         source: where it came from, for messages (a file name).
 
     Raises:
-        HypError: an unknown key (naming the closest valid one) or an invalid ``cawb_*`` value.
+        HypError: an unknown key (naming the closest valid one) or an invalid ``cawb_*`` or recipe value.
     """
     if not isinstance(hyp, Mapping):
         raise HypError(f"{source}: a hyp file must be a mapping of key: value, not {type(hyp).__name__}")
-    valid = list(ultralytics_defaults()) + list(CAWB_HYP_KEYS)
-    is_yolov5 = any(key in _YOLOV5_MARKERS for key in hyp)
-    dropped = [key for key in hyp if key in YOLOV5_DROPPED_KEYS and (is_yolov5 or key in _YOLOV5_MARKERS)]
+    valid = list(ultralytics_defaults()) + list(CAWB_HYP_KEYS) + list(RECIPE_KEYS)
+    dropped = [key for key in hyp if key in YOLOV5_DROPPED_KEYS]
     for key in hyp:
         if not isinstance(key, str):
             raise HypError(f"{source}: key {key!r} is not a string")
@@ -137,11 +170,12 @@ def validate_hyp(hyp: Mapping[str, Any], source: str = "hyp") -> dict[str, Any]:
             raise HypError(f"{source}: unknown key '{key}'{_closest_key(key, valid)}")
     if dropped:
         LOGGER.warning(
-            "%s: YOLOv5 keys without an ultralytics counterpart are ignored: %s",
+            "%s: YOLOv5 keys that no model here reads are ignored: %s",
             source,
             "; ".join(f"{key} ({YOLOV5_DROPPED_KEYS[key]})" for key in dropped),
         )
     clean = {key: value for key, value in hyp.items() if key not in dropped}
+    _check_recipe_values(clean, source, _RECIPE_CHECKS)
     _check_cawb_values(clean, source)
     return clean
 
@@ -163,6 +197,99 @@ def _check_cawb_values(hyp: Mapping[str, Any], source: str) -> None:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number_check(test: Callable[[float], bool], allowed: str) -> tuple[Callable[[Any], bool], str]:
+    return (lambda value: _is_number(value) and math.isfinite(value) and test(value)), allowed
+
+
+# Value checks of the recipe keys (None is "not set"); the v5.0-only ones for v5.0 models in _V5_CHECKS.
+_RECIPE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "obj": _number_check(lambda v: v >= 0, "a number >= 0"),
+    "obj_pw": _number_check(lambda v: v > 0, "a number > 0"),
+    "anchor_t": _number_check(lambda v: v > 1, "a number > 1 (a ratio threshold: max(r, 1/r) is never below 1)"),
+    "fl_gamma": _number_check(lambda v: v >= 0, "a number >= 0 (0 = no focal loss)"),
+    "label_smoothing_eps": _number_check(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "autoanchor": ((lambda v: isinstance(v, bool)), "true or false"),
+    "warmup_min_iters": ((lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0), "an integer >= 0"),
+}
+_V5_CHECKS = {
+    **_RECIPE_CHECKS,
+    "box": _number_check(lambda v: v >= 0, "a number >= 0"),
+    "cls": _number_check(lambda v: v >= 0, "a number >= 0"),
+    "cls_pw": _number_check(lambda v: v > 0, "a number > 0 (v5.0: the class BCE's positive weight)"),
+}
+
+
+def _check_recipe_values(hyp: Mapping[str, Any], source: str, checks: Mapping[str, tuple]) -> None:
+    for key, (valid, allowed) in checks.items():
+        if hyp.get(key) is not None and not valid(hyp[key]):
+            raise HypError(f"{source}: {key}={hyp[key]!r} is invalid: it must be {allowed}")
+
+
+def recipe_key_defaults() -> dict[str, Any]:
+    """The keys cawb adds beside ultralytics' (:data:`RECIPE_KEYS`) with their defaults in the trainer's args."""
+    return {key: default for key, (default, _) in RECIPE_KEYS.items()}
+
+
+def kind_defaults(kind: str) -> dict[str, Any]:
+    """What a model of this kind gets for the keys a hyp file and the command line leave unset:
+    :data:`V5_RECIPE_DEFAULTS` for ``"v5.0"`` models, nothing for ``"ultralytics"`` ones (ultralytics' defaults)."""
+    if kind not in (_KIND_V5, _KIND_ULTRALYTICS):
+        raise ValueError(f"unknown model kind {kind!r}: {_KIND_V5} or {_KIND_ULTRALYTICS}")
+    return dict(V5_RECIPE_DEFAULTS) if kind == _KIND_V5 else {}
+
+
+def _settings(hyp: Mapping[str, Any], keys) -> str:
+    return ", ".join(f"{key}={hyp[key]!r}" for key in keys)
+
+
+_ULTRALYTICS_WHOSE, _V5_WHOSE = "ultralytics'", "YOLOv5 v5.0's"
+
+
+def _are_gains(keys, whose: str) -> str:
+    return f"are {whose} loss gains" if len(keys) > 1 else f"is {whose} loss gain"
+
+
+def hyp_for_model(hyp: Mapping[str, Any], kind: str, source: str = "hyp") -> dict[str, Any]:
+    """Check that a hyp mapping's loss settings are meant for this kind of model; return what that model uses.
+
+    The loss keys mean different things in the two kinds of model (``box``: v5.0's gain 0.05 against ultralytics'
+    7.5; ``cls_pw``: v5.0's BCE positive weight against ultralytics' class-frequency power). So:
+
+    * a ``"v5.0"`` model refuses ultralytics' loss gains (a ``box`` gain above 1, ultralytics' scale; ``dfl`` is
+      simply unused) and checks the v5.0 values;
+    * an ``"ultralytics"`` model refuses v5.0's gains (``box``/``cls``/``obj`` in a mapping that sets a v5.0-only key,
+      or ``obj``, or a ``box`` gain below 1, v5.0's scale) and drops, with one warning, the v5.0-only keys it has no
+      use for (``obj_pw``, ``anchor_t``, ``fl_gamma``, ``label_smoothing_eps``, and ``cls_pw`` beside them).
+
+    A mapping that sets no loss key suits both. Unset keys are not filled in here (see :func:`kind_defaults`).
+
+    Raises:
+        HypError: one line naming the source, the settings and what the model takes instead.
+    """
+    kind_defaults(kind)  # checks the kind
+    v5_only = [key for key in _V5_ONLY if hyp.get(key) is not None]
+    box = hyp.get("box")
+    if kind == _KIND_V5:
+        if _is_number(box) and box > _BOX_SCALE_SPLIT:
+            shown = [key for key in ("box", "cls", *_ULTRALYTICS_ONLY) if key in hyp]
+            raise HypError(f"{source}: {_settings(hyp, shown)} {_are_gains(shown, _ULTRALYTICS_WHOSE)} (its "
+                           "defaults: box 7.5, cls 0.5, dfl 1.5), meant for an anchor-free model; a v5.0 model has "
+                           "v5.0's loss: remove them to get v5.0's gains (box 0.05, obj 1.0, cls 0.5) or set v5.0 "
+                           "values")
+        _check_recipe_values(hyp, source, _V5_CHECKS)
+        return dict(hyp)
+    gains = [key for key in _V5_GAINS if hyp.get(key) is not None]
+    if "obj" in gains or (v5_only and gains) or (_is_number(box) and box < _BOX_SCALE_SPLIT):
+        raise HypError(f"{source}: {_settings(hyp, gains)} {_are_gains(gains, _V5_WHOSE)}, meant for a v5.0 model "
+                       "(e.g. --cfg yolov5s-v5.0.yaml); this model is ultralytics' anchor-free one: remove them to get "
+                       "its own gains (box 7.5, cls 0.5, dfl 1.5)")
+    dropped = v5_only + (["cls_pw"] if v5_only and hyp.get("cls_pw") is not None else [])
+    if dropped:
+        LOGGER.warning("%s: v5.0 loss settings ignored by ultralytics' anchor-free model: %s", source,
+                       _settings(hyp, dropped))
+    return {key: value for key, value in hyp.items() if key not in dropped}
 
 
 def load_hyp(path: str | Path) -> dict[str, Any]:

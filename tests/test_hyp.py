@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from cawb.hyp import CAWB_HYP_KEYS, HypError, cawb_hyp_defaults, load_hyp, resolve_lf, schedule_from_hyp, validate_hyp
+from cawb.hyp import (
+    CAWB_HYP_KEYS,
+    HypError,
+    cawb_hyp_defaults,
+    hyp_for_model,
+    kind_defaults,
+    load_hyp,
+    resolve_lf,
+    schedule_from_hyp,
+    validate_hyp,
+)
 from cawb.schedule import CawbSchedule
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +36,7 @@ def test_repo_hyp_files_describe_the_article_arms():
     assert schedule_from_hyp(cawb) == CawbSchedule(
         epochs=150, warmup_epochs=3, restart_epochs=[30, 80], step_scale=0.7, epoch_scale=4.0, lf="cos", lf_min=0.35
     )
-    # The two arms differ only in the schedule keys.
+    # The two arms differ only in the schedule keys; both set v5.0's 1000-iteration warmup floor.
     differing = {key for key in set(cos) | set(cawb) if cos.get(key) != cawb.get(key)}
     assert differing == set(CAWB_HYP_KEYS)
     for key, value in dict(lr0=0.01, lrf=0.2, momentum=0.937, weight_decay=0.0005, warmup_epochs=3.0,
@@ -49,33 +59,82 @@ def test_unknown_key_names_the_closest_valid_one(tmp_path):
         validate_hyp({"momentun": 0.9})
 
 
-def test_yolov5_hyp_file_keeps_counterparts_and_drops_the_rest_in_one_warning(tmp_path, caplog):
-    path = write(tmp_path, """\
-        lr0: 0.01
-        lrf: 0.2
-        momentum: 0.937
-        box: 0.05
-        cls: 0.5
-        cls_pw: 1.0
-        obj: 1.0
-        obj_pw: 1.0
-        iou_t: 0.2
-        anchor_t: 4.0
-        fl_gamma: 0.0
-        hsv_h: 0.015
-        mosaic: 1.0
-    """)
+V5_FILE = """\
+    lr0: 0.01
+    momentum: 0.937
+    box: 0.05
+    cls: 0.5
+    cls_pw: 1.0
+    obj: 1.0
+    obj_pw: 1.0
+    iou_t: 0.2
+    anchor_t: 4.0
+    fl_gamma: 0.0
+    hsv_h: 0.015
+"""
+
+
+def test_a_yolov5_v5_0_hyp_file_is_used_as_is_by_a_v5_0_model(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="cawb"):
-        hyp = load_hyp(path)
-    assert hyp == {"lr0": 0.01, "lrf": 0.2, "momentum": 0.937, "hsv_h": 0.015, "mosaic": 1.0}
-    warnings = [record.getMessage() for record in caplog.records]
-    assert len(warnings) == 1
-    for key in ("box", "cls", "cls_pw", "obj", "obj_pw", "iou_t", "anchor_t", "fl_gamma"):
-        assert f"{key} (" in warnings[0]
+        hyp = load_hyp(write(tmp_path, V5_FILE))
+    assert "iou_t" not in hyp and "iou_t (unused by v5.0's loss too" in caplog.text  # no model reads it
+    assert hyp_for_model(hyp, "v5.0", "v5.yaml") == hyp and hyp["box"] == 0.05 and hyp["anchor_t"] == 4.0
 
 
-def test_ultralytics_loss_gains_are_kept_in_an_ultralytics_hyp_file():
+def test_v5_0_gains_with_an_anchor_free_model_stop_with_one_line(tmp_path):
+    hyp = load_hyp(write(tmp_path, V5_FILE))
+    with pytest.raises(HypError, match=r"v5.yaml: box=0.05, obj=1.0, cls=0.5 are YOLOv5 v5.0's loss gains, meant for "
+                                       r"a v5.0 model \(e.g. --cfg yolov5s-v5.0.yaml\)") as caught:
+        hyp_for_model(hyp, "ultralytics", "v5.yaml")
+    assert "\n" not in str(caught.value)
+    with pytest.raises(HypError, match="box=0.05 is YOLOv5 v5.0's loss gain"):
+        hyp_for_model({"box": 0.05}, "ultralytics", "cmd")  # v5.0's scale, below ultralytics' tuning range
+
+
+def test_v5_0_settings_without_gains_are_dropped_for_an_anchor_free_model_in_one_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="cawb"):
+        hyp = hyp_for_model({"lr0": 0.01, "anchor_t": 4.0, "fl_gamma": 0.0, "cls_pw": 1.0}, "ultralytics", "f.yaml")
+    assert hyp == {"lr0": 0.01}
+    assert len(caplog.records) == 1 and "anchor_t=4.0, fl_gamma=0.0, cls_pw=1.0" in caplog.text
+
+
+def test_ultralytics_gains_with_a_v5_0_model_stop_with_one_line():
+    with pytest.raises(HypError, match=r"u.yaml: box=7.5, cls=0.5, dfl=1.5 are ultralytics' loss gains"):
+        hyp_for_model({"box": 7.5, "cls": 0.5, "dfl": 1.5}, "v5.0", "u.yaml")
     assert validate_hyp({"box": 7.5, "cls": 0.5, "cls_pw": 0.5}) == {"box": 7.5, "cls": 0.5, "cls_pw": 0.5}
+    assert hyp_for_model({"box": 7.5, "cls": 0.5, "cls_pw": 0.5}, "ultralytics") == {"box": 7.5, "cls": 0.5,
+                                                                                       "cls_pw": 0.5}
+
+
+def test_a_hyp_without_loss_settings_suits_both_kinds_and_gets_each_kinds_defaults():
+    for name in ("hyp.scratch-cawb.yaml", "hyp.scratch-cos.yaml", "hyp.shapes-cawb.yaml", "hyp.shapes-cos.yaml"):
+        hyp = load_hyp(REPO / "hyp" / name)
+        assert hyp_for_model(hyp, "v5.0") == hyp_for_model(hyp, "ultralytics") == hyp
+    assert kind_defaults("ultralytics") == {}
+    assert kind_defaults("v5.0") == {"box": 0.05, "obj": 1.0, "cls": 0.5, "cls_pw": 1.0, "obj_pw": 1.0,
+                                     "anchor_t": 4.0, "fl_gamma": 0.0, "label_smoothing_eps": 0.0, "iou": 0.6}
+    assert load_hyp(REPO / "hyp/hyp.scratch-cawb.yaml")["warmup_min_iters"] == 1000  # v5.0's warmup floor
+
+
+@pytest.mark.parametrize(
+    "hyp,kind,message",
+    [
+        ({"anchor_t": 1.0}, "ultralytics", "anchor_t=1.0 is invalid: it must be a number > 1"),
+        ({"label_smoothing_eps": 1.0}, "ultralytics", "label_smoothing_eps=1.0 is invalid: it must be a number in"),
+        ({"warmup_min_iters": 2.5}, "ultralytics", "warmup_min_iters=2.5 is invalid: it must be an integer >= 0"),
+        ({"autoanchor": "yes"}, "ultralytics", "autoanchor='yes' is invalid: it must be true or false"),
+        ({"cls_pw": 0}, "v5.0", "cls_pw=0 is invalid: it must be a number > 0"),
+        ({"box": -0.05}, "v5.0", "box=-0.05 is invalid: it must be a number >= 0"),
+    ],
+)
+def test_bad_recipe_values_are_named_by_their_key(hyp, kind, message):
+    with pytest.raises(HypError, match=message):
+        hyp_for_model(validate_hyp(hyp, source="my.yaml"), kind, "my.yaml")
+
+
+def test_label_smoothing_points_to_its_cawb_name():
+    with pytest.raises(HypError, match="unknown key 'label_smoothing' \\(did you mean 'label_smoothing_eps'\\?\\)"):
+        validate_hyp({"label_smoothing": 0.1})
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """Train cos and CAWB arms over several seeds and rebuild the article's mAP table with spreads.
 
-    cawb-compare --preset cpu                    # offline: shapes data, yolov5n, CPU, ~7 min on 2 cores
-    cawb-compare --preset article                # the article: coco10k, yolov5s, 150 epochs, GPU 0
+    cawb-compare --preset cpu                    # offline: shapes data, yolov5n-v5.0, CPU
+    cawb-compare --preset article                # the article: coco10k, yolov5s-v5.0, 150 epochs, GPU 0
 
 (``python scripts/compare.py`` in a clone.)
 """
@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="epochs of every run (default: the arms' hyp 'epochs', which must agree). A CAWB arm "
                         "whose file has other epochs gets its restarts scaled to this count (printed, and in "
                         "summary.json)")
-    parser.add_argument("--cfg", help="model yaml built from scratch, e.g. yolov5s.yaml or yolov5n.yaml")
+    parser.add_argument("--cfg", help="model yaml built from scratch: YOLOv5 v5.0's yolov5s-v5.0.yaml (the article's), "
+                        "yolov5n-v5.0.yaml, ..., ultralytics' anchor-free yolov5s.yaml, ..., or a path")
     parser.add_argument("--batch-size", "--batch", dest="batch", type=batch_size,
                         help="total batch size; -1 for ultralytics' auto batch (lr.png then drawn per epoch)")
     parser.add_argument("--imgsz", "--img", "--img-size", dest="imgsz", type=int,

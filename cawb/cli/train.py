@@ -17,7 +17,13 @@ import yaml
 from cawb.cli.common import add_version_flag, bundled_data_help, bundled_hyp_help
 from cawb.hyp import HypError
 from cawb.schedule import EPOCH_SCALE_MODES
-from cawb.training.train import TrainingInterrupted, train  # light: torch and ultralytics load when it trains
+from cawb.training.train import (  # light: torch and ultralytics load when it trains
+    ARTICLE_DEFAULTS,
+    EMBEDDED_DEFAULTS,
+    TrainingInterrupted,
+    train,
+)
+from cawb.yolov5.sources import BUNDLED_MODELS
 
 __all__ = ["batch_size", "build_parser", "key_value", "main", "options_from_args"]
 
@@ -46,20 +52,26 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``train_cawb.py`` command line (YOLOv5-style flags; ``--cawb_steps`` spellings accepted too)."""
     parser = argparse.ArgumentParser(
         description="Train YOLOv5 with ultralytics and a CAWB learning-rate schedule (cosine annealing with warm "
-        "booting: restarts at chosen epochs). With no --data, trains an offline demo on a generated shapes dataset "
-        "(yolov5n, 128 px, CPU) in ./datasets/shapes; results go to ./runs/train.",
+        "booting: restarts at chosen epochs). With --data, the defaults are the CAWB article's: YOLOv5s of release "
+        "v5.0 (yolov5s-v5.0.yaml, anchor-based) from scratch, 640 px, batch 16. With no --data, trains an offline "
+        "demo on a generated shapes dataset (ultralytics' yolov5n, 128 px, CPU) in ./datasets/shapes; results go to "
+        "./runs/train.",
         epilog="Precedence: command line > hyp file > defaults. Any other ultralytics setting can be given as "
         "key=value (e.g. amp=False cache=ram) or in the hyp file. Examples:\n"
         "  cawb-train                                        (python train_cawb.py in a clone)\n"
         "  cawb-train --data coco10k --cawb-steps 30 80 --device 0\n"
         "  cawb-train --data my.yaml --hyp scratch-cos --epochs 100\n"
+        "  cawb-train --cfg yolov5n-v5.0.yaml                the demo on v5.0's network at nano size\n"
         "  cawb-train --resume runs/train/exp/weights/last.pt",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run = parser.add_argument_group("data and model")
     run.add_argument("--data", help=f"dataset yaml (ultralytics format): {bundled_data_help()}. Default: shapes, the "
                      "offline demo")
-    run.add_argument("--cfg", help="model yaml, built from scratch (default: yolov5s.yaml; yolov5n.yaml for the demo)")
+    run.add_argument("--cfg", help="model yaml, built from scratch: YOLOv5 release v5.0's anchor-based "
+                     f"{', '.join(BUNDLED_MODELS)} (n is a CPU-sized convenience, not part of v5.0), ultralytics' "
+                     "own yolov5n.yaml, yolov5s.yaml, ... (anchor-free), or a path. Default: "
+                     f"{ARTICLE_DEFAULTS['cfg']}; {EMBEDDED_DEFAULTS['cfg']} for the demo")
     run.add_argument("--weights", help="initial weights .pt on disk (optional; nothing is downloaded)")
     run.add_argument("--hyp", help=f"hyp YAML, ultralytics keys plus cawb_* keys: {bundled_hyp_help()} (default: "
                      "scratch-cawb; shapes-cawb for the demo)")

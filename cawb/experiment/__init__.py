@@ -4,6 +4,7 @@
 * :mod:`.report`: statistics over seeds, ``table.md`` / ``table.csv`` / ``summary.json`` and the figures;
 * :mod:`.evaluate`: pycocotools mAP of trained weights (``scripts/evaluate.py``).
 
-The top adapter layer: may import the core, ``cawb.training``, ``cawb.datasets`` and ``cawb.utils``; nothing in
-``cawb`` imports it. torch, ultralytics and OpenCV are imported inside functions, so the scripts' ``--help`` is quick.
+The top adapter layer: may import the core, ``cawb.training``, ``cawb.yolov5``, ``cawb.datasets`` and
+``cawb.utils``; nothing in ``cawb`` imports it. torch, ultralytics and OpenCV are imported inside functions, so the
+scripts' ``--help`` is quick.
 """

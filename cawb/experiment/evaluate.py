@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cawb.datasets.resolve import ResolvedDataset, check_dataset_yaml, resolve_dataset_yaml
+from cawb.hyp import kind_defaults, ultralytics_defaults
 from cawb.training.offline import ensure_local_fonts
 from cawb.utils.user_files import check_checkpoint_file, check_output_dir
+from cawb.yolov5 import model_kind
 
 if TYPE_CHECKING:
     from pycocotools.coco import COCO
@@ -129,7 +131,7 @@ def evaluate_coco(
     batch: int = 16,
     device: str = "cpu",
     conf: float = 0.001,
-    iou: float = 0.7,
+    iou: float | None = None,
     max_det: int = 300,
 ) -> dict[str, Any]:
     """Evaluate ``weights`` on the val split of ``data`` with pycocotools and, from the same pass, ultralytics.
@@ -139,7 +141,9 @@ def evaluate_coco(
         data: dataset yaml (project convention, see :mod:`cawb.datasets.resolve`) or an already resolved dataset. It must
             set ``val_json`` and ``category_ids``.
         imgsz: inference size in pixels (as in training); ``batch``, ``device``, ``conf`` (score threshold),
-            ``iou`` (NMS IoU) and ``max_det`` (detections per image) go to ultralytics' validator unchanged.
+            ``iou`` (NMS IoU; None: the one the model's kind validates with during training, 0.6 for YOLOv5 v5.0
+            models as v5.0's test.py, ultralytics' 0.7 otherwise) and ``max_det`` (detections per image) go to
+            ultralytics' validator unchanged.
         save_dir: output directory (created); receives ``predictions.json``.
 
     Returns:
@@ -176,6 +180,8 @@ def evaluate_coco(
     ensure_local_fonts()  # ultralytics' dataset check would otherwise ask its server for a font
     ds = data if isinstance(data, ResolvedDataset) else resolve_dataset_yaml(data, out_dir=save_dir,
                                                                               require=COCO_EVAL_KEYS)
+    if iou is None:
+        iou = kind_defaults(model_kind(weights)).get("iou", ultralytics_defaults()["iou"])
     save_dir.mkdir(parents=True, exist_ok=True)
 
     with contextlib.redirect_stdout(io.StringIO()):

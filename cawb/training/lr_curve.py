@@ -1,7 +1,8 @@
 """The learning rate a hyp file gives under ultralytics' trainer, per epoch or per iteration.
 
 ultralytics applies a per-epoch multiplier ``lf(epoch)`` (stepped at the start of each epoch) and, during the first
-``warmup_epochs``, ramps each iteration's lr linearly from 0 toward ``lr0 * lf(epoch)``. With ``cawb: true`` the
+``warmup_epochs`` (at least ``warmup_min_iters`` iterations, cawb's key for v5.0's 1000-iteration floor), ramps each
+iteration's lr linearly from 0 toward ``lr0 * lf(epoch)``. With ``cawb: true`` the
 multiplier is the CAWB schedule; otherwise it is ultralytics' own cos/linear one, taken from ultralytics' trainer
 code itself so the two cannot drift apart.
 """
@@ -26,6 +27,7 @@ __all__ = [
     "plot_hyp_lr",
     "stock_lr_factor",
     "warmup_iterations",
+    "with_warmup_floor",
     "write_lr_csv",
 ]
 
@@ -48,11 +50,22 @@ def stock_lr_factor(hyp: Mapping[str, Any], epochs: int) -> Callable[[float], fl
     return stand_in.lf
 
 
+def with_warmup_floor(iterations: int, hyp: Mapping[str, Any], epochs: int, batches_per_epoch: int) -> int:
+    """ultralytics' warmup length ``iterations`` raised to the hyp's ``warmup_min_iters`` (v5.0's 1000-iteration
+    floor), as CawbDetectionTrainer applies it: only when warmup is on, and never into the last epoch."""
+    floor = hyp.get("warmup_min_iters") or 0
+    if not iterations or floor <= iterations:
+        return iterations
+    return min(floor, max(epochs - 1, 0) * batches_per_epoch)
+
+
 def warmup_iterations(hyp: Mapping[str, Any], epochs: int, batches_per_epoch: int) -> int:
-    """How many iterations ultralytics' trainer ramps the lr over (it always leaves the last epoch unwarmed)."""
+    """How many iterations the trainer ramps the lr over: ultralytics' count (it leaves the last epoch unwarmed),
+    raised to ``warmup_min_iters``."""
     from ultralytics.engine.trainer import BaseTrainer
 
-    return BaseTrainer._get_warmup_iterations(_trainer_stand_in(hyp, epochs), batches_per_epoch)
+    stock = BaseTrainer._get_warmup_iterations(_trainer_stand_in(hyp, epochs), batches_per_epoch)
+    return with_warmup_floor(stock, hyp, epochs, batches_per_epoch)
 
 
 def epoch_lr_factor(hyp: Mapping[str, Any], epochs: int, source: str = "hyp") -> Callable[[float], float]:

@@ -13,8 +13,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
-from cawb.hyp import CAWB_HYP_KEYS, HypError, load_hyp, schedule_from_hyp, validate_hyp
+from cawb.hyp import CAWB_HYP_KEYS, HypError, hyp_for_model, kind_defaults, load_hyp, schedule_from_hyp, validate_hyp
 from cawb.utils.resources import bundled_data, bundled_hyp, resolve_data, resolve_hyp
+from cawb.yolov5.kind import model_kind
+from cawb.yolov5.sources import BUNDLED_MODELS, ModelYamlError, is_v5_yaml, load_model_yaml, resolve_model_yaml
 
 __all__ = [
     "ARTICLE_DEFAULTS",
@@ -26,9 +28,10 @@ __all__ = [
     "train",
 ]
 
-#: Defaults when ``--data`` is given: the seed article's setup (yolov5s from scratch, 640 px, the CAWB arm's hyp).
+#: Defaults when ``--data`` is given: the seed article's setup (YOLOv5s of release v5.0 from scratch, 640 px, batch 16,
+#: the CAWB arm's hyp).
 ARTICLE_DEFAULTS: dict[str, Any] = {
-    "cfg": "yolov5s.yaml",
+    "cfg": "yolov5s-v5.0.yaml",
     "hyp": bundled_hyp("hyp.scratch-cawb.yaml"),
     "imgsz": 640,
     "batch": 16,
@@ -38,7 +41,9 @@ ARTICLE_DEFAULTS: dict[str, Any] = {
     "seed": 0,
 }
 
-#: Defaults with no ``--data``: an offline demo on the generated shapes dataset, on the CPU, in a few minutes.
+#: Defaults with no ``--data``: an offline demo on the generated shapes dataset, on the CPU, in a few minutes. It trains
+#: ultralytics' yolov5n: v5.0's network at nano size (``--cfg yolov5n-v5.0.yaml``) barely starts learning in these 320
+#: iterations (mAP50 ~0.06 against ~0.9, docs/RESULTS.md), its loss gains being scaled down for 128 px.
 EMBEDDED_DEFAULTS: dict[str, Any] = {
     "data": bundled_data("shapes.yaml"),
     "cfg": "yolov5n.yaml",
@@ -136,7 +141,15 @@ def plan_run(**options: Any) -> RunPlan:
         raise HypError(f"--batch-size {given['batch']!r} is invalid: it must be an integer >= 1, -1 (auto) or a "
                        "fraction of GPU memory in (0, 1)")
 
-    settings = {**{k: v for k, v in defaults.items() if k not in _RUN_OPTIONS}, **hyp, **given}
+    # --weights alone is the model (as in YOLOv5); --cfg with --weights builds the yaml and loads what matches.
+    cfg = run_keys.get("cfg") or (None if run_keys.get("weights") else defaults["cfg"])
+    model_source, weights = _check_model_files(cfg, run_keys.get("weights"))
+    # The loss keys mean what they mean for this kind of model (v5.0's or ultralytics'); unset ones take its defaults.
+    kind = model_kind(model_source)
+    hyp = hyp_for_model(hyp, kind, source=str(hyp_path))
+    given = hyp_for_model(given, kind, source="command line")
+
+    settings = {**{k: v for k, v in defaults.items() if k not in _RUN_OPTIONS}, **kind_defaults(kind), **hyp, **given}
     # ultralytics puts a relative project under its own runs dir (runs/detect/<project>); ours is the working dir's.
     if isinstance(settings.get("project"), str):
         settings["project"] = str(Path(settings["project"]).expanduser().absolute())
@@ -148,9 +161,6 @@ def plan_run(**options: Any) -> RunPlan:
     schedule_from_hyp(settings, source=f"{hyp_path} + command line")  # the schedule for the final epoch count
 
     dataset = resolve_dataset_yaml(resolve_data(run_keys.get("data") or defaults["data"]))
-    # --weights alone is the model (as in YOLOv5); --cfg with --weights builds the yaml and loads what matches.
-    cfg = run_keys.get("cfg") or (None if run_keys.get("weights") else defaults["cfg"])
-    model_source, weights = _check_model_files(cfg, run_keys.get("weights"))
     overrides = {**settings, "data": str(dataset.yaml)}
     return RunPlan(model_source=model_source, weights=weights, overrides=overrides)
 
@@ -196,19 +206,31 @@ def checkpoint_finished(path: Path) -> bool | None:
 
 
 def _check_model_files(cfg: str | None, weights: str | None) -> tuple[str, Path | None]:
-    """The model yaml to build (resolved like ultralytics does) and the local weights file, or a clear error."""
-    from ultralytics.nn.tasks import yaml_model_load
-
+    """The model yaml to build (a YOLOv5 v5.0 yaml by name or path, or one ultralytics resolves) and the local weights
+    file, or a clear error."""
     weights_path = None
     if weights:
         weights_path = Path(weights)
         if weights_path.suffix != ".pt" or not weights_path.is_file():
             raise FileNotFoundError(f"--weights {weights}: no such .pt file (cawb never downloads weights)")
     if cfg:
+        local = resolve_model_yaml(cfg)
+        if local is not None and str(cfg).lower().endswith((".yaml", ".yml")):
+            try:
+                if is_v5_yaml(load_model_yaml(local)):
+                    from cawb.yolov5.model import build_model
+
+                    build_model(local)  # a malformed layer fails here, before any data is touched
+                    return str(local), weights_path
+            except ModelYamlError as error:
+                raise ModelYamlError(f"--cfg {cfg}: {error}") from None
+        from ultralytics.nn.tasks import yaml_model_load
+
         try:
             yaml_model_load(cfg)  # as ultralytics resolves it: yolov5s.yaml is yolov5.yaml at scale 's'
         except FileNotFoundError as error:
-            raise FileNotFoundError(f"--cfg {cfg}: model yaml not found (e.g. yolov5n.yaml, yolov5s.yaml or a path)") from error
+            raise FileNotFoundError(f"--cfg {cfg}: model yaml not found (e.g. {', '.join(BUNDLED_MODELS[:2])}, "
+                                    "ultralytics' yolov5n.yaml, yolov5s.yaml, or a path)") from error
         return cfg, weights_path
     if weights_path is None:
         raise ValueError("give --cfg (a model yaml) or --weights (a .pt file)")
@@ -225,8 +247,7 @@ def train(callbacks: dict[str, Callable] | None = None, **options: Any) -> Train
         TrainingInterrupted: Ctrl-C during training (its ``last`` is the checkpoint to resume from).
     """
     plan = plan_run(**options)
-    from ultralytics import YOLO
-
+    from cawb.training.model import YOLO  # ultralytics' YOLO that also builds the v5.0 yamls
     from cawb.training.trainer import CawbDetectionTrainer
 
     model = YOLO(plan.model_source)

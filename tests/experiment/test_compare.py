@@ -184,11 +184,12 @@ def test_a_failed_run_is_reported_and_the_others_complete(tiny_shapes, tmp_path)
 def test_flags_override_the_preset():
     cpu = resolve_settings("cpu", epochs=3, seeds=[0])
     assert cpu.epochs == 3 and cpu.seeds == (0,)
-    assert (cpu.cfg, cpu.imgsz, cpu.batch, cpu.device, cpu.workers) == ("yolov5n.yaml", 128, 16, "cpu", 0)
+    assert (cpu.cfg, cpu.imgsz, cpu.batch, cpu.device, cpu.workers) == ("yolov5n-v5.0.yaml", 128, 16, "cpu", 0)
     assert cpu.data == PRESETS["cpu"]["data"] and cpu.project == Path("runs/compare-cpu")
     article = resolve_settings(data="my.yaml", batch=32)  # no preset: the article's values fill in the rest
     assert article.data == Path("my.yaml") and article.batch == 32
-    assert (article.cfg, article.imgsz, article.epochs, article.seeds) == ("yolov5s.yaml", 640, 150, (0, 1, 2))
+    assert (article.cfg, article.imgsz, article.epochs, article.seeds) == ("yolov5s-v5.0.yaml", 640, 150, (0, 1, 2))
+    assert PRESETS["article"]["batch"] == 16  # v5.0's default; the article does not say otherwise
 
     args = compare_cli.build_parser().parse_args(["--preset", "cpu", "amp=False", "--epochs", "3", "--seeds", "0"])
     assert (args.preset, args.epochs, args.seeds, args.overrides) == ("cpu", 3, [0], [("amp", False)])

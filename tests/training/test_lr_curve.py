@@ -55,14 +55,14 @@ def test_plot_script_writes_png_and_csv(tmp_path, capsys):
     out, table = tmp_path / "lr.png", tmp_path / "lr.csv"
     code = plot_lr.main([
         "--hyp", str(REPO / "hyp/hyp.scratch-cawb.yaml"), "--compare", str(REPO / "hyp/hyp.scratch-cos.yaml"),
-        "--epochs", "20", "--batches", "5", "--out", str(out), "--csv", str(table),
-    ])
+        "--epochs", "20", "--batches", "400", "--out", str(out), "--csv", str(table),
+    ])  # 400 batches: the 3 warmup epochs (1200 iterations) are longer than the file's 1000-iteration floor
     assert code == 0
     image = matplotlib.image.imread(out)
     assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 400
     rows = list(csv.reader(table.open()))
-    assert rows[0] == ["epoch", "lr"] and len(rows) == 1 + 20 * 5
-    assert float(rows[1][0]) == 0 and float(rows[2][0]) == pytest.approx(0.2)
+    assert rows[0] == ["epoch", "lr"] and len(rows) == 1 + 20 * 400
+    assert float(rows[1][0]) == 0 and float(rows[2][0]) == pytest.approx(1 / 400)
     assert max(float(lr) for _, lr in rows[1:]) == pytest.approx(0.01, rel=1e-6)  # lr0 of the file
     assert "plot:" in capsys.readouterr().out
 
@@ -159,3 +159,12 @@ def test_plot_writes_outside_the_checkout_by_default(tmp_path, capsys, monkeypat
     code, out, _ = run_plot(["--hyp", REPO / "hyp/hyp.shapes-cawb.yaml"], capsys)
     assert code == 0 and (tmp_path / "runs" / "plot_lr" / "lr.png").is_file()
     assert "plot: runs/plot_lr/lr.png" in out
+def test_warmup_floor_raises_short_warmups_and_never_takes_the_last_epoch():
+    hyp = {"warmup_epochs": 1.0, "warmup_min_iters": 25}
+    assert warmup_iterations(hyp, epochs=10, batches_per_epoch=8) == 25  # 1 epoch = 8 iterations, raised to 25
+    assert warmup_iterations({**hyp, "warmup_min_iters": 5}, epochs=10, batches_per_epoch=8) == 8  # floor below
+    assert warmup_iterations(hyp, epochs=3, batches_per_epoch=8) == 16  # capped: the last epoch is never warmup
+    assert warmup_iterations({**hyp, "warmup_epochs": 0}, epochs=10, batches_per_epoch=8) == 0  # warmup off
+    assert warmup_iterations({"warmup_epochs": 1.0}, epochs=10, batches_per_epoch=8) == 8  # default 0: stock
+    curve = lr_curve({**hyp, "cawb": True, "lr0": 0.01}, epochs=10, batches_per_epoch=8)
+    assert curve.lrs[24] < curve.lrs[25] == pytest.approx(0.01 * schedule_from_hyp({**hyp, "cawb": True}, 10)(3))

@@ -9,6 +9,7 @@ import pytest
 from cawb.cli.train import build_parser, main, options_from_args
 from cawb.hyp import load_hyp
 from cawb.training.train import EMBEDDED_DEFAULTS, plan_run
+from cawb.yolov5 import bundled_model_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,7 +37,9 @@ def test_precedence_command_line_over_hyp_file_over_defaults(tiny_shapes):
     assert plan.overrides["epochs"] == 50 and plan.overrides["cawb_steps"] == [10]  # command line
     assert plan.overrides["lr0"] == 0.02
     assert plan.overrides["momentum"] == hyp["momentum"] and plan.overrides["cawb_step_scale"] == 0.7  # hyp file
-    assert plan.overrides["imgsz"] == 640 and plan.model_source == "yolov5s.yaml"  # the article's defaults
+    assert plan.overrides["imgsz"] == 640 and plan.overrides["batch"] == 16  # the article's defaults: v5.0's yolov5s
+    assert Path(plan.model_source) == bundled_model_yaml("yolov5s-v5.0.yaml")
+    assert plan.overrides["box"] == 0.05 and plan.overrides["obj"] == 1.0 and plan.overrides["iou"] == 0.6
     assert Path(plan.overrides["data"]).is_file()
 
 
@@ -89,6 +92,9 @@ def test_no_arguments_plans_the_offline_demo():
         (["--resume", "no/such/last.pt"], "--resume no/such/last.pt: no such checkpoint"),
         (["--hyp", "no/such/hyp.yaml"], "--hyp no/such/hyp.yaml: not found: no such file, nor a bundled hyp name (bundled: "),
         (["--hyp", "scratch-cawbb"], "--hyp scratch-cawbb: not found: no such file"),
+        (["--cfg", "yolov5n-v5.0.yaml", "box=7.5"], "command line: box=7.5 is ultralytics' loss gain"),
+        (["--cfg", "yolov5n.yaml", "obj=1.0"], "command line: obj=1.0 is YOLOv5 v5.0's loss gain"),
+        (["--cfg", "yolov5n-v5.0.yaml", "anchor_t=0.5"], "anchor_t=0.5 is invalid: it must be a number > 1"),
     ],
 )
 def test_bad_input_fails_fast_with_one_line(argv, message, tmp_path, capsys):
@@ -149,6 +155,26 @@ def test_weights_alone_are_the_model_and_cfg_with_weights_builds_the_yaml(tiny_s
     assert both.model_source == "yolov5n.yaml" and both.weights == weights
 
 
+def test_v5_0_yamls_by_name_or_path_and_ultralytics_own_stay_available(tiny_shapes, tmp_path):
+    copy = tmp_path / "mine.yaml"
+    copy.write_text(bundled_model_yaml("yolov5n-v5.0.yaml").read_text())
+    by_name = plan_run(data=str(tiny_shapes), cfg="yolov5n-v5.0.yaml")
+    by_path = plan_run(data=str(tiny_shapes), cfg=str(copy))
+    assert Path(by_name.model_source) == bundled_model_yaml("yolov5n-v5.0.yaml") and by_path.model_source == str(copy)
+    assert by_name.overrides["anchor_t"] == by_path.overrides["anchor_t"] == 4.0  # v5.0's recipe for v5.0 models
+    stock = plan_run(data=str(tiny_shapes), cfg="yolov5s.yaml")
+    assert stock.model_source == "yolov5s.yaml" and "obj" not in stock.overrides and "box" not in stock.overrides
+
+
+def test_a_v5_0_hyp_file_with_an_anchor_free_model_stops_naming_the_file(tmp_path, capsys):
+    hyp = tmp_path / "hyp.v5.yaml"
+    hyp.write_text("lr0: 0.01\nbox: 0.05\nobj: 1.0\ncls: 0.5\nanchor_t: 4.0\n")
+    assert main(["--hyp", str(hyp), "--cfg", "yolov5n.yaml", "--project", str(tmp_path / "runs")]) == 2
+    error = capsys.readouterr().err
+    assert f"{hyp}: box=0.05, obj=1.0, cls=0.5 are YOLOv5 v5.0's loss gains" in error and error.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+
+
 def test_help_explains_every_flag():
     result = subprocess.run([sys.executable, str(REPO_ROOT / "train_cawb.py"), "--help"], capture_output=True, text=True)
     assert result.returncode == 0
@@ -157,3 +183,5 @@ def test_help_explains_every_flag():
                  "--cawb-steps", "--cawb-step-scale", "--cawb-epoch-scale", "--cawb-epoch-scale-mode", "--cawb-lf",
                  "--cawb-lf-min"):
         assert flag in result.stdout
+    text = " ".join(result.stdout.split())
+    assert "yolov5s-v5.0.yaml" in text and "not part of v5.0" in text

@@ -1,0 +1,54 @@
+"""The network and loss of YOLOv5 release v5.0 (April 2021), the model the CAWB article trained, for ultralytics'
+trainer.
+
+What ultralytics builds from ``yolov5s.yaml`` today is the v6.0 backbone with its anchor-free head, DFL and the
+task-aligned assigner. This package brings back v5.0's own network and loss so that the one trainer
+(``cawb.training.trainer.CawbDetectionTrainer``) trains both kinds of model:
+
+* :mod:`.model`: the bundled ``yolov5{n,s,m,l,x}-v5.0.yaml`` (``models/``; ``n`` is a CPU-sized convenience, not
+  part of v5.0), :func:`build_model`, the anchor-based head :class:`AnchorDetect` and :class:`YOLOv5Model`, an
+  ultralytics ``DetectionModel`` whose inference output has the shape ultralytics' validator, NMS, predictor and
+  exporter expect; :mod:`.sources` finds the yamls, :func:`model_kind` (:mod:`.kind`) tells a v5.0 model source
+  from an ultralytics one;
+* :mod:`.loss`: :class:`YOLOv5Loss`, v5.0's loss with v5.0's contract, and the gain scaling of v5.0's train.py;
+* :mod:`.autoanchor`: v5.0's AutoAnchor (best possible recall; k-means and evolution when it is below 0.98).
+
+May import: the core (``cawb.hyp``), ``cawb.utils``, torch, numpy and ultralytics' building blocks (``ultralytics.nn``,
+its box IoU and torch helpers). Not ``cawb.training`` or anything above it. torch and ultralytics load on first use
+of :func:`build_model`, :class:`YOLOv5Loss` or the model classes, not on ``import cawb.yolov5``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BUNDLED_MODELS",
+    "KIND_ULTRALYTICS",
+    "KIND_V5",
+    "YOLOv5Loss",
+    "YOLOv5Model",
+    "build_model",
+    "bundled_model_yaml",
+    "model_kind",
+    "resolve_model_yaml",
+]
+
+from cawb.yolov5.kind import model_kind  # noqa: E402  (no torch: --help and plan checks stay fast)
+from cawb.yolov5.sources import (  # noqa: E402
+    BUNDLED_MODELS,
+    KIND_ULTRALYTICS,
+    KIND_V5,
+    bundled_model_yaml,
+    resolve_model_yaml,
+)
+
+
+def __getattr__(name: str):
+    if name in ("YOLOv5Model", "build_model"):
+        from cawb.yolov5 import model
+
+        return getattr(model, name)
+    if name == "YOLOv5Loss":
+        from cawb.yolov5.loss import YOLOv5Loss
+
+        return YOLOv5Loss
+    raise AttributeError(f"module 'cawb.yolov5' has no attribute {name!r}")

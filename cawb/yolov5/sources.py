@@ -1,0 +1,82 @@
+"""Where a model yaml comes from: the bundled v5.0 yamls by name, any yaml by path; whether it is a v5.0 one.
+
+A model yaml is a v5.0 one when it has a top-level ``anchors`` list and its last layer is ``Detect`` (as in the
+yamls of release v5.0, which cawb.yolov5 builds); ultralytics' yamls have neither anchors nor that head. No torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+__all__ = [
+    "BUNDLED_MODELS",
+    "KIND_ULTRALYTICS",
+    "KIND_V5",
+    "ModelYamlError",
+    "bundled_model_yaml",
+    "is_v5_yaml",
+    "load_model_yaml",
+    "resolve_model_yaml",
+]
+
+#: The two kinds of model cawb trains; the kind decides what the loss keys mean (see cawb.hyp).
+KIND_V5 = "v5.0"
+KIND_ULTRALYTICS = "ultralytics"
+
+_MODELS_DIR = Path(__file__).resolve().parent / "models"
+#: The bundled yamls, by the name --cfg takes.
+BUNDLED_MODELS = tuple(f"yolov5{size}-v5.0.yaml" for size in "nsmlx")
+
+
+class ModelYamlError(ValueError):
+    """A model yaml that cannot be read or built; one line naming the file and what is wrong."""
+
+
+def bundled_model_yaml(name: str) -> Path:
+    """The path of a bundled v5.0 yaml (``"yolov5s-v5.0.yaml"``)."""
+    if name not in BUNDLED_MODELS:
+        raise ModelYamlError(f"{name!r} is not a bundled model: choose one of {', '.join(BUNDLED_MODELS)}")
+    return _MODELS_DIR / name
+
+
+def resolve_model_yaml(cfg: str | Path) -> Path | None:
+    """The file a ``--cfg`` value names when cawb can find it: an existing path, else a bundled v5.0 yaml by its
+    name (``yolov5s-v5.0.yaml``); None otherwise (ultralytics resolves its own names, ``yolov5s.yaml``)."""
+    path = Path(cfg)
+    if path.is_file():
+        return path
+    if path.name == str(cfg) and str(cfg) in BUNDLED_MODELS:
+        return _MODELS_DIR / str(cfg)
+    return None
+
+
+def load_model_yaml(cfg: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    """A model yaml as a dict (a copy when given a dict), with ``yaml_file`` set to where it was read from.
+
+    Raises:
+        ModelYamlError: no such file, not YAML, not a mapping.
+    """
+    if isinstance(cfg, Mapping):
+        return dict(cfg)
+    path = resolve_model_yaml(cfg)
+    if path is None:
+        raise ModelYamlError(f"model yaml {cfg} not found (bundled: {', '.join(BUNDLED_MODELS)}, or give a path)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ModelYamlError(f"model yaml {path}: cannot be read ({str(error).splitlines()[0]})") from error
+    if not isinstance(data, dict):
+        raise ModelYamlError(f"model yaml {path}: must be a mapping with backbone and head, not {type(data).__name__}")
+    data["yaml_file"] = str(path)
+    return data
+
+
+def is_v5_yaml(data: Mapping[str, Any]) -> bool:
+    """Whether a model yaml dict is an anchor-based v5.0 one (top-level anchors, last layer Detect)."""
+    try:
+        return "anchors" in data and data["head"][-1][2] == "Detect"
+    except (KeyError, IndexError, TypeError):
+        return False
