@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any, Callable, Mapping
 
 from cawb.hyp import HypError, schedule_from_hyp, ultralytics_defaults
+from cawb.schedule import CawbSchedule
 from cawb.utils.atomic_files import write_text_atomic
 
 __all__ = ["LrCurve", "epoch_lr_factor", "lr_curve", "stock_lr_factor", "warmup_iterations", "write_lr_csv"]
@@ -52,12 +53,14 @@ def epoch_lr_factor(hyp: Mapping[str, Any], epochs: int, source: str = "hyp") ->
 
 
 class LrCurve(SimpleNamespace):
-    """``epochs`` (0-based, fractional per iteration) and ``lrs`` of the weights param group, plus the ``label``."""
+    """``epochs`` (0-based, fractional per iteration) and ``lrs`` of the weights param group, plus the ``label``, the
+    CAWB ``restart_epochs`` and the ``schedule`` (``CAWB``, ``cos`` or ``linear``: figures colour by it)."""
 
     epochs: list[float]
     lrs: list[float]
     label: str
     restart_epochs: list[float]
+    schedule: str
 
 
 def lr_curve(
@@ -83,10 +86,13 @@ def lr_curve(
         raise HypError(f"batches per epoch={batches_per_epoch!r} is invalid: it must be an integer >= 1")
     lr0 = float(hyp.get("lr0", defaults["lr0"]))
     factor = epoch_lr_factor(hyp, total, source)
-    restarts = list(getattr(factor, "restart_epochs", ()))
+    cawb = isinstance(factor, CawbSchedule)
+    restarts = list(factor.restart_epochs) if cawb else []
+    schedule = "CAWB" if cawb else ("cos" if hyp.get("cos_lr", defaults["cos_lr"]) else "linear")
     if batches_per_epoch is None:
         xs = [float(epoch) for epoch in range(total)]
-        return LrCurve(epochs=xs, lrs=[lr0 * factor(epoch) for epoch in range(total)], label=label, restart_epochs=restarts)
+        return LrCurve(epochs=xs, lrs=[lr0 * factor(epoch) for epoch in range(total)], label=label,
+                       restart_epochs=restarts, schedule=schedule)
 
     warmup = warmup_iterations(hyp, total, batches_per_epoch)
     xs, lrs = [], []
@@ -98,7 +104,7 @@ def lr_curve(
             lr = target * iteration / warmup if warmup and iteration <= warmup else target
             xs.append(epoch + batch / batches_per_epoch)
             lrs.append(lr)
-    return LrCurve(epochs=xs, lrs=lrs, label=label, restart_epochs=restarts)
+    return LrCurve(epochs=xs, lrs=lrs, label=label, restart_epochs=restarts, schedule=schedule)
 
 
 def write_lr_csv(curve: LrCurve, path: str | Path) -> Path:
