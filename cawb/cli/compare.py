@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         "when its process is gone (same host) or it was not refreshed for --lock-timeout seconds. The process that\n"
         "finishes the last run writes the report; --report-only writes it from what has finished, training nothing.",
         epilog="Presets (flags given with one override its values; without --preset, "
-        f"'{DEFAULT_PRESET}' fills in what the flags leave out, but see below):\n  " + "\n  ".join(_preset_values(name) for name in PRESETS) + "\n\n"
+        f"'{DEFAULT_PRESET}' fills in what the flags leave out, but see below):\n  "
+        + "\n  ".join(_preset_values(name) for name in PRESETS) + "\n\n"
         f"Without --preset, {', '.join(FROM_HYP)} not given come from the arms' hyp files (they must agree),\n"
         f"else from the '{DEFAULT_PRESET}' preset; the plan line says where each came from.\n\n"
         "Examples:\n"

@@ -792,40 +792,41 @@ def _run_sequential(plan: ComparisonPlan, mine: list[RunRecord], callbacks: Mapp
             "(pycocotools)")
 
 
-def _run_row(run: RunRecord, worker: Any | None) -> tuple[str, str, str]:
-    """One line of the live view for a run: (key, text, milestone)."""
+def _run_row(run: RunRecord, worker: Any | None, width: int = 0) -> tuple[str, str, str]:
+    """One line of the live view for a run: (key, text, milestone); ``width`` aligns the names."""
     from cawb.experiment.parallel import format_duration, read_progress
 
-    name = f"{run.arm} seed {run.seed}"
+    key = name = f"{run.arm} seed {run.seed}"
+    name = name.ljust(width)
     if worker is not None:
         progress = read_progress(run.run_dir)
         device = f"[{'cpu' if worker.slot.device == 'cpu' else 'GPU ' + worker.slot.device}]"
         if progress is None or progress.get("pid") != worker.pid:
             state = f"starting ({_ACTION_WORDS[run.action]})"
-            text, milestone = f"  {name:<32} {device:<10} {state}", state
+            text, milestone = f"  {name} {device:<10} {state}", state
         else:
             epoch, epochs = progress.get("epoch"), progress.get("epochs")
             value = progress.get("map50_95")
             last_map = f"mAP50-95 {value:.3f}" if isinstance(value, (int, float)) else "mAP50-95   -  "
             batch = (f" batch {progress['batch']}/{progress['batches']}" if progress.get("phase") == "training"
                      and progress.get("batches") else "")
-            text = (f"  {name:<32} {device:<10} epoch {epoch:>4}/{epochs:<4}{batch:<16} {last_map}  "
+            text = (f"  {name} {device:<10} epoch {epoch:>4}/{epochs:<4}{batch:<16} {last_map}  "
                     f"ETA {format_duration(progress.get('eta_s'))}")
             milestone = f"epoch {epoch} {progress.get('phase')}"
             if progress.get("phase") == "evaluating" or (progress.get("phase") == "validated" and epoch == epochs):
-                text = f"  {name:<32} {device:<10} training done ({last_map}), evaluating last.pt and best.pt"
+                text = f"  {name} {device:<10} training done ({last_map}), evaluating last.pt and best.pt"
                 milestone = "evaluating"
-        return name, text, milestone
+        return key, text, milestone
     if run.status == "finished":
         final = run.evaluation["final"]
-        text = (f"  {name:<32} finished: final mAP_0.5 {final['map50']:.4f} mAP_0.5:0.95 {final['map50_95']:.4f} "
-                "(pycocotools)")
-        return name, text, "finished"
+        text = (f"  {name} finished: mAP_0.5 {final['map50']:.4f} mAP_0.5:0.95 {final['map50_95']:.4f} "
+                "(final, pycocotools)")
+        return key, text, "finished"
     if run.status == "failed":
-        return name, f"  {name:<32} FAILED: {run.error}", "failed"
+        return key, f"  {name} FAILED: {run.error}", "failed"
     if run.error:  # held by another process
-        return name, f"  {name:<32} {run.error}", run.error
-    return name, f"  {name:<32} waiting", "waiting"
+        return key, f"  {name} {run.error}", run.error
+    return key, f"  {name} waiting", "waiting"
 
 
 def _run_parallel(plan: ComparisonPlan, mine: list[RunRecord], callbacks: Mapping[str, Callable] | None,
@@ -888,14 +889,18 @@ def _run_parallel(plan: ComparisonPlan, mine: list[RunRecord], callbacks: Mappin
 
     def header() -> str:
         counts = {status: sum(run.status == status for run in mine) for status in ("finished", "failed")}
-        waiting = len(queue)
-        return (f"compare: {counts['finished']}/{len(mine)} finished, {len(active)} running, "
-                f"{counts['failed']} failed, {waiting} waiting  (Ctrl-C stops all; rerun to resume; "
-                f"each run's log: <run dir>/{RUN_LOG})")
+        return (f"compare --jobs {len(slots)}: {counts['finished']}/{len(mine)} finished, {len(active)} running, "
+                f"{counts['failed']} failed, {len(queue)} waiting")
+
+    width = max((len(f"{run.arm} seed {run.seed}") for run in mine), default=0)
 
     def refresh() -> None:
-        rows = [_run_row(run, active[run.run_dir.name][1] if run.run_dir.name in active else None) for run in mine]
+        rows = [_run_row(run, active[run.run_dir.name][1] if run.run_dir.name in active else None, width)
+                for run in mine]
         live.update(header(), rows)
+
+    message(f"compare: Ctrl-C stops every run (rerun the same command to resume them); each run's log is "
+            f"<run dir>/{RUN_LOG}")
 
     interrupted: list[tuple[RunRecord, Path | None]] = []
     try:

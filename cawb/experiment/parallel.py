@@ -190,7 +190,8 @@ def progress_callbacks(run_dir: Path, parent_pid: int | None = None,
         if state["start"] is not None and done_here > 0:
             per_epoch = (now - state["start"]) / done_here
             eta = per_epoch * max(epochs - epoch - (fraction if phase == "training" else 1.0), 0.0)
-        record = {"phase": phase, "epoch": min(epoch + 1, epochs), "epochs": epochs, "batch": state["batch"], "batches": batches,
+        record = {"phase": phase, "epoch": min(epoch + 1, epochs), "epochs": epochs, "batch": state["batch"],
+                  "batches": batches,
                   "map50": state["map50"], "map50_95": state["map50_95"], "eta_s": eta, "pid": os.getpid(),
                   "updated": now}
         write_text_atomic(path, json.dumps(record) + "\n")

@@ -1,4 +1,5 @@
-"""Small shared helpers: atomic file writes and matplotlib figures.
+"""Small shared helpers: atomic file writes, matplotlib figures, lock files shared by processes and machines
+(locks.py), and a compact live terminal view (live_view.py).
 
 The lowest layer: these modules import nothing from the rest of ``cawb``, so every other part may use them.
 """

@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 
 from cawb.utils.atomic_files import write_bytes_atomic
 
-__all__ = ["RESTART_NOTE", "SCHEDULE_COLORS", "BandCurve", "LrLine", "lr_figure", "map_figure", "plot_lr_curves", "plot_map_curves",
-           "save_figure", "schedule_colors"]
+__all__ = ["RESTART_NOTE", "SCHEDULE_COLORS", "BandCurve", "LrLine", "lr_figure", "map_figure", "plot_lr_curves",
+           "plot_map_curves", "save_figure", "schedule_colors"]
 
 #: Each schedule's colour in every figure (lr.png, map.png, a run's lr.png): cos and CAWB never swap colours.
 SCHEDULE_COLORS = {"cos": "tab:blue", "CAWB": "tab:orange", "linear": "tab:green"}
@@ -88,7 +88,8 @@ def lr_figure(
     axes = figure.add_subplot()
     colors = schedule_colors([getattr(curve, "schedule", None) for curve in curves])
     for curve, color in zip(curves, colors):
-        axes.plot(curve.epochs, curve.lrs, color=color, linewidth=1.5, label=curve.label or None, drawstyle="steps-post")
+        axes.plot(curve.epochs, curve.lrs, color=color, linewidth=1.5, label=curve.label or None,
+                  drawstyle="steps-post")
         schedule = getattr(curve, "schedule", None)
         name = curve.label if (len(curves) > 1 or not schedule) and curve.label else schedule or "CAWB"
         _mark_restarts(axes, curve.restart_epochs, color, name, RESTART_NOTE["lr"])

@@ -28,7 +28,8 @@ def test_lr_figures_colour_by_schedule_and_label_the_restarts():
     assert (cawb.schedule, cos.schedule) == ("CAWB", "cos")
     for curves in ([cos, cawb], [cawb, cos]):  # compare.py's lr.png, with the arms in either order
         colors = line_colors(lr_figure(curves).axes[0])
-        assert colors["cawb arm"] == to_hex(SCHEDULE_COLORS["CAWB"]) and colors["cos arm"] == to_hex(SCHEDULE_COLORS["cos"])
+        assert colors["cawb arm"] == to_hex(SCHEDULE_COLORS["CAWB"])
+        assert colors["cos arm"] == to_hex(SCHEDULE_COLORS["cos"])
     # the trainer's lr.png: one planned CAWB curve and the recorded lrs
     axes = lr_figure([lr_curve(CAWB_HYP, label="planned")], measured=[("recorded", [0.9, 1.9], [0.01, 0.01])]).axes[0]
     colors = line_colors(axes)
@@ -64,7 +65,8 @@ def test_map_figure_draws_each_seed_thin_in_its_arms_colour_and_the_restarts():
     thin = [line for line in cawb_lines if line.get_linewidth() < 1]
     assert len(thin) == 4  # 3 seeds and the dotted restart
     legend = [text.get_text() for text in figure.legends[0].get_texts()]
-    assert legend == ["CAWB arm", "CAWB restarts at 2 (the lr jumps at x = s + 1; the first mAP after it is at x = s + 2)",
+    assert legend == ["CAWB arm",
+                      "CAWB restarts at 2 (the lr jumps at x = s + 1; the first mAP after it is at x = s + 2)",
                       "cos arm"]
     assert axes.get_ylabel().startswith("mAP_0.5 (ultralytics validator")
     assert figure._suptitle.get_text().endswith("\nsource note")
