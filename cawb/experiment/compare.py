@@ -645,9 +645,18 @@ def prepare_run(plan: ComparisonPlan, run: RunRecord, log: Callable[[str], None]
             run_dir.rename(aside)
             log(f"compare: {run.arm} seed {run.seed}: {run_dir} holds an earlier attempt that cannot be resumed; "
                 f"moved aside to {aside} (nothing deleted), training from the start")
-    run_dir.mkdir(parents=True, exist_ok=True)
     arm = next(arm for arm in plan.arms if arm.label == run.arm)
-    write_text_atomic(run_dir / RUN_RECORD, json.dumps(_run_identity(plan.settings, arm, run.seed), indent=2))
+    identity = json.dumps(_run_identity(plan.settings, arm, run.seed), indent=2)
+    if run_dir.exists():
+        write_text_atomic(run_dir / RUN_RECORD, identity)
+        return
+    # Made whole under a temporary name, then renamed into place: another process planning meanwhile never sees
+    # the run dir without its run.json (which it would refuse as "not made by compare").
+    draft = run_dir.with_name(f".{run_dir.name}.new-{os.getpid()}")
+    shutil.rmtree(draft, ignore_errors=True)  # only ever our own draft: the name holds our pid
+    draft.mkdir(parents=True)
+    write_text_atomic(draft / RUN_RECORD, identity)
+    os.rename(draft, run_dir)
 
 
 def execute_run(plan: ComparisonPlan, run: RunRecord, callbacks: Mapping[str, Callable] | None) -> None:
@@ -908,7 +917,14 @@ def _run_parallel(plan: ComparisonPlan, mine: list[RunRecord], callbacks: Mappin
             while queue and free:
                 run = queue.pop(0)
                 if _begin_run(plan, run, claims, message):
-                    start(run, free.pop(0))
+                    slot = free.pop(0)
+                    try:
+                        start(run, slot)
+                    except Exception as error:  # e.g. no process could be started: this run fails, not the rest
+                        claims.release(run)
+                        free.append(slot)
+                        run.status, run.error = "failed", f"{type(error).__name__}: {first_line(error)}"
+                        message(f"compare: {run.arm} seed {run.seed}: FAILED to start: {run.error}")
             for name, (run, worker, outcome) in list(active.items()):
                 if worker.poll() is not None:
                     del active[name]

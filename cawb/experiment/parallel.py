@@ -106,7 +106,7 @@ def deal_devices(device: str, jobs: int, threads: int | None = None, cuda_device
     gpus = [part.strip() for part in text.split(",") if part.strip()]
     if not all(gpu.isdigit() for gpu in gpus):
         raise ValueError(f"--device {device}: give cpu, mps, or GPU numbers such as 0 or 0,1,2,3")
-    notes = []
+    notes = [f"--threads {threads} ignored: it sets the CPU threads of runs on --device cpu"] if threads else []
     if jobs <= len(gpus):
         size = len(gpus) // jobs
         slots = [Slot(index, ",".join(gpus[index * size:(index + 1) * size])) for index in range(jobs)]
