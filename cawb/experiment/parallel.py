@@ -169,9 +169,11 @@ def progress_callbacks(run_dir: Path, parent_pid: int | None = None,
     within an epoch; at once at an epoch's end), and stop training (as a Ctrl-C would) when the runner that
     started this process is gone (``parent_pid``): a run whose runner died must not go on training unclaimed.
 
-    Only the main process writes (DDP ranks other than 0 do nothing).
+    Only the main process writes (DDP ranks other than 0 do nothing); only the worker process itself watches its
+    runner (a DDP rank's parent is the DDP launcher; the rank stops when the worker does).
     """
     path = Path(run_dir) / PROGRESS_FILE
+    worker_pid = os.getpid()  # DDP ranks run unpickled copies of these callbacks in their own processes
     state: dict[str, Any] = {"batch": 0, "written": 0.0, "start": None, "epochs_done_here": 0, "map50": None,
                              "map50_95": None}
 
@@ -205,7 +207,7 @@ def progress_callbacks(run_dir: Path, parent_pid: int | None = None,
             write(trainer, "training", force=True)
 
     def on_train_batch_end(trainer) -> None:
-        if parent_pid is not None and os.getppid() != parent_pid:
+        if parent_pid is not None and os.getpid() == worker_pid and os.getppid() != parent_pid:
             raise KeyboardInterrupt  # the runner is gone: stop as Ctrl-C would (last.pt stays resumable)
         state["batch"] += 1
         if main_process():
