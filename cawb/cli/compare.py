@@ -141,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     options["overrides"] = dict(args.overrides)
     if args.effect is not None:
         options["effect"] = dict(zip(ARTICLE_EFFECT, args.effect))
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+    try:
+        previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+    except ValueError:  # not the main thread (an embedding program): its own signal handling stays
+        previous = None
     try:
         result = compare(**options)
     except (ValueError, FileNotFoundError) as error:
@@ -151,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{interrupted}", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if result.summary is not None and result.report is not None:
         print("\n" + result.report.table_md.read_text(), end="")
     return result.exit_code

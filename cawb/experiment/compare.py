@@ -810,7 +810,7 @@ def _run_row(run: RunRecord, worker: Any | None, width: int = 0) -> tuple[str, s
     if worker is not None:
         progress = read_progress(run.run_dir)
         device = f"[{'cpu' if worker.slot.device == 'cpu' else 'GPU ' + worker.slot.device}]"
-        if progress is None or progress.get("pid") != worker.pid:
+        if progress is None or progress.get("updated", 0) < worker.started:  # none yet from this attempt
             state = f"starting ({_ACTION_WORDS[run.action]})"
             text, milestone = f"  {name} {device:<10} {state}", state
         else:
@@ -872,7 +872,9 @@ def _run_parallel(plan: ComparisonPlan, mine: list[RunRecord], callbacks: Mappin
         claims.set_worker(run, worker.pid)
         active[run.run_dir.name] = (run, worker, outcome)
 
-    def finish(run: RunRecord, worker: Worker, outcome_path: Path) -> dict[str, Any] | None:
+    def finish(run: RunRecord, worker: Worker, outcome_path: Path, stopping: bool = False) -> dict[str, Any] | None:
+        """Record a worker's outcome; ``stopping`` (after Ctrl-C): a run that did not finish is interrupted, not
+        failed."""
         code = worker.poll()
         try:
             outcome = json.loads(outcome_path.read_text())
@@ -886,9 +888,14 @@ def _run_parallel(plan: ComparisonPlan, mine: list[RunRecord], callbacks: Mappin
                 run.error = f"{EVAL_RECORD} missing after the worker finished (log: {worker.log_path})"
         elif outcome is not None and outcome["status"] == "failed":
             run.status, run.error = "failed", f"{outcome['error']} (log: {worker.log_path})"
-        elif outcome is None or outcome["status"] != "interrupted":
+        elif outcome is not None:  # its worker alone was interrupted (a signal to it, not Ctrl-C of the runner)
+            run.status, run.error = "failed", (f"interrupted by a signal to its worker; rerun to resume it (log: "
+                                               f"{worker.log_path})")
+        else:
             how = f"signal {-code}" if code is not None and code < 0 else f"status {code}"
             run.status, run.error = "failed", f"the worker process ended with {how} (log: {worker.log_path})"
+        if stopping and run.status != "finished":
+            run.status, run.error = "pending", None
         claims.release(run)
         free.append(worker.slot)
         free.sort(key=lambda slot: slot.index)
@@ -949,9 +956,8 @@ def _run_parallel(plan: ComparisonPlan, mine: list[RunRecord], callbacks: Mappin
             signal.signal(signal.SIGINT, previous)
         for name, (run, worker, outcome) in list(active.items()):
             del active[name]
-            result = finish(run, worker, outcome)
+            result = finish(run, worker, outcome, stopping=True)
             if run.status != "finished":
-                run.status, run.error = "pending", None
                 last = (Path(result["last"]) if result and result.get("last")
                         else run.run_dir / "weights" / "last.pt")
                 interrupted.append((run, last if last.is_file() else None))
