@@ -1,7 +1,10 @@
 """The experiment: cos-vs-CAWB comparisons over seeds, their report, and pycocotools evaluation.
 
-* :mod:`.compare`: the runner behind ``scripts/compare.py`` (plan, train/resume/skip each (arm, seed), collect);
+* :mod:`.compare`: the runner behind ``scripts/compare.py`` (plan, train/resume/skip each (arm, seed), collect;
+  shards and run locks shared with other processes);
+* :mod:`.parallel` and :mod:`.worker`: ``--jobs N``: device slots, one worker process per run, its progress;
 * :mod:`.report`: statistics over seeds, ``table.md`` / ``table.csv`` / ``summary.json`` and the figures;
+* :mod:`.power`: how many seeds a paired t-test needs (noncentral t);
 * :mod:`.evaluate`: pycocotools mAP of trained weights (``scripts/evaluate.py``).
 
 The top adapter layer: may import the core, ``cawb.training``, ``cawb.yolov5``, ``cawb.datasets`` and

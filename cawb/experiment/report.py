@@ -11,7 +11,10 @@ Statistics (per weights file, metric and mAP source):
 * paired difference: for each seed finished in both arms, ``other[seed] - base[seed]``; its mean, sample std,
   standard error ``std / sqrt(n)`` and the 95% Student-t interval ``mean +- t(0.975, n - 1) * se``. The verdict
   says the difference holds on these seeds only when that interval excludes 0 (a paired t-test at the 5% level),
-  and that it cannot be told with fewer than two pairs.
+  and that it cannot be told with fewer than two pairs;
+* how many seeds (:mod:`cawb.experiment.power`): with the differences' sample std as the planning spread, the
+  number of seeds a paired t-test (5% two-sided, 80% power) needs to tell a difference of ``effect`` (the article's
+  by default) from zero, and the smallest difference the seeds run can detect; None with fewer than two pairs.
 
 Pairing: with exactly one cos arm (``cawb: false``) and one CAWB arm, the difference is CAWB - cos; otherwise
 every arm after the first minus the first arm.
@@ -28,13 +31,16 @@ import statistics
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from cawb.experiment.power import ALPHA, POWER, detectable_difference, seeds_needed, t_quantile
 from cawb.training.lr_curve import lr_curve
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.plots import BandCurve, plot_lr_curves, plot_map_curves
 
 __all__ = [
     "ARTICLE",
+    "ARTICLE_EFFECT",
     "ARTICLE_NOTE",
+    "MAX_SEED_LINES",
     "METRICS",
     "SOURCES",
     "WEIGHTS",
@@ -71,10 +77,11 @@ ARTICLE_NOTE = (
     "difference are comparable with the rows above."
 )
 
-# Two-sided 95% Student-t quantiles t(0.975, df) for df = 1..30 (standard tables). Beyond 30 the df = 30 value is
-# used: slightly wider than exact (2.021 at 40, 1.960 in the limit), so the verdict errs on "cannot tell".
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+#: The article's CAWB - cos difference per metric (+0.008 mAP_0.5, +0.004 mAP_0.5:0.95): the default effect size of
+#: the "how many seeds" figures.
+ARTICLE_EFFECT = {metric: round(ARTICLE[True][metric] - ARTICLE[False][metric], 6) for metric in METRICS}
+#: map.png draws each seed's curve as a thin line when an arm has at most this many seeds (beyond, the band only).
+MAX_SEED_LINES = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +120,8 @@ class RunRecord:
     """One (arm, seed) run: where it lives, what happened, and its numbers when it finished.
 
     ``action`` is what the runner did: ``skip`` (already evaluated), ``resume``, ``evaluate`` (training had
-    finished) or ``train``. ``status`` is ``finished``, ``failed`` (``error`` holds one line) or ``pending``.
+    finished) or ``train``. ``status`` is ``finished``, ``failed`` (``error`` holds one line) or ``pending`` (not
+    finished: another shard's or process's, or not run yet; ``error`` may say why).
     ``evaluation`` is the run's ``eval.json``; ``curve`` its per-epoch validation from ``results.csv``:
     ``{"epoch": [...], "map50": [...], "map50_95": [...]}``.
     """
@@ -184,10 +192,8 @@ def report_paths(project: Path, exist_ok: bool) -> ReportPaths:
 
 
 def t_quantile_975(df: int) -> float:
-    """t(0.975, df): the two-sided 95% Student-t multiplier (df >= 1; the df = 30 value beyond 30)."""
-    if df < 1:
-        raise ValueError(f"df={df} is invalid: it must be >= 1")
-    return _T975[min(df, len(_T975)) - 1]
+    """t(0.975, df): the two-sided 95% Student-t multiplier (df >= 1), exact (scipy)."""
+    return t_quantile(0.975, df)
 
 
 def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -256,6 +262,17 @@ def _difference_record(difference: PairedDifference) -> dict[str, Any]:
             "ci95": list(difference.ci95) if difference.ci95 else None}
 
 
+def seed_power(difference: PairedDifference, effect: float) -> dict[str, Any]:
+    """``seeds_needed`` to detect ``effect`` and the ``detectable_difference`` of the pairs run, with the spread
+    they rest on (the differences' sample std); both None with fewer than two pairs (no spread to plan with)."""
+    if difference.std is None:
+        return {"effect": effect, "sd": None, "pairs": difference.n, "seeds_needed": None,
+                "detectable_difference": None}
+    return {"effect": effect, "sd": difference.std, "pairs": difference.n,
+            "seeds_needed": seeds_needed(effect, difference.std),
+            "detectable_difference": detectable_difference(difference.n, difference.std)}
+
+
 def build_summary(arms: Sequence[Arm], runs: Sequence[RunRecord], settings: Mapping[str, Any],
                   paths: ReportPaths) -> dict[str, Any]:
     """Every number of the report as plain JSON data (paths as strings)."""
@@ -273,6 +290,7 @@ def build_summary(arms: Sequence[Arm], runs: Sequence[RunRecord], settings: Mapp
             "article": ARTICLE[arm.cawb], **numbers,
         }
     pairs, rule = _pairs(arms)
+    effect = {metric: float(value) for metric, value in (settings.get("effect") or ARTICLE_EFFECT).items()}
     differences = []
     for base, other, label, other_name, base_name in pairs:
         record: dict[str, Any] = {"label": label, "base": base.label, "other": other.label,
@@ -285,6 +303,7 @@ def build_summary(arms: Sequence[Arm], runs: Sequence[RunRecord], settings: Mapp
                              for source, prefix in SOURCES.items()}
                 record[weights][metric] = {source: _difference_record(d) for source, d in by_source.items()}
                 record[weights][metric]["verdict"] = verdict(by_source["pycocotools"], other_name, base_name)
+                record[weights][metric].update(seed_power(by_source["pycocotools"], effect[metric]))
         differences.append(record)
     return {
         "settings": dict(settings),
@@ -292,9 +311,15 @@ def build_summary(arms: Sequence[Arm], runs: Sequence[RunRecord], settings: Mapp
         "pairing": rule,
         "arms": summary_arms,
         "differences": differences,
+        "power": {"test": "paired t-test, two-sided", "alpha": ALPHA, "power": POWER, "effect": effect,
+                  "distribution": "noncentral t (scipy.stats.nct)",
+                  "sd": "the sample std of the pycocotools paired differences of the seeds run",
+                  "fields": "differences[].{final,best}.{map50,map50_95}.seeds_needed / detectable_difference"},
         "article_note": ARTICLE_NOTE,
         "runs": [_run_summary(run) for run in runs],
         "failed": [f"{run.arm} seed {run.seed}: {run.error}" for run in runs if run.status == "failed"],
+        "missing": [f"{run.arm} seed {run.seed}: {run.error or 'not finished'}" for run in runs
+                    if run.status == "pending"],
         "outputs": {name: str(path) for name, path in zip(("table_md", "table_csv", "summary_json", "lr_png",
                                                              "map_png"), paths.all())},
     }
@@ -403,14 +428,47 @@ def render_table_md(summary: Mapping[str, Any]) -> str:
             for metric, metric_name in METRICS.items():
                 lines.append(f"- {difference['label']}, {weights_name} {metric_name}: "
                              f"{difference[weights][metric]['verdict']}.")
+    power = summary["power"]
+    if summary["differences"] and all(difference[weights][metric]["seeds_needed"] is None
+                                      for difference in summary["differences"] for weights in WEIGHTS
+                                      for metric in METRICS):
+        effects = " / ".join(f"{power['effect'][metric]:+.3f} {name}" for metric, name in METRICS.items())
+        lines.append(f"- How many seeds: it takes the spread of at least 2 pairs to say; run 2 or more seeds in "
+                     f"both arms, and the report gives the seeds a {_TEST_WORDS.format(**power)} needs to tell "
+                     f"{effects} from zero.")
+    else:
+        for difference in summary["differences"]:
+            for weights, weights_name in WEIGHTS.items():
+                for metric, metric_name in METRICS.items():
+                    lines.append(f"- How many seeds, {difference['label']}, {weights_name} {metric_name}: "
+                                 f"{_power_words(difference[weights][metric], power)}.")
     lines.append(f"- {summary['article_note']}")
     for failure in summary["failed"]:
         lines.append(f"- FAILED: {failure}")
+    for missing in summary.get("missing", ()):
+        lines.append(f"- MISSING (not in this table): {missing}")
     return "\n".join(lines) + "\n"
 
 
+_TEST_WORDS = "paired t-test ({alpha:.0%} two-sided, {power:.0%} power, noncentral t)"
+
+
+def _power_words(record: Mapping[str, Any], power: Mapping[str, Any]) -> str:
+    """The "how many seeds" sentence of one difference (see :func:`seed_power`)."""
+    test = "a " + _TEST_WORDS.format(**power)
+    if record["seeds_needed"] is None:
+        return (f"it takes the spread of at least 2 pairs to say (run 2 or more seeds in both arms); "
+                f"{record['pairs']} pair here")
+    pairs = record["pairs"]
+    return (f"with the spread of the {pairs} paired differences (sample std {record['sd']:.4f}) as the seed noise, "
+            f"{test} needs {record['seeds_needed']} seeds per arm to tell a difference of {record['effect']:+.3f} "
+            f"from zero; the {pairs} seeds run detect {record['detectable_difference']:.4f} or more (the std of so "
+            "few pairs is itself uncertain)")
+
+
 def render_table_csv(summary: Mapping[str, Any]) -> str:
-    """table.csv: the table's rows, each mean and std in its own column (full precision, empty for n/a)."""
+    """table.csv: the table's rows, each mean and std in its own column (full precision: Python's shortest
+    round-trip repr of each float; empty for n/a)."""
     header = ["arm", "schedule", "n"]
     for weights in WEIGHTS:
         for metric in METRICS:
@@ -418,7 +476,7 @@ def render_table_csv(summary: Mapping[str, Any]) -> str:
     header += [f"article_{metric}" for metric in METRICS]
 
     def cell(value: float | None) -> str:
-        return "" if value is None else f"{value:.6g}"
+        return "" if value is None else repr(float(value))
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -441,27 +499,36 @@ def render_table_csv(summary: Mapping[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def _band(label: str, curves: Sequence[Mapping[str, list[float]]], metric: str) -> BandCurve:
-    """Mean, min and max over runs at the epochs every run has."""
+def _band(arm: Arm, curves: Sequence[Mapping[str, list[float]]], metric: str) -> BandCurve:
+    """Mean, min and max over runs at the epochs every run has; each run's own curve too with few seeds."""
     epochs = sorted(set.intersection(*(set(curve["epoch"]) for curve in curves)))
     per_run = [dict(zip(curve["epoch"], curve[metric])) for curve in curves]
     columns = [[values[epoch] for values in per_run] for epoch in epochs]
-    return BandCurve(label=f"{label} ({len(curves)} seed{'s' if len(curves) != 1 else ''})", x=epochs,
-                     mean=[statistics.fmean(c) for c in columns], low=[min(c) for c in columns],
-                     high=[max(c) for c in columns])
+    members = [[values[epoch] for epoch in epochs] for values in per_run] if len(curves) <= MAX_SEED_LINES else []
+    seeds = f"{len(curves)} seed{'s' if len(curves) != 1 else ''}" + (", thin: each seed" if len(members) > 1 else "")
+    return BandCurve(label=f"{arm.label} ({seeds})", x=epochs, mean=[statistics.fmean(c) for c in columns],
+                     low=[min(c) for c in columns], high=[max(c) for c in columns], schedule=arm.schedule,
+                     members=members if len(members) > 1 else [], restarts=list(arm.restarts_effective))
+
+
+#: What map.png says about its numbers' source, under the panels.
+MAP_SOURCE_NOTE = ("Per-epoch mAP from ultralytics' validator during training (results.csv); table.md's numbers come "
+                   "from pycocotools on the final and best weights, and differ slightly (docs/COMPARE.md, Caveats).")
 
 
 def draw_map_curves(arms: Sequence[Arm], runs: Sequence[RunRecord], path: Path, title: str) -> Path:
     """map.png: per-epoch mAP_0.5 and mAP_0.5:0.95 (ultralytics' validation during training), mean over seeds
-    with a min-max band, one line per arm (arms without a finished run are left out)."""
-    panels: dict[str, list[BandCurve]] = {f"{name} (per-epoch validation)": [] for name in METRICS.values()}
+    with a min-max band and, with at most :data:`MAX_SEED_LINES` seeds, each seed's line; one colour per schedule
+    (as in lr.png); CAWB restarts dotted. Arms without a finished run are left out."""
+    panels: dict[str, list[BandCurve]] = {f"{name} (ultralytics validator, per epoch)": []
+                                          for name in METRICS.values()}
     for arm in arms:
         curves = [run.curve for run in runs if run.arm == arm.label and run.status == "finished" and run.curve]
         if not curves:
             continue
         for (metric, _), panel in zip(METRICS.items(), panels.values()):
-            panel.append(_band(arm.label, curves, metric))
-    return plot_map_curves(panels, path, title=title)
+            panel.append(_band(arm, curves, metric))
+    return plot_map_curves(panels, path, title=title, note=MAP_SOURCE_NOTE)
 
 
 def draw_lr_curves(arms: Sequence[Arm], batches_per_epoch: int | None, path: Path) -> Path:

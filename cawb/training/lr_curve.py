@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any, Callable, Mapping
 
 from cawb.hyp import HypError, schedule_from_hyp, ultralytics_defaults
+from cawb.schedule import CawbSchedule
 from cawb.utils.atomic_files import write_text_atomic
 
 __all__ = [
@@ -76,14 +77,16 @@ def epoch_lr_factor(hyp: Mapping[str, Any], epochs: int, source: str = "hyp") ->
 
 class LrCurve(SimpleNamespace):
     """``epochs`` (0-based, fractional per iteration) and ``lrs`` of the weights param group, plus the ``label``,
-    the ``restart_epochs`` drawn and the ``dropped_restart_epochs`` of the hyp that fall outside this run (only
-    ``warmup_epochs < s < epochs`` count)."""
+    the ``restart_epochs`` drawn, the ``dropped_restart_epochs`` of the hyp that fall outside this run (only
+    ``warmup_epochs < s < epochs`` count) and the ``schedule`` (``CAWB``, ``cos`` or ``linear``: figures colour by
+    it)."""
 
     epochs: list[float]
     lrs: list[float]
     label: str
     restart_epochs: list[float]
     dropped_restart_epochs: list[float]
+    schedule: str
 
 
 def lr_curve(
@@ -109,8 +112,10 @@ def lr_curve(
         raise HypError(f"batches per epoch={batches_per_epoch!r} is invalid: it must be an integer >= 1")
     lr0 = float(hyp.get("lr0", defaults["lr0"]))
     factor = epoch_lr_factor(hyp, total, source)
-    restarts = {"restart_epochs": list(getattr(factor, "restart_epochs", ())),
-                "dropped_restart_epochs": list(getattr(factor, "dropped_restart_epochs", ()))}
+    cawb = isinstance(factor, CawbSchedule)
+    restarts = {"restart_epochs": list(factor.restart_epochs) if cawb else [],
+                "dropped_restart_epochs": list(factor.dropped_restart_epochs) if cawb else [],
+                "schedule": "CAWB" if cawb else ("cos" if hyp.get("cos_lr", defaults["cos_lr"]) else "linear")}
     if batches_per_epoch is None:
         xs = [float(epoch) for epoch in range(total)]
         return LrCurve(epochs=xs, lrs=[lr0 * factor(epoch) for epoch in range(total)], label=label, **restarts)

@@ -174,7 +174,8 @@ class CawbDetectionTrainer(DetectionTrainer):
         self.plot_lr()
 
     def plot_lr(self):
-        """Save ``lr.png`` in the run directory: the planned weights-group lr with the per-epoch lrs recorded."""
+        """Save ``lr.png`` in the run directory: the planned weights-group lr (in its schedule's colour, as in
+        compare.py's figures) with the per-epoch lrs recorded (black markers)."""
         batches = len(self.train_loader) if getattr(self, "train_loader", None) is not None else None
         planned = lr_curve(vars(self.args), epochs=self.epochs, batches_per_epoch=batches, label="planned")
         results = self.read_results_csv()
@@ -183,6 +184,6 @@ class CawbDetectionTrainer(DetectionTrainer):
             offset = 1 - 1 / batches if batches else 0.0  # results.csv holds the lr of each epoch's last batch
             epochs = [epoch - 1 + offset for epoch in results["epoch"]]
             measured.append(("recorded (results.csv lr/pg0)", epochs, results["lr/pg0"]))
-        schedule = "CAWB" if self.args.cawb else ("cos" if self.args.cos_lr else "linear")
-        path = plot_lr_curves([planned], self.save_dir / "lr.png", title=f"{schedule} learning rate", measured=measured)
+        path = plot_lr_curves([planned], self.save_dir / "lr.png", title=f"{planned.schedule} learning rate",
+                              measured=measured)
         self.on_plot(path)

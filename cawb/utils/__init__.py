@@ -1,5 +1,6 @@
-"""Small shared helpers: atomic file writes, matplotlib figures, and the files users name (reading YAML with
-one-line errors, checking output places before any work).
+"""Small shared helpers: atomic file writes, matplotlib figures, the files users name (reading YAML with
+one-line errors, checking output places before any work), lock files shared by processes and machines
+(locks.py), and a compact live terminal view (live_view.py).
 
 The lowest layer: these modules import nothing from the rest of ``cawb``, so every other part may use them.
 """

@@ -5,6 +5,7 @@ agreement test, on a model that learnt something, is tests/experiment/test_evalu
 test_pycocotools_agrees_with_ultralytics_on_trained_weights (same tolerance).
 """
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from cawb.experiment.compare import (
     PRESETS,
     ComparisonInterrupted,
     compare,
+    describe_plan,
     plan_comparison,
     read_epoch_metrics,
     resolve_settings,
@@ -179,6 +181,80 @@ def test_a_failed_run_is_reported_and_the_others_complete(tiny_shapes, tmp_path)
 
     retry = compare(log=log.append, **tiny(tiny_shapes, tmp_path))  # the failure was transient: rerun retries it
     assert [run.action for run in retry.runs] == ["train", "skip"] and retry.exit_code == 0
+    # the failed start left only ultralytics' args.yaml and an empty weights/: cleared, nothing to move aside
+    assert not list((tmp_path / "runs").glob("*.aside-*"))
+
+
+def test_without_a_preset_the_arms_hyp_files_give_epochs_batch_and_imgsz(tiny_shapes, tmp_path):
+    import yaml
+
+    arms = []
+    for name in ("hyp.shapes-cos.yaml", "hyp.shapes-cawb.yaml"):
+        hyp = {**yaml.safe_load((REPO_ROOT / "hyp" / name).read_text()), "epochs": 3, "batch": 8}
+        arms.append(tmp_path / name)
+        arms[-1].write_text(yaml.safe_dump(hyp))
+    settings = resolve_settings(data=str(tiny_shapes), arms=arms, seeds=[0], device="cpu", cfg="yolov5n.yaml",
+                                project=str(tmp_path / "project"))
+    plan = plan_comparison(settings)
+    assert (plan.settings.epochs, plan.settings.batch, plan.settings.imgsz) == (3, 8, PRESETS["article"]["imgsz"])
+    assert plan.sources == {"epochs": "the arms' hyp files", "batch": "the arms' hyp files",
+                            "imgsz": "the article preset's; the arms' hyp files set none"}
+    line = describe_plan(plan)[0]
+    assert "3 epochs (the arms' hyp files)" in line and "batch 8 (the arms' hyp files)" in line
+    assert "imgsz 640 (the article preset's; the arms' hyp files set none)" in line
+    assert plan_comparison(dataclasses.replace(settings, batch=16)).settings.batch == 16  # a flag wins
+
+    arms[1].write_text(arms[1].read_text().replace("batch: 8", "batch: 4"))
+    with pytest.raises(ValueError, match=r"the arms' hyp files set different batch .*: give --batch-size"):
+        plan_comparison(settings)
+
+
+def test_an_unreadable_last_pt_moves_the_run_aside_and_deletes_nothing(resumed, tiny_shapes, tmp_path):
+    """issue 10: the runner used to rmtree a run dir whose last.pt it could not read, best.pt and user files too."""
+    project = tmp_path / "project"
+    run = project / "runs" / f"{COS}-seed0"
+    shutil.copytree(resumed.runs / f"{COS}-seed0", run)
+    (run / "eval.json").unlink()
+    (run / "weights" / "last.pt").write_bytes(b"truncated")
+    (run / "notes.txt").write_text("the user's own file")
+    before = {path.relative_to(run): path.read_bytes() for path in run.rglob("*") if path.is_file()}
+
+    def stop(trainer):
+        raise KeyboardInterrupt
+
+    log = []
+    with pytest.raises(ComparisonInterrupted):  # stopped as soon as the new attempt starts: no training needed
+        compare(callbacks={"on_pretrain_routine_start": stop}, log=log.append, **tiny(tiny_shapes, project))
+    aside = run.with_name(f"{COS}-seed0.aside-1")
+    assert {path.relative_to(aside): path.read_bytes() for path in aside.rglob("*") if path.is_file()} == before
+    assert any("weights/last.pt cannot be read" in line and "moved aside" in line for line in log)  # in the plan
+    assert any(f"moved aside to {aside} (nothing deleted)" in line for line in log)
+    assert (run / "run.json").is_file() and not (run / "notes.txt").exists()  # the new attempt's own dir
+
+
+def test_a_corrupt_eval_json_is_named_and_the_run_evaluated_again(resumed, tiny_shapes, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(resumed.runs, project / "runs")
+    record = project / "runs" / f"{COS}-seed0" / "eval.json"
+    record.write_text('{"final": ')
+    plan = plan_comparison(resolve_settings(**tiny(tiny_shapes, project)))
+    assert [run.action for run in plan.runs] == ["evaluate", "skip"]
+    assert any(str(record) in note and "evaluated again" in note for note in plan.notes)
+    result = compare(log=[].append, **tiny(tiny_shapes, project))
+    assert result.exit_code == 0 and [run.action for run in result.runs] == ["evaluate", "skip"]
+    assert json.loads(record.read_text())["final"] == resumed.result.runs[0].evaluation["final"] | {
+        "predictions": str(record.parent / "eval" / "final" / "predictions.json"),
+        "weights": str(record.parent / "weights" / "last.pt")}
+
+
+def test_a_corrupt_run_json_is_named_with_what_to_do(tiny_shapes, tmp_path, capsys):
+    run = tmp_path / "runs" / f"{COS}-seed0"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text("{oops")
+    code = compare_cli.main(["--preset", "cpu", "--data", str(tiny_shapes), "--project", str(tmp_path), "--seeds", "0"])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1
+    assert f"error: {run / 'run.json'} cannot be read" in error and "Restore it, or move" in error
 
 
 def test_flags_override_the_preset():
@@ -186,9 +262,10 @@ def test_flags_override_the_preset():
     assert cpu.epochs == 3 and cpu.seeds == (0,)
     assert (cpu.cfg, cpu.imgsz, cpu.batch, cpu.device, cpu.workers) == ("yolov5n-v5.0.yaml", 128, 16, "cpu", 0)
     assert cpu.data == PRESETS["cpu"]["data"] and cpu.project == Path("runs/compare-cpu")
-    article = resolve_settings(data="my.yaml", batch=32)  # no preset: the article's values fill in the rest
+    article = resolve_settings(data="my.yaml", batch=32)  # no preset: the article's values fill in the rest...
     assert article.data == Path("my.yaml") and article.batch == 32
-    assert (article.cfg, article.imgsz, article.epochs, article.seeds) == ("yolov5s-v5.0.yaml", 640, 150, (0, 1, 2))
+    assert (article.cfg, article.seeds) == ("yolov5s-v5.0.yaml", (0, 1, 2))
+    assert article.epochs is None and article.imgsz is None  # ... but epochs and imgsz come from the arms' files
     assert PRESETS["article"]["batch"] == 16  # v5.0's default; the article does not say otherwise
 
     args = compare_cli.build_parser().parse_args(["--preset", "cpu", "amp=False", "--epochs", "3", "--seeds", "0"])
@@ -240,6 +317,16 @@ def _no_coco_json(tiny_shapes, tmp_path):
         (["cawb_steps=[2]"], "belongs in the arm's hyp file"),
         (["val=False"], "val=False is not possible"),
         (["momentun=0.9"], "unknown key 'momentun'"),
+        (["--jobs", "0"], "--jobs 0 is invalid: it must be an integer >= 1"),
+        (["--jobs", "x"], "argument --jobs/-j: invalid int value: 'x'"),
+        (["--shard", "3/2"], "--shard 3/2 is invalid: give K/N with 1 <= K <= N"),
+        (["--shard", "0/2"], "--shard 0/2 is invalid"),
+        (["--shard", "x"], "--shard x is invalid"),
+        (["--threads", "0"], "--threads 0 is invalid"),
+        (["--lock-timeout", "0"], "--lock-timeout 0.0 is invalid"),
+        (["--effect", "0", "0.004"], "--effect 0.0 for mAP_0.5 is invalid"),
+        (["--report-only"], "--report-only: no finished run under"),
+        (["--jobs", "2", "--device", "0,x"], "--device 0,x"),
     ],
 )
 def test_bad_input_fails_before_anything_runs_with_one_line(argv, message, tiny_shapes, tmp_path, capsys,
@@ -249,8 +336,11 @@ def test_bad_input_fails_before_anything_runs_with_one_line(argv, message, tiny_
     fill = {"tmp": str(tmp_path), "bad_hyp": _bad_hyp(tmp_path), "no_json": _no_coco_json(tiny_shapes, tmp_path)}
     argv = [arg.format(**fill) for arg in argv]
     project = tmp_path / "project"
-    code = compare_cli.main(["--preset", "cpu", "--data", str(tiny_shapes), "--project", str(project), *argv]
-                              if "--data" not in argv else ["--preset", "cpu", "--project", str(project), *argv])
+    try:
+        code = compare_cli.main(["--preset", "cpu", "--data", str(tiny_shapes), "--project", str(project), *argv]
+                                if "--data" not in argv else ["--preset", "cpu", "--project", str(project), *argv])
+    except SystemExit as exit:  # argparse's own checks (a flag's type)
+        code = exit.code
     assert code == 2
     error = capsys.readouterr().err
     assert error.startswith("error: ") and message in error and error.count("\n") == 1
@@ -279,8 +369,10 @@ def test_help_explains_every_flag_and_the_presets():
     result = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     for flag in ("--preset", "--data", "--arms", "--seeds", "--epochs", "--cfg", "--batch-size", "--imgsz",
-                 "--device", "--workers", "--project", "--exist-ok", "key=value"):
+                 "--device", "--workers", "--project", "--exist-ok", "--jobs", "--threads", "--shard",
+                 "--lock-timeout", "--report-only", "--effect", "key=value"):
         assert flag in result.stdout
     assert "data coco10k, arms scratch-cos scratch-cawb" in result.stdout
     assert "data shapes, arms shapes-cos shapes-cawb" in result.stdout
-    assert "Exit status" in result.stdout
+    assert "Exit status" in result.stdout and "--device 0,1,2,3\n--jobs 4 gives each run a GPU" in result.stdout
+    assert "+0.008 mAP_0.5" in result.stdout

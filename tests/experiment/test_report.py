@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cawb.experiment.power import paired_t_power
 from cawb.experiment.report import (
     Arm,
     RunRecord,
@@ -39,8 +40,8 @@ def test_paired_difference_uses_common_seeds_and_student_t():
     assert difference.values == pytest.approx((0.01, 0.02, 0.03))
     assert difference.mean == pytest.approx(0.02) and difference.std == pytest.approx(0.01)
     assert difference.se == pytest.approx(0.01 / math.sqrt(3))  # 0.0057735
-    # t(0.975, 2) = 4.303: half-width 4.303 * 0.0057735 = 0.024844
-    assert difference.ci95 == pytest.approx((0.02 - 0.024844, 0.02 + 0.024844), abs=1e-6)
+    # t(0.975, 2) = 4.3027 (tables): half-width 4.3027 * 0.0057735 = 0.024842
+    assert difference.ci95 == pytest.approx((0.02 - 0.024842, 0.02 + 0.024842), abs=1e-6)
     assert "not distinguishable" in verdict(difference, "CAWB", "cos")
 
 
@@ -63,17 +64,17 @@ def _t_density(x, df):
     return scale * (1 + x * x / df) ** (-(df + 1) / 2)
 
 
-@pytest.mark.parametrize("df", range(1, 31))
-def test_t_table_holds_95_percent_of_the_t_distribution(df):
-    # Simpson's rule on the density over [0, t]: the table value must enclose 47.5% on each side.
+@pytest.mark.parametrize("df", [1, 2, 3, 5, 10, 30, 40, 100])
+def test_t_quantile_holds_95_percent_of_the_t_distribution(df):
+    # Simpson's rule on the density over [0, t]: the quantile must enclose 47.5% on each side.
     t, steps = t_quantile_975(df), 2000
     h = t / steps
     area = h / 3 * sum((1 if i in (0, steps) else 4 if i % 2 else 2) * _t_density(i * h, df) for i in range(steps + 1))
     assert area == pytest.approx(0.475, abs=2e-4)
 
 
-def test_t_beyond_the_table_is_the_conservative_df30_value():
-    assert t_quantile_975(100) == t_quantile_975(30) > 1.96
+def test_t_quantile_is_exact_beyond_30_and_refuses_df_0():
+    assert 1.96 < t_quantile_975(100) < t_quantile_975(40) < t_quantile_975(30)
     with pytest.raises(ValueError):
         t_quantile_975(0)
 
@@ -145,6 +146,13 @@ def test_report_on_hand_made_runs(tmp_path):
     assert paired["seeds"] == [0, 1] and paired["values"] == pytest.approx([0.01, 0.02])
     assert paired["mean"] == pytest.approx(0.015) and paired["std"] == pytest.approx(math.sqrt(2 * 0.005**2))
     assert summary["failed"] == ["cawb-arm seed 2: RuntimeError: boom"]
+    # how many seeds: the spread of the 2 pairs (std 0.00707) and the article's effect, +0.008 on mAP_0.5
+    power = difference["final"]["map50"]
+    assert power["effect"] == 0.008 and power["pairs"] == 2 and power["sd"] == pytest.approx(math.sqrt(2 * 0.005**2))
+    needed = power["seeds_needed"]
+    assert paired_t_power(needed, 0.008, power["sd"]) >= 0.8 > paired_t_power(needed - 1, 0.008, power["sd"])
+    assert paired_t_power(2, power["detectable_difference"], power["sd"]) == pytest.approx(0.8)
+    assert summary["power"]["alpha"] == 0.05 and summary["power"]["power"] == 0.8
 
     table = paths.table_md.read_text()
     assert "| cos-arm | cos | 3 | 0.320 ± 0.020 |" in table
@@ -152,6 +160,9 @@ def test_report_on_hand_made_runs(tmp_path):
     assert "| CAWB - cos, paired |  | 2 pairs | +0.015 ± 0.007 |" in table
     assert "0.294 | 0.161 |" in table and "0.302 | 0.165 |" in table and "+0.008 | +0.004 |" in table
     assert "pycocotools" in table and "anchor-based YOLOv5" in table and "FAILED: cawb-arm seed 2" in table
+    assert (f"- How many seeds, CAWB - cos, final mAP_0.5: with the spread of the 2 paired differences (sample std "
+            f"0.0071) as the seed noise, a paired t-test (5% two-sided, 80% power, noncentral t) needs {needed} seeds "
+            "per arm to tell a difference of +0.008 from zero") in table
 
     rows = list(csv.DictReader(io.StringIO(paths.table_csv.read_text())))
     assert [row["arm"] for row in rows] == ["cos-arm", "cawb-arm", "CAWB - cos (paired)"]
@@ -169,12 +180,35 @@ def test_one_seed_shows_n_a_and_three_arms_difference_against_the_first(tmp_path
     assert summary["pairing"] == "each arm's seed k minus a seed k"
     table = (tmp_path / "table.md").read_text()
     assert "0.300 ± n/a" in table and "1 pair |" in table and "cannot be told" in table
+    assert all(d[w][m]["seeds_needed"] is None and d[w][m]["detectable_difference"] is None
+               for d in summary["differences"] for w in ("final", "best") for m in ("map50", "map50_95"))
+    assert "How many seeds: it takes the spread of at least 2 pairs" in table
 
 
-def test_map_curves_use_the_epochs_every_seed_has():
-    from cawb.experiment.report import _band
+def test_a_chosen_effect_is_used_and_table_csv_keeps_full_precision(tmp_path):
+    arms = [_arm("cos-arm", False), _arm("cawb-arm", True)]
+    values = {0: (0.123456789012345, 0.1), 1: (0.2, 0.11), 2: (0.3, 0.12)}
+    runs = [_run("cos-arm", seed, a, b, tmp_path) for seed, (a, b) in values.items()]
+    runs += [_run("cawb-arm", seed, a + 0.01 * (seed + 1), b, tmp_path) for seed, (a, b) in values.items()]
+    paths = report_paths(tmp_path / "p", exist_ok=False)
+    summary = write_report(arms, runs, {**SETTINGS, "effect": {"map50": 0.02, "map50_95": 0.01}}, paths)
+    record = summary["differences"][0]["final"]["map50"]
+    assert record["effect"] == 0.02 and summary["power"]["effect"] == {"map50": 0.02, "map50_95": 0.01}
+    assert paired_t_power(record["seeds_needed"], 0.02, record["sd"]) >= 0.8
+    rows = list(csv.DictReader(io.StringIO(paths.table_csv.read_text())))
+    cos_mean = summary["arms"]["cos-arm"]["final"]["map50"]["pycocotools"]["mean"]
+    assert float(rows[0]["final_map50_mean"]) == cos_mean  # exactly: not rounded to 6 digits
+    assert float(rows[2]["final_map50_std"]) == summary["differences"][0]["final"]["map50"]["pycocotools"]["std"]
 
-    band = _band("arm", [{"epoch": [1, 2, 3], "map50": [0.1, 0.2, 0.3]}, {"epoch": [1, 2], "map50": [0.3, 0.4]}],
+
+def test_map_curves_use_the_epochs_every_seed_has_and_draw_few_seeds_one_by_one():
+    from cawb.experiment.report import MAX_SEED_LINES, _band
+
+    arm = _arm("arm", True)
+    band = _band(arm, [{"epoch": [1, 2, 3], "map50": [0.1, 0.2, 0.3]}, {"epoch": [1, 2], "map50": [0.3, 0.4]}],
                  "map50")
     assert band.x == [1, 2] and band.mean == pytest.approx([0.2, 0.3])
-    assert band.low == [0.1, 0.2] and band.high == [0.3, 0.4] and band.label == "arm (2 seeds)"
+    assert band.low == [0.1, 0.2] and band.high == [0.3, 0.4] and band.label == "arm (2 seeds, thin: each seed)"
+    assert band.members == [[0.1, 0.2], [0.3, 0.4]] and band.schedule == "CAWB" and band.restarts == [4.0, 11.0]
+    many = _band(arm, [{"epoch": [1], "map50": [0.1 * i]} for i in range(MAX_SEED_LINES + 1)], "map50")
+    assert many.members == [] and many.label == f"arm ({MAX_SEED_LINES + 1} seeds)"
