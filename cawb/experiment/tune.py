@@ -451,11 +451,15 @@ def open_study(plan: TunePlan) -> optuna.Study:
     """
     import sqlalchemy.exc
 
-    plan.project.mkdir(parents=True, exist_ok=True)
+    if plan.settings.storage is None:
+        plan.project.mkdir(parents=True, exist_ok=True)  # the default database lives there
     engine_kwargs = {"connect_args": {"timeout": 60}} if plan.storage_url.startswith("sqlite") else None
     try:
-        storage = optuna.storages.RDBStorage(plan.storage_url, engine_kwargs=engine_kwargs,
-                                             heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
+            storage = optuna.storages.RDBStorage(plan.storage_url, engine_kwargs=engine_kwargs,
+                                                 heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                                                 grace_period=HEARTBEAT_GRACE_S)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
         lines = str(error).strip().splitlines()
         raise ValueError(f"--storage {plan.storage_display}: cannot be opened ({lines[0] if lines else error})") from None
@@ -477,6 +481,7 @@ def open_study(plan: TunePlan) -> optuna.Study:
         changes = "; ".join(f"{key} {stored.get(key)!r} -> {plan.identity[key]!r}" for key in differ)
         raise ValueError(f"study '{settings.study_name}' in {plan.storage_display} was run with other settings "
                          f"({changes}): give another --study-name (or --project), or the study's settings")
+    plan.project.mkdir(parents=True, exist_ok=True)
     write_text_atomic(plan.project / MARKER, json.dumps({"study_name": settings.study_name,
                                                           "storage": plan.storage_display}, indent=2) + "\n")
     return study
