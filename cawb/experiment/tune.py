@@ -718,6 +718,7 @@ def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]])
 
 def _plot_history(trials: Sequence[FrozenTrial], metric: str, path: Path, title: str) -> None:
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     from cawb.utils.plots import save_figure
 
@@ -738,6 +739,7 @@ def _plot_history(trials: Sequence[FrozenTrial], metric: str, path: Path, title:
         axes.step(best_x, best_y, where="post", color="C1", label="best so far")
     failed = sum(t.state == TrialState.FAIL for t in trials)
     axes.set_xlabel("trial")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel(metric)
     axes.set_title(title + (f" ({failed} failed, not drawn)" if failed else ""))
     axes.grid(alpha=0.3)
@@ -912,9 +914,9 @@ def tune(callbacks: Mapping[str, Callable] | None = None, log: Callable[[str], N
     plan = plan_tune(resolve_settings(preset, **flags))
     for note in plan.notes:
         log(f"tune: note: {note}")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own line per trial replaces Optuna's
     study = open_study(plan)
     settings = plan.settings
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own line per trial replaces Optuna's
     trial_log = _TrialLog(settings.metric, log)
     started = time.monotonic()
     try:
