@@ -11,8 +11,14 @@ from pathlib import Path
 from typing import Sequence
 
 from cawb.cli.train import batch_size, key_value
-from cawb.experiment.tune import (DEFAULT_PROJECT, DEFAULT_RESTART_GRACE, DEFAULT_STUDY, METRICS, PRESETS,
-                                  TuneInterrupted)
+from cawb.experiment.tune import (
+    DEFAULT_PROJECT,
+    DEFAULT_RESTART_GRACE,
+    DEFAULT_STUDY,
+    METRICS,
+    PRESETS,
+    TuneInterrupted,
+)
 from cawb.experiment.tune_space import DEFAULT_SPACE, SearchSpace
 
 __all__ = ["build_parser", "main"]

@@ -240,8 +240,9 @@ def resolve_settings(preset: str | None = None, **flags: Any) -> TuneSettings:
     unknown = sorted(set(flags) - fields)
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(fields))}")
-    values = {**(PRESETS[preset] if preset else {}), **{k: v for k, v in flags.items() if v is not None}}
-    overrides = {**dict(values.pop("overrides", None) or {}), **dict(flags.get("overrides") or {})}
+    named = dict(PRESETS[preset]) if preset else {}
+    overrides = {**dict(named.pop("overrides", None) or {}), **dict(flags.pop("overrides", None) or {})}
+    values = {**named, **{k: v for k, v in flags.items() if v is not None}}
     if values.get("data") is None:
         raise ValueError("give --data (a dataset yaml), or --preset cpu for the offline demo")
     if values.get("trials") is None:
@@ -411,10 +412,10 @@ def plan_tune(settings: TuneSettings) -> TunePlan:
     notes: list[str] = []
     warmup_entry = space.entries.get("warmup_epochs")
     lowest_warmup = getattr(warmup_entry, "low", warmup_entry) if warmup_entry is not None else None
-    warmup = effective_warmup(base_settings.get("warmup_epochs", 0.0), epochs)
+    warmup = effective_warmup(base_settings.get("warmup_epochs"), epochs)
     if space.searches_restarts:
         first, last = restart_slots(epochs, effective_warmup(lowest_warmup if lowest_warmup is not None else
-                                                              base_settings.get("warmup_epochs", 0.0), epochs))
+                                                              base_settings.get("warmup_epochs"), epochs))
         slots = max(last - first + 1, 0)
         if space.max_restarts() > slots:
             space = space.with_restart_limit(slots)
@@ -594,7 +595,7 @@ def _objective(plan: TunePlan, callbacks: Mapping[str, Callable], log: Callable[
                    "exist_ok": False}
         try:
             result = train(callbacks=chained, **options)
-        except TrainingInterrupted:
+        except (TrainingInterrupted, KeyboardInterrupt):
             trial.set_user_attr(ERROR_ATTR, "interrupted")
             raise
         except Exception as error:  # one trial's failure is recorded and the study goes on
@@ -774,7 +775,8 @@ def _importances(study: optuna.Study) -> tuple[dict[str, float] | None, str]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            importances = optuna.importance.get_param_importances(study)
+            importances = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())  # needs no scikit-learn
     except (ValueError, RuntimeError, ZeroDivisionError) as error:
         return None, f"importances could not be computed: {_first_line(error)}"
     importances = {name: float(value) for name, value in importances.items() if math.isfinite(value)}

@@ -122,9 +122,11 @@ def spaced_fractions(raw: Sequence[float], min_gap: float) -> list[float]:
     return [min_gap * i + u * room for i, u in enumerate(sorted(raw), start=1)]
 
 
-def effective_warmup(warmup_epochs: float, epochs: int) -> float:
-    """The warmup length the schedule uses for a run of ``epochs`` (ultralytics leaves the last epoch unwarmed)."""
-    schedule = schedule_from_hyp({"cawb": True, "warmup_epochs": warmup_epochs}, epochs=epochs, source="tune")
+def effective_warmup(warmup_epochs: float | None, epochs: int) -> float:
+    """The warmup length the schedule uses for a run of ``epochs`` (ultralytics leaves the last epoch unwarmed);
+    ``None``: ultralytics' default ``warmup_epochs``."""
+    given = {} if warmup_epochs is None else {"warmup_epochs": warmup_epochs}
+    schedule = schedule_from_hyp({"cawb": True, **given}, epochs=epochs, source="tune")
     assert schedule is not None
     return schedule.warmup_epochs
 
@@ -224,7 +226,7 @@ class SearchSpace:
         count = int(_suggest(trial, N_RESTARTS, self.entries[N_RESTARTS]))
         raw = [trial.suggest_float(f"restart_{i}", 0.0, 1.0) for i in range(1, count + 1)]
         fractions = spaced_fractions(raw, float(self.entries[MIN_GAP]))
-        warmup = effective_warmup({**base, **hyp}.get("warmup_epochs", 0.0), epochs)
+        warmup = effective_warmup({**base, **hyp}.get("warmup_epochs"), epochs)
         hyp[STEPS] = restart_epochs_from_fractions(fractions, epochs, warmup)
         return TrialHyp(hyp=hyp, restart_fractions=fractions)
 

@@ -27,8 +27,14 @@ _MINIMUMS: dict[str, float] = {"lr0": 0.0, "weight_decay": 0.0, "warmup_epochs":
 
 def _requirement(key: str) -> str | None:
     """What ultralytics allows for ``key``, in words (None for keys with no simple rule)."""
-    from ultralytics.cfg import (CFG_BOOL_KEYS, CFG_FLOAT_KEYS, CFG_FRACTION_KEYS, CFG_INT_KEYS, CFG_INT_MIN,
-                                 CFG_STR_KEYS)
+    from ultralytics.cfg import (
+        CFG_BOOL_KEYS,
+        CFG_FLOAT_KEYS,
+        CFG_FRACTION_KEYS,
+        CFG_INT_KEYS,
+        CFG_INT_MIN,
+        CFG_STR_KEYS,
+    )
 
     if key in _MINIMUMS:
         return f"a finite number >= {_MINIMUMS[key]:g}"

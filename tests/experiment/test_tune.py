@@ -23,6 +23,7 @@ from cawb.experiment.tune import (
     TrialSeededTPESampler,
     TuneInterrupted,
     TuneSettings,
+    _move_aside,
     _objective,
     best_hyp_text,
     in_restart_grace,
@@ -129,6 +130,17 @@ def test_best_hyp_of_a_base_file_the_line_edit_cannot_handle_is_plain_yaml():
     base = "lr0: 0.01\ncawb_steps:\n  - 4\n  - 11\n"
     text = best_hyp_text(base, {"cawb_steps": [2, 5]}, header=["h"])
     assert yaml.safe_load(text) == {"lr0": 0.01, "cawb_steps": [2, 5]}
+
+
+def test_a_directory_in_a_trials_way_is_moved_aside_not_overwritten(tmp_path):
+    old = tmp_path / "trials" / "trial-0"
+    (old / "weights").mkdir(parents=True)
+    (old / "weights" / "best.pt").write_bytes(b"finished work")
+    lines = []
+    _move_aside(old, lines.append)
+    moved = [path for path in old.parent.iterdir() if path.name.startswith("trial-0.moved-")]
+    assert not old.exists() and len(moved) == 1 and (moved[0] / "weights" / "best.pt").read_bytes() == b"finished work"
+    assert str(moved[0]) in lines[0]
 
 
 # --- settings, presets and bad input -----------------------------------------------------------------------

@@ -62,6 +62,7 @@ def test_restart_epochs_follow_the_fractions_of_post_warmup_training():
     assert restart_epochs_from_fractions([0.01, 0.999], 103, 3.0) == [4, 102]  # moved inside (W, E)
     assert restart_epochs_from_fractions([0.5], 2, 1.0) == []  # no integer epoch between 1 and 2
     assert effective_warmup(3.0, 2) == 1  # as ultralytics: warmup never takes the last epoch
+    assert effective_warmup(None, 100) == 3.0  # a hyp without warmup_epochs: ultralytics' default
 
 
 def draw(space, base=None, epochs=100, seed=0):
