@@ -166,9 +166,9 @@ class TrialSeededTPESampler(optuna.samplers.BaseSampler):
     """Optuna's TPE whose random state for trial ``n`` is seeded with ``seed + n``.
 
     One fixed seed in every worker would make concurrent workers draw the same startup trials; seeding by the
-    trial number (unique in a study) keeps one worker's study reproducible and the workers' draws apart. TPE keeps
-    no state besides its random state (it reads the history from the study), so a fresh one per trial is the same
-    sampler.
+    trial number (unique in a study) keeps one worker's study reproducible and the workers' draws apart. Besides its
+    random state, TPE keeps only caches of what it reads from the study's history, so a fresh one per trial
+    samples as one long-lived sampler would.
     """
 
     def __init__(self, seed: int):
@@ -252,8 +252,7 @@ def resolve_settings(preset: str | None = None, **flags: Any) -> TuneSettings:
         if values.get(key) is not None:
             values[key] = Path(values[key])
     values.setdefault("hyp", ARTICLE_DEFAULTS["hyp"])
-    if values.get("data") is not None:
-        values["data"] = str(values["data"])
+    values["data"] = str(values["data"])
     return TuneSettings(**{key: value for key, value in values.items() if key in fields})
 
 
