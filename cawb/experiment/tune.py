@@ -698,7 +698,9 @@ def _trial_rows(trials: Sequence[FrozenTrial], metric: str) -> tuple[list[str], 
     for trial in trials:
         duration = trial.duration.total_seconds() if trial.duration is not None else None
         restarts = trial.user_attrs.get(RESTARTS_ATTR)
-        rows.append([trial.number, trial.state.name, "" if trial.value is None else repr(trial.value),
+        # Optuna gives a pruned trial its last report as value; only a complete trial has a final one.
+        value = repr(trial.value) if trial.state == TrialState.COMPLETE and trial.value is not None else ""
+        rows.append([trial.number, trial.state.name, value,
                      trial.user_attrs.get(EPOCHS_ATTR, ""),
                      "" if restarts is None else " ".join(map(str, restarts)),
                      *[trial.params.get(name, "") for name in params],
