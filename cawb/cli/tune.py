@@ -122,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TuneInterrupted as interrupted:
         print(f"\n{interrupted}", file=sys.stderr)
         return 130
+    except KeyboardInterrupt:  # before any trial started: nothing to keep
+        print("\ninterrupted before any trial started; nothing was trained", file=sys.stderr)
+        return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
     print("\n" + "\n".join(result.summary))

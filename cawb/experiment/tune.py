@@ -32,6 +32,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
 import time
 import traceback
@@ -354,7 +355,11 @@ def _check_project(settings: TuneSettings, storage_display: str) -> None:
         parent = next((p for p in project.parents if p.exists()), None)
         if parent is not None and not parent.is_dir():
             raise ValueError(f"--project {settings.project}: {parent} is a file, not a directory")
+        if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(f"--project {settings.project}: cannot be created ({parent} is not writable)")
         return
+    if not os.access(project, os.W_OK | os.X_OK):
+        raise ValueError(f"--project {settings.project}: is not writable")
     marker = project / MARKER
     if marker.is_file():
         try:
