@@ -45,7 +45,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from cawb.experiment import compare
-from cawb.experiment.tune_space import SearchSpace, effective_warmup, load_space, restart_slots
+from cawb.experiment.tune_space import Choices, Range, SearchSpace, effective_warmup, load_space, restart_slots
 from cawb.hyp import HypError
 from cawb.training.train import ARTICLE_DEFAULTS, TrainingInterrupted, plan_run, train
 from cawb.utils.atomic_files import write_text_atomic
@@ -414,16 +414,21 @@ def plan_tune(settings: TuneSettings) -> TunePlan:
     epochs = base_settings["epochs"]
 
     notes: list[str] = []
-    warmup_entry = space.entries.get("warmup_epochs")
-    lowest_warmup = getattr(warmup_entry, "low", warmup_entry) if warmup_entry is not None else None
+    warmup_entry = space.entries.get("warmup_epochs")  # searched: the shortest warmup leaves the most epochs
+    if isinstance(warmup_entry, Range):
+        lowest_warmup = warmup_entry.low
+    elif isinstance(warmup_entry, Choices):
+        lowest_warmup = min(warmup_entry.values)
+    else:
+        lowest_warmup = warmup_entry
     warmup = effective_warmup(base_settings.get("warmup_epochs"), epochs)
     if space.searches_restarts:
-        first, last = restart_slots(epochs, effective_warmup(lowest_warmup if lowest_warmup is not None else
-                                                              base_settings.get("warmup_epochs"), epochs))
+        shortest = warmup if lowest_warmup is None else effective_warmup(lowest_warmup, epochs)
+        first, last = restart_slots(epochs, shortest)
         slots = max(last - first + 1, 0)
         if space.max_restarts() > slots:
             space = space.with_restart_limit(slots)
-            notes.append(f"{slots or 'no'} integer epoch(s) between the warmup's end ({warmup:g}) and the last epoch "
+            notes.append(f"{slots or 'no'} integer epoch(s) between the warmup's end ({shortest:g}) and the last epoch "
                          f"({epochs}): " + (f"at most {slots} restart(s) are searched" if slots else
                                             "no restarts are searched (give more --epochs)"))
     storage_url, storage_display = _storage_url(settings)
