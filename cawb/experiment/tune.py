@@ -46,7 +46,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from cawb.experiment import compare
 from cawb.experiment.tune_space import Choices, Range, SearchSpace, effective_warmup, load_space, restart_slots
-from cawb.hyp import HypError
+from cawb.hyp import HypError, ultralytics_defaults
 from cawb.training.train import ARTICLE_DEFAULTS, TrainingInterrupted, plan_run, train
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.resources import bundled_hyp
@@ -404,14 +404,14 @@ def plan_tune(settings: TuneSettings) -> TunePlan:
             "epochs": settings.epochs, "imgsz": settings.imgsz, "batch": settings.batch,
             "device": settings.device, "workers": settings.workers, "seed": settings.seed,
         }.items() if value is not None}
-    base_options.update(settings.overrides)
+    base_options.update({**settings.overrides, "cawb": True})
     _check_device(settings.device)
-    plan = plan_run(**base_options, cawb=True)
+    plan = plan_run(**base_options)
     base_settings = dict(plan.overrides)
     check_ultralytics_settings(base_settings, source=f"{settings.hyp} + command line")
     if "plots" not in base_settings:  # neither the hyp file nor key=value sets it
         base_options["plots"] = False  # per-trial figures cost time and nobody reads them; plots=True turns them on
-    epochs = base_settings["epochs"]
+    epochs = base_settings.get("epochs", ultralytics_defaults()["epochs"])  # a hyp file without epochs: as ultralytics
 
     notes: list[str] = []
     warmup_entry = space.entries.get("warmup_epochs")  # searched: the shortest warmup leaves the most epochs
