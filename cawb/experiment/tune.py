@@ -779,15 +779,19 @@ def _plot_importance(importances: Mapping[str, float] | None, reason: str, path:
 
 
 def _importances(study: optuna.Study) -> tuple[dict[str, float] | None, str]:
-    """Optuna's parameter importances over the complete trials (parameters every complete trial has)."""
-    values = {t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
-    if len(values) < 2:
+    """Optuna's parameter importances over the complete trials, for the parameters every complete trial has (a
+    restart position exists only in trials with that many restarts: it is left out)."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len({t.value for t in complete}) < 2:
         return None, "every complete trial has the same value: no parameter explains a difference"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            shared = sorted(set.intersection(*(set(t.params) for t in complete)))
+            if not shared:
+                return None, "no parameter is searched in every complete trial"
             importances = optuna.importance.get_param_importances(
-                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())  # needs no scikit-learn
+                study, params=shared, evaluator=optuna.importance.PedAnovaImportanceEvaluator())  # no scikit-learn
     except (ValueError, RuntimeError, ZeroDivisionError) as error:
         return None, f"importances could not be computed: {_first_line(error)}"
     importances = {name: float(value) for name, value in importances.items() if math.isfinite(value)}
