@@ -428,9 +428,10 @@ def plan_tune(settings: TuneSettings) -> TunePlan:
         slots = max(last - first + 1, 0)
         if space.max_restarts() > slots:
             space = space.with_restart_limit(slots)
-            notes.append(f"{slots or 'no'} integer epoch(s) between the warmup's end ({shortest:g}) and the last epoch "
-                         f"({epochs}): " + (f"at most {slots} restart(s) are searched" if slots else
-                                            "no restarts are searched (give more --epochs)"))
+            notes.append(f"{slots} integer epoch(s) lie between the warmup's end ({shortest:g}) and the last epoch "
+                         f"({epochs}): at most {slots} restart(s) are searched" if slots else
+                         f"no integer epoch lies between the warmup's end ({shortest:g}) and the last epoch "
+                         f"({epochs}): no restarts are searched (give more --epochs)")
     storage_url, storage_display = _storage_url(settings)
     _check_project(settings, storage_display)
     identity = _identity(settings, base_settings, space, epochs)
