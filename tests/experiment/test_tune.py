@@ -330,3 +330,17 @@ def test_two_workers_on_one_sqlite_storage_share_the_total(tiny_shapes, tmp_path
            if "this run: " in line]
     assert sum(ran) == len(trials)
     assert (project / "best_hyp.yaml").is_file()
+
+
+def test_failing_trials_are_recorded_and_a_worker_stops_after_three_in_a_row(tiny_shapes, tmp_path):
+    def boom(trainer):
+        raise RuntimeError("out of memory, say")
+
+    lines = []
+    result = tune(trials=2, callbacks={"on_pretrain_routine_start": boom}, log=lines.append,
+                  **tiny(tiny_shapes, tmp_path / "p"))
+    trials = trials_of(tmp_path / "p")
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3  # failures do not count toward the total
+    assert all(t.user_attrs["error"] == "RuntimeError: out of memory, say" for t in trials)
+    assert result.exit_code == 1 and result.best is None and "3 trials in a row failed" in result.summary[-1]
+    assert (tmp_path / "p" / "trials.csv").is_file() and not (tmp_path / "p" / "best_hyp.yaml").exists()
