@@ -15,10 +15,10 @@ from cawb.experiment.tune import (
     DEFAULT_PROJECT,
     DEFAULT_RESTART_GRACE,
     DEFAULT_STUDY,
-    METRICS,
     PRESETS,
     TuneInterrupted,
 )
+from cawb.experiment.tune_report import METRICS
 from cawb.experiment.tune_space import DEFAULT_SPACE, SearchSpace
 
 __all__ = ["build_parser", "main"]

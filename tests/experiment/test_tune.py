@@ -17,7 +17,6 @@ from cawb.cli import train as train_cli
 from cawb.cli import tune as tune_cli
 from cawb.experiment import compare
 from cawb.experiment.tune import (
-    OUTPUT_NAMES,
     PRESETS,
     RestartGracePruner,
     TrialSeededTPESampler,
@@ -25,12 +24,12 @@ from cawb.experiment.tune import (
     TuneSettings,
     _move_aside,
     _objective,
-    best_hyp_text,
     in_restart_grace,
     plan_tune,
     resolve_settings,
     tune,
 )
+from cawb.experiment.tune_report import OUTPUT_NAMES
 from cawb.experiment.tune_space import build_space
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -110,26 +109,6 @@ def test_sampler_is_seeded_per_trial_number():
     assert first == again  # reproducible
     assert first[0] != first[1] != first[2]  # trial numbers differ, so do the draws
     assert params(4, 1)[0] != first[0]
-
-
-# --- best_hyp.yaml -----------------------------------------------------------------------------------------
-
-
-def test_best_hyp_keeps_the_base_file_and_marks_what_the_tuner_set():
-    base = "# my base\nlr0: 0.01 # (float) peak lr\ncawb: false\ncawb_steps: [4, 11] # old restarts\n"
-    text = best_hyp_text(base, {"cawb": True, "cawb_steps": [3], "lr0": 0.01, "cawb_lf": "linear"},
-                         header=["study 's', trial 2"])
-    assert text.startswith("# study 's', trial 2\n")
-    assert "# my base" in text and "lr0: 0.01 # (float) peak lr" in text  # unchanged lines stay as they were
-    assert "cawb_steps: [3] # tuned (base: [4, 11])" in text and "cawb: true # tuned (base: false)" in text
-    assert "cawb_lf: linear # tuned" in text  # a key the base lacks is appended
-    assert yaml.safe_load(text) == {"lr0": 0.01, "cawb": True, "cawb_steps": [3], "cawb_lf": "linear"}
-
-
-def test_best_hyp_of_a_base_file_the_line_edit_cannot_handle_is_plain_yaml():
-    base = "lr0: 0.01\ncawb_steps:\n  - 4\n  - 11\n"
-    text = best_hyp_text(base, {"cawb_steps": [2, 5]}, header=["h"])
-    assert yaml.safe_load(text) == {"lr0": 0.01, "cawb_steps": [2, 5]}
 
 
 def test_a_directory_in_a_trials_way_is_moved_aside_not_overwritten(tmp_path):
