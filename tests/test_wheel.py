@@ -23,8 +23,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # What the build reads: pyproject.toml and setup.py name the rest.
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "cawb", "hyp", "data")
-COMMANDS = {"cawb-train", "cawb-plot-lr", "cawb-sample-coco", "cawb-compare", "cawb-evaluate"}  # at least these
-HYP_COMMANDS = {"cawb-train", "cawb-plot-lr", "cawb-compare"}  # their --help names the bundled hyp files
+COMMANDS = {"cawb-train", "cawb-plot-lr", "cawb-sample-coco", "cawb-compare", "cawb-evaluate", "cawb-tune"}  # at least these
+HYP_COMMANDS = {"cawb-train", "cawb-plot-lr", "cawb-compare", "cawb-tune"}  # their --help names the bundled hyp files
 
 
 def _run(argv: list, cwd: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
