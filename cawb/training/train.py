@@ -23,8 +23,10 @@ __all__ = [
     "EMBEDDED_DEFAULTS",
     "TrainResult",
     "TrainingInterrupted",
+    "check_run_dir_reuse",
     "checkpoint_finished",
     "plan_run",
+    "resume_directory",
     "train",
 ]
 
@@ -80,6 +82,8 @@ class TrainResult:
     map50: float | None
     map50_95: float | None
     metrics: dict[str, float]
+    #: what the plan said before training (where a resume continues, restarts of the hyp file left out, ...)
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -90,6 +94,8 @@ class RunPlan:
     weights: Path | None
     overrides: dict[str, Any]
     resume: Path | None = None
+    #: things the user should know before training (logged as warnings at the start, repeated in the summary)
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 def _check_positive_int(options: dict[str, Any], key: str, minimum: int, what: str) -> None:
@@ -182,27 +188,109 @@ def _plan_resume(options: dict[str, Any]) -> RunPlan:
     path = Path(resume)
     if not path.is_file():
         raise FileNotFoundError(f"--resume {path}: no such checkpoint")
-    finished = checkpoint_finished(path)
-    if finished is None:
+    checkpoint = _read_checkpoint(path)
+    if checkpoint is None:
         raise ValueError(f"--resume {path}: not a readable ultralytics checkpoint")
-    if finished:
+    if _is_finished(checkpoint):
         raise ValueError(f"--resume {path}: this run already finished; start a new run to train further")
+    save_dir, notes = resume_directory(path, checkpoint)
     overrides = {key: options[key] for key in ("device", "batch", "workers", "imgsz") if key in options}
-    return RunPlan(model_source=str(path), weights=None, overrides=overrides, resume=path)
+    return RunPlan(model_source=str(path), weights=None, overrides={**overrides, "save_dir": str(save_dir)},
+                   resume=path, notes=notes)
 
 
-def checkpoint_finished(path: Path) -> bool | None:
-    """Whether an ultralytics ``last.pt`` is a finished run's (True: ultralytics strips it at the end, epoch -1 and
-    no optimizer), an interrupted run's (False: resumable), or unreadable / not a checkpoint (None)."""
+#: What a run directory holds once training has written to it: a resume must not write over another state of it.
+_RUN_STATE = ("weights/last.pt", "weights/best.pt", "results.csv")
+
+
+def resume_directory(path: Path, checkpoint: dict[str, Any]) -> tuple[Path, list[str]]:
+    """Where resuming the checkpoint ``path`` may write, and what to tell the user about it.
+
+    ultralytics resumes into the run directory the checkpoint records (its ``train_args['save_dir']``), whatever
+    has happened there since: a copy of an interrupted ``last.pt`` resumed after the original run finished would
+    overwrite that run's weights and add epochs to its ``results.csv``. Here:
+
+    * a checkpoint that is a run directory's ``weights/last.pt`` continues in that directory, where it is now (a
+      moved or copied run directory continues where it is, not where it was made);
+    * any other checkpoint (a loose copy, ``weights/epoch3.pt``, ``best.pt``) continues in the directory it
+      belongs to (its run directory, else the recorded one) only if that holds no training state
+      (:data:`_RUN_STATE`); otherwise in a new directory beside it, numbered as ultralytics numbers runs
+      (``exp-2``), and the note says so.
+
+    Raises:
+        ValueError: the directory cannot be told or cannot be written (one line).
+    """
+    from ultralytics.utils.files import increment_path
+
+    from cawb.utils.user_files import UserFileError, check_output_dir
+
+    recorded_text = (checkpoint.get("train_args") or {}).get("save_dir")
+    recorded = Path(recorded_text) if recorded_text else None
+    own = path.parent.parent if path.parent.name == "weights" else None
+    home = own or recorded
+    if home is None:
+        raise ValueError(f"--resume {path}: the checkpoint does not record its run directory; copy it to "
+                         "<a new directory>/weights/last.pt and resume that")
+    notes = []
+    is_own_last = own is not None and path.name == "last.pt"
+    state = [name for name in _RUN_STATE if (home / name).exists() and not (home / name).samefile(path)]
+    if is_own_last or not state:
+        save_dir = home
+        if recorded is not None and save_dir.absolute() != recorded.absolute():
+            notes.append(f"--resume {path}: continuing in {save_dir}, where the checkpoint is (the run was started "
+                         f"in {recorded}, which is not touched)")
+    else:
+        save_dir = increment_path(home)
+        notes.append(f"--resume {path}: {home} holds another state of this run ({', '.join(state)}), which a resume "
+                     f"would overwrite; continuing in a new directory {save_dir} ({home} is not touched)")
+    try:
+        check_output_dir(save_dir, f"--resume {path}: run directory")
+    except UserFileError as error:
+        raise ValueError(str(error)) from None
+    return save_dir, notes
+
+
+def check_run_dir_reuse(overrides: dict[str, Any]) -> None:
+    """Refuse ``exist_ok`` on a ``project/name`` that holds a run: ultralytics would train into it, deleting its
+    ``results.csv`` and overwriting its weights. (Without ``exist_ok`` ultralytics picks a new name, ``exp-2``.)
+
+    Raises:
+        ValueError: one line naming the directory and what it holds.
+    """
+    if not overrides.get("exist_ok") or not overrides.get("project") or not overrides.get("name"):
+        return
+    run_dir = Path(overrides["project"]) / str(overrides["name"])
+    weights = run_dir / "weights"
+    held = [name for name in _RUN_STATE if (run_dir / name).exists()]
+    held += sorted(f"weights/{p.name}" for p in weights.glob("*.pt") if f"weights/{p.name}" not in held) \
+        if weights.is_dir() else []
+    if held:
+        raise ValueError(f"--exist-ok: {run_dir} holds a run ({', '.join(held[:4])}), which training there would "
+                         "overwrite (ultralytics deletes its results.csv): give another --name, leave out --exist-ok "
+                         "to get a new numbered directory, or move it away")
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any] | None:
+    """An ultralytics checkpoint as torch loads it, or None when it is unreadable or not a checkpoint dict."""
     from ultralytics.utils.patches import torch_load
 
     try:
         checkpoint = torch_load(path, map_location="cpu")
     except Exception:  # a truncated or foreign file: whatever unpickling raises, it cannot be resumed
         return None
-    if not isinstance(checkpoint, dict):
-        return None
+    return checkpoint if isinstance(checkpoint, dict) else None
+
+
+def _is_finished(checkpoint: dict[str, Any]) -> bool:
+    # ultralytics strips a run's checkpoints when it ends: epoch -1 and no optimizer
     return checkpoint.get("epoch", -1) < 0 or checkpoint.get("optimizer") is None
+
+
+def checkpoint_finished(path: Path) -> bool | None:
+    """Whether an ultralytics ``last.pt`` is a finished run's (True: ultralytics strips it at the end, epoch -1 and
+    no optimizer), an interrupted run's (False: resumable), or unreadable / not a checkpoint (None)."""
+    checkpoint = _read_checkpoint(path)
+    return None if checkpoint is None else _is_finished(checkpoint)
 
 
 def _check_model_files(cfg: str | None, weights: str | None) -> tuple[str, Path | None]:
@@ -247,8 +335,15 @@ def train(callbacks: dict[str, Callable] | None = None, **options: Any) -> Train
         TrainingInterrupted: Ctrl-C during training (its ``last`` is the checkpoint to resume from).
     """
     plan = plan_run(**options)
+    if plan.resume is None:
+        check_run_dir_reuse(plan.overrides)
+    from ultralytics.utils import LOGGER
+
     from cawb.training.model import YOLO  # ultralytics' YOLO that also builds the v5.0 yamls
     from cawb.training.trainer import CawbDetectionTrainer
+
+    for note in plan.notes:
+        LOGGER.warning(note)
 
     model = YOLO(plan.model_source)
     for event, function in (callbacks or {}).items():
@@ -272,4 +367,5 @@ def train(callbacks: dict[str, Callable] | None = None, **options: Any) -> Train
         map50=metrics.get("metrics/mAP50(B)"),
         map50_95=metrics.get("metrics/mAP50-95(B)"),
         metrics=metrics,
+        notes=list(plan.notes),
     )
