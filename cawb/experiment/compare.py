@@ -62,6 +62,7 @@ from cawb.training.train import TrainingInterrupted, checkpoint_finished, plan_r
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.locks import FileLock, Heartbeat, LockOwner, acquire_lock, read_lock_owner, stale_reason
 from cawb.utils.resources import bundled_data, bundled_hyp, resolve_data, resolve_hyp
+from cawb.utils.user_files import UserFileError, check_output_dir
 
 if TYPE_CHECKING:  # cawb.datasets.resolve pulls in OpenCV: imported where it is used, so --help stays quick
     from cawb.datasets.resolve import ResolvedDataset
@@ -426,7 +427,10 @@ def _plan_arm(path: Path, settings: CompareSettings, epochs: int, notes: list[st
             extra["cawb_steps"] = list(restarts_used)
             notes.append(f"{path.stem}: restarts {list(restarts_hyp)} of {hyp_epochs} epochs scaled to "
                          f"{list(restarts_used)} of {epochs}")
-    plan = plan_run(**_train_options(settings, path, epochs, settings.seeds[0], extra))
+    # exist_ok off: the plan checks the arm, not a run dir (those are compare's own, prepared by prepare_run);
+    # restarts scaled to other epochs that fall outside the run are noted below, not refused.
+    plan = plan_run(refuse_restarts_outside=False,
+                    **{**_train_options(settings, path, epochs, settings.seeds[0], extra), "exist_ok": False})
     schedule = schedule_from_hyp(plan.overrides, source=str(path))
     effective = tuple(schedule.restart_epochs) if schedule else ()
     if schedule is not None and schedule.dropped_restart_epochs:
@@ -545,6 +549,10 @@ def plan_comparison(settings: CompareSettings) -> ComparisonPlan:
     settings = dataclasses.replace(settings, data=resolve_data(settings.data),
                                    arms=tuple(resolve_hyp(arm, flag="--arms") for arm in settings.arms))
     _check_settings(settings)
+    try:
+        check_output_dir(settings.project, "--project")
+    except UserFileError as error:
+        raise ValueError(str(error)) from None
     dataset = resolve_dataset_yaml(settings.data)
     if dataset.val_json is None or dataset.category_ids is None:
         raise ValueError(f"--data {settings.data}: val_json and category_ids are required (pycocotools evaluates "
@@ -670,7 +678,8 @@ def execute_run(plan: ComparisonPlan, run: RunRecord, callbacks: Mapping[str, Ca
     arm = next(arm for arm in plan.arms if arm.label == run.arm)
     if run.action == "train":
         extra = {"cawb_steps": list(arm.restarts_used)} if arm.restarts_scaled else {}
-        train(callbacks=dict(callbacks or {}), **_train_options(settings, arm.hyp_path, arm.epochs, run.seed, extra))
+        train(callbacks=dict(callbacks or {}), refuse_restarts_outside=False,
+              **_train_options(settings, arm.hyp_path, arm.epochs, run.seed, extra))
     elif run.action == "resume":
         resume = {"resume": str(run.run_dir / "weights" / "last.pt"), "device": settings.device}
         if settings.workers is not None:

@@ -30,7 +30,6 @@ import datetime
 import hashlib
 import json
 import math
-import os
 import time
 import traceback
 import warnings
@@ -57,10 +56,11 @@ from cawb.experiment.tune_report import (
     write_outputs,
 )
 from cawb.experiment.tune_space import Choices, Range, SearchSpace, effective_warmup, load_space, restart_slots
-from cawb.hyp import HypError, ultralytics_defaults
+from cawb.hyp import HypError, schedule_from_hyp, ultralytics_defaults
 from cawb.training.train import ARTICLE_DEFAULTS, TrainingInterrupted, plan_run, train
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.resources import bundled_hyp, resolve_data, resolve_hyp
+from cawb.utils.user_files import UserFileError, check_output_dir
 
 __all__ = [
     "PRESETS",
@@ -344,17 +344,12 @@ def _storage_url(settings: TuneSettings) -> tuple[str, str]:
 def _check_project(settings: TuneSettings, storage_display: str) -> None:
     """One project directory holds one study: refuse another study's directory, or files the tuner did not write."""
     project = settings.project.absolute()
-    if project.exists() and not project.is_dir():
-        raise ValueError(f"--project {settings.project}: is a file, not a directory")
+    try:
+        check_output_dir(settings.project, "--project")  # a file, under a file, read-only: refused
+    except UserFileError as error:
+        raise ValueError(str(error)) from None
     if not project.exists():
-        parent = next((p for p in project.parents if p.exists()), None)
-        if parent is not None and not parent.is_dir():
-            raise ValueError(f"--project {settings.project}: {parent} is a file, not a directory")
-        if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
-            raise ValueError(f"--project {settings.project}: cannot be created ({parent} is not writable)")
         return
-    if not os.access(project, os.W_OK | os.X_OK):
-        raise ValueError(f"--project {settings.project}: is not writable")
     marker = project / MARKER
     if marker.is_file():
         try:
@@ -404,8 +399,11 @@ def plan_tune(settings: TuneSettings) -> TunePlan:
         }.items() if value is not None}
     base_options.update({**settings.overrides, "cawb": True})
     _check_device(settings.device)
-    plan = plan_run(**base_options)
-    base_settings = dict(plan.overrides)
+    storage_url, storage_display = _storage_url(settings)
+    _check_project(settings, storage_display)
+    # planned where the trials go (the output place is checked there), not in train_cawb's default runs/train
+    plan = plan_run(**base_options, project=str(settings.project.absolute() / "trials"))
+    base_settings = {key: value for key, value in plan.overrides.items() if key not in ("project", "name")}
     check_ultralytics_settings(base_settings, source=f"{settings.hyp} + command line")
     if "plots" not in base_settings:  # neither the hyp file nor key=value sets it
         base_options["plots"] = False  # per-trial figures cost time and nobody reads them; plots=True turns them on
@@ -430,8 +428,13 @@ def plan_tune(settings: TuneSettings) -> TunePlan:
                          f"({epochs}): at most {slots} restart(s) are searched" if slots else
                          f"no integer epoch lies between the warmup's end ({shortest:g}) and the last epoch "
                          f"({epochs}): no restarts are searched (give more --epochs)")
-    storage_url, storage_display = _storage_url(settings)
-    _check_project(settings, storage_display)
+    if not space.searches_restarts:  # fixed restarts must fall inside the run the trials train
+        fixed = schedule_from_hyp({**base_settings, "cawb": True, "cawb_steps": list(space.entries["cawb_steps"])},
+                                  epochs=epochs, source=f"--space {settings.space}")
+        if fixed is not None and fixed.dropped_restart_epochs:
+            dropped = ", ".join(f"{s:g}" for s in fixed.dropped_restart_epochs)
+            raise ValueError(f"--space {settings.space}: cawb_steps {dropped} fall outside the trials' {epochs}-epoch "
+                             f"run (only warmup_epochs {fixed.warmup_epochs:g} < s < {epochs} count)")
     identity = _identity(settings, base_settings, space, epochs)
     return TunePlan(settings=settings, space=space, base_options=base_options, base_settings=base_settings,
                     epochs=epochs, warmup=warmup, storage_url=storage_url, storage_display=storage_display,
@@ -577,7 +580,8 @@ def _objective(plan: TunePlan, callbacks: Mapping[str, Callable], log: Callable[
         options = {**plan.base_options, **drawn.hyp, "project": str(plan.trials_dir), "name": run_dir.name,
                    "exist_ok": False}
         try:
-            result = train(callbacks=chained, **options)
+            # a trial's restarts are drawn inside its run; one the trainer still drops is logged by it
+            result = train(callbacks=chained, refuse_restarts_outside=False, **options)
         except (TrainingInterrupted, KeyboardInterrupt):
             trial.set_user_attr(ERROR_ATTR, "interrupted")
             raise

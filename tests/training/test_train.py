@@ -87,7 +87,7 @@ def test_no_arguments_plans_the_offline_demo():
         (["--scheduler", "cos", "--cawb-steps", "3"], "--scheduler cos contradicts --cawb-steps"),
         (["momentun=0.9"], "unknown key 'momentun' (did you mean 'momentum'?)"),
         (["--cfg", "yolov5q.yaml"], "--cfg yolov5q.yaml: model yaml not found"),
-        (["--weights", "missing.pt"], "--weights missing.pt: no such .pt file"),
+        (["--weights", "missing.pt"], "--weights missing.pt: not found (cawb never downloads weights"),
         (["--data", "no/such/data.yaml"], "--data no/such/data.yaml: not found: no such file, nor a bundled data name"),
         (["--resume", "no/such/last.pt"], "--resume no/such/last.pt: no such checkpoint"),
         (["--hyp", "no/such/hyp.yaml"], "--hyp no/such/hyp.yaml: not found: no such file, nor a bundled hyp name (bundled: "),
@@ -132,7 +132,7 @@ def test_end_to_end_run_prints_results_and_map(tiny_shapes, tmp_path, capsys, mo
     # bundled hyp file can be named by its short name.
     monkeypatch.chdir(tmp_path)
     code = main(["--data", str(tiny_shapes), "--cfg", "yolov5n.yaml", "--hyp", "shapes-cawb",
-                 "--epochs", "3", "--cawb-steps", "1", "--img", "64", "--batch-size", "8", "--device", "cpu",
+                 "--epochs", "3", "--cawb-steps", "2", "--img", "64", "--batch-size", "8", "--device", "cpu",
                  "--project", "proj", "--name", "e2e", "val=False"])
     assert code == 0
     out = capsys.readouterr().out
