@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument("--project", help="save to project/name, relative to the working directory (default: runs/train)")
     loop.add_argument("--name", help="save to project/name (default: exp; shapes for the demo)")
     loop.add_argument("--exist-ok", "--exist_ok", dest="exist_ok", action="store_true",
-                      help="reuse project/name instead of incrementing it (exp2, exp3, ...)")
+                      help="train in project/name even if it exists, instead of the next free name (exp-2, exp-3, "
+                      "... as ultralytics numbers runs); refused when it holds a run (weights, results.csv), which "
+                      "training there would overwrite")
     loop.add_argument("--resume", nargs="?", const=True, default=None, metavar="LAST_PT",
                       help="continue an interrupted run from its last.pt (alone: the most recent run); the "
                       "schedule and every setting come from the checkpoint")

@@ -131,13 +131,16 @@ def test_end_to_end_run_prints_results_and_map(tiny_shapes, tmp_path, capsys, mo
     # A relative --project is the working directory's (ultralytics alone would put it under runs/detect/), and a
     # bundled hyp file can be named by its short name.
     monkeypatch.chdir(tmp_path)
+    # The hyp file's restarts (4, 11 of 20 epochs) fall outside a 3-epoch run: said again in the final summary.
     code = main(["--data", str(tiny_shapes), "--cfg", "yolov5n.yaml", "--hyp", "shapes-cawb",
-                 "--epochs", "3", "--cawb-steps", "2", "--img", "64", "--batch-size", "8", "--device", "cpu",
+                 "--epochs", "3", "--img", "64", "--batch-size", "8", "--device", "cpu",
                  "--project", "proj", "--name", "e2e", "val=False"])
     assert code == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     run = tmp_path / "proj" / "e2e"
     assert f"results: {run}\n" in out and "mAP50: " in out and "mAP50-95: " in out
+    assert "warning: " in captured.err and "restart epoch(s) 4, 11 fall outside this 3-epoch run" in captured.err
     assert (run / "lr.png").is_file() and (run / "weights" / "best.pt").is_file()
     # A finished run has nothing to resume: one line, not an assertion from deep inside ultralytics.
     assert main(["--resume", str(run / "weights" / "last.pt")]) == 2
@@ -185,3 +188,45 @@ def test_help_explains_every_flag():
         assert flag in result.stdout
     text = " ".join(result.stdout.split())
     assert "yolov5s-v5.0.yaml" in text and "not part of v5.0" in text
+
+
+def test_exist_ok_help_numbers_runs_as_ultralytics_does(tmp_path):
+    from ultralytics.utils.files import increment_path
+
+    (tmp_path / "exp").mkdir()
+    second = increment_path(tmp_path / "exp").name  # what ultralytics names the next run
+    help_text = " ".join(build_parser().format_help().split())
+    assert second == "exp-2" and f"({second}, exp-3, ..." in help_text
+
+
+def test_exist_ok_on_a_directory_holding_a_run_is_refused(tmp_path, capsys):
+    run = tmp_path / "runs" / "exp"
+    (run / "weights").mkdir(parents=True)
+    (run / "weights" / "best.pt").write_bytes(b"finished work")
+    (run / "results.csv").write_text("epoch\n1\n")
+    before = {p: p.read_bytes() for p in (run / "weights" / "best.pt", run / "results.csv")}
+    assert main(["--project", str(tmp_path / "runs"), "--name", "exp", "--exist-ok"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: --exist-ok: {run} holds a run (weights/best.pt, results.csv)") and \
+        error.count("\n") == 1
+    assert {p: p.read_bytes() for p in before} == before and sorted(run.rglob("*")) == sorted(
+        [run / "weights", *before])
+    (run / "weights" / "best.pt").unlink()
+    (run / "results.csv").unlink()
+    plan = plan_run(project=str(tmp_path / "runs"), name="exp", exist_ok=True)  # an emptied one may be reused
+    assert plan.overrides["exist_ok"] is True
+
+
+def test_restarts_outside_the_run_are_refused_when_given_and_noted_when_from_the_hyp_file(tiny_shapes):
+    hyp = str(REPO_ROOT / "hyp" / "hyp.shapes-cawb.yaml")  # cawb_steps [4, 11] of 20 epochs, warmup 1
+    plan = plan_run(data=str(tiny_shapes), hyp=hyp, epochs=8)
+    assert plan.overrides["cawb_steps"] == [4, 11]
+    assert plan.notes == [f"{hyp}: restart epoch(s) 11 fall outside this 8-epoch run (only warmup_epochs 1 < s < 8 "
+                          "count) and are ignored; the schedule has restarts at 4"]
+    assert plan_run(data=str(tiny_shapes), hyp=hyp).notes == []
+    for steps in ([3, 8], [1]):  # given explicitly: at the end, at the warmup's end
+        with pytest.raises(ValueError, match=r"^cawb_steps: restart epoch\(s\) .* fall outside this 8-epoch run"):
+            plan_run(data=str(tiny_shapes), hyp=hyp, epochs=8, cawb_steps=steps)
+    scaled = plan_run(refuse_restarts_outside=False, data=str(tiny_shapes), hyp=hyp, epochs=8, cawb_steps=[3, 8])
+    assert scaled.notes and "8 fall outside" in scaled.notes[0]  # compare's scaled restarts: noted, not refused
+
