@@ -243,7 +243,7 @@ def _generate(source: Path, data: dict, root: Path, names: dict[int, str], categ
     name, generate, kwargs = _generator(source, data)
     try:
         generated = yaml.safe_load(Path(generate(root, **kwargs)).read_text())
-    except ValueError as e:
+    except (ValueError, FileExistsError) as e:  # FileExistsError: root holds something else; it is never replaced
         raise ValueError(f"{source}: {e}") from e
     # The generator owns class names and category ids; the yaml repeats them so ultralytics can read it alone.
     generated_ids = generated.get("category_ids")

@@ -377,6 +377,27 @@ def _check_settings(settings: CompareSettings) -> None:
             raise ValueError(f"{key}=False is not possible in a comparison: {_REQUIRED_ON[key]}")
 
 
+def _check_before_any_work(settings: CompareSettings) -> None:
+    """What is checked before the dataset is resolved (which may generate it) and any model is built: the output
+    place, the dataset yaml's keys, the key=value settings and every arm's hyp file, each value as ultralytics'
+    trainer would check it (one line naming the file or key: not a failed run per (arm, seed) later)."""
+    from cawb.datasets.resolve import check_dataset_yaml
+    from cawb.hyp import validate_hyp
+    from cawb.training.ultralytics_settings import check_ultralytics_settings
+
+    try:
+        check_output_dir(settings.project, "--project")
+    except UserFileError as error:
+        raise ValueError(str(error)) from None
+    data = check_dataset_yaml(settings.data)
+    if data.get("val_json") is None or data.get("category_ids") is None:
+        raise ValueError(f"--data {settings.data}: val_json and category_ids are required (pycocotools evaluates "
+                         "the val split against its ground-truth JSON)")
+    check_ultralytics_settings(validate_hyp(settings.overrides, source="command line"), source="command line")
+    for arm in settings.arms:
+        check_ultralytics_settings(load_hyp(arm), source=str(arm))
+
+
 def _check_device(device: str) -> None:
     from ultralytics.utils.torch_utils import select_device
 
@@ -549,14 +570,8 @@ def plan_comparison(settings: CompareSettings) -> ComparisonPlan:
     settings = dataclasses.replace(settings, data=resolve_data(settings.data),
                                    arms=tuple(resolve_hyp(arm, flag="--arms") for arm in settings.arms))
     _check_settings(settings)
-    try:
-        check_output_dir(settings.project, "--project")
-    except UserFileError as error:
-        raise ValueError(str(error)) from None
+    _check_before_any_work(settings)
     dataset = resolve_dataset_yaml(settings.data)
-    if dataset.val_json is None or dataset.category_ids is None:
-        raise ValueError(f"--data {settings.data}: val_json and category_ids are required (pycocotools evaluates "
-                         "the val split against its ground-truth JSON)")
     _check_device(settings.device)
 
     notes: list[str] = []

@@ -56,7 +56,7 @@ from cawb.experiment.tune_report import (
     write_outputs,
 )
 from cawb.experiment.tune_space import Choices, Range, SearchSpace, effective_warmup, load_space, restart_slots
-from cawb.hyp import HypError, schedule_from_hyp, ultralytics_defaults
+from cawb.hyp import HypError, ultralytics_defaults
 from cawb.training.train import ARTICLE_DEFAULTS, TrainingInterrupted, plan_run, train
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.resources import bundled_hyp, resolve_data, resolve_hyp
@@ -401,8 +401,15 @@ def plan_tune(settings: TuneSettings) -> TunePlan:
     _check_device(settings.device)
     storage_url, storage_display = _storage_url(settings)
     _check_project(settings, storage_display)
-    # planned where the trials go (the output place is checked there), not in train_cawb's default runs/train
-    plan = plan_run(**base_options, project=str(settings.project.absolute() / "trials"))
+    # planned where the trials go (the output place is checked there), not in train_cawb's default runs/train; with
+    # the space's fixed restarts, which must fall inside the trials' run (checked before the data is generated)
+    fixed = {} if space.searches_restarts else {"cawb_steps": list(space.entries["cawb_steps"])}
+    try:
+        plan = plan_run(**{**base_options, **fixed}, project=str(settings.project.absolute() / "trials"))
+    except HypError as error:
+        if fixed and str(error).startswith("cawb_steps: "):
+            raise HypError(f"--space {settings.space}: {error}") from None
+        raise
     base_settings = {key: value for key, value in plan.overrides.items() if key not in ("project", "name")}
     check_ultralytics_settings(base_settings, source=f"{settings.hyp} + command line")
     if "plots" not in base_settings:  # neither the hyp file nor key=value sets it
@@ -428,13 +435,6 @@ def plan_tune(settings: TuneSettings) -> TunePlan:
                          f"({epochs}): at most {slots} restart(s) are searched" if slots else
                          f"no integer epoch lies between the warmup's end ({shortest:g}) and the last epoch "
                          f"({epochs}): no restarts are searched (give more --epochs)")
-    if not space.searches_restarts:  # fixed restarts must fall inside the run the trials train
-        fixed = schedule_from_hyp({**base_settings, "cawb": True, "cawb_steps": list(space.entries["cawb_steps"])},
-                                  epochs=epochs, source=f"--space {settings.space}")
-        if fixed is not None and fixed.dropped_restart_epochs:
-            dropped = ", ".join(f"{s:g}" for s in fixed.dropped_restart_epochs)
-            raise ValueError(f"--space {settings.space}: cawb_steps {dropped} fall outside the trials' {epochs}-epoch "
-                             f"run (only warmup_epochs {fixed.warmup_epochs:g} < s < {epochs} count)")
     identity = _identity(settings, base_settings, space, epochs)
     return TunePlan(settings=settings, space=space, base_options=base_options, base_settings=base_settings,
                     epochs=epochs, warmup=warmup, storage_url=storage_url, storage_display=storage_display,

@@ -19,7 +19,6 @@ from cawb.training.checkpoints import (
     checkpoint_finished,
     is_finished,
     load_ultralytics_checkpoint,
-    read_checkpoint,
     resume_directory,
 )
 from cawb.utils.resources import bundled_data, bundled_hyp, resolve_data, resolve_hyp
@@ -178,9 +177,10 @@ def plan_run(*, refuse_restarts_outside: bool = True, **options: Any) -> RunPlan
 
     merged = {**{k: v for k, v in defaults.items() if k not in _RUN_OPTIONS}, **hyp, **given}
     # ultralytics puts a relative project under its own runs dir (runs/detect/<project>); ours is the working dir's.
-    project = Path(str(merged["project"])).expanduser().absolute()
+    project = Path(str(merged["project"])).expanduser()
     _check_output_place(project, f"{hyp_path}: project" if "project" in hyp and "project" not in given
                         else "--project")
+    project = project.absolute()
     if merged.get("exist_ok"):
         check_run_dir_reuse(project / str(merged["name"]))
 
@@ -247,11 +247,9 @@ def _plan_resume(options: dict[str, Any]) -> RunPlan:
             raise FileNotFoundError("--resume: no last.pt found under runs/; pass the checkpoint path")
         resume = latest
     path = Path(resume)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise FileNotFoundError(f"--resume {path}: no such checkpoint")
-    checkpoint = read_checkpoint(path)
-    if checkpoint is None:
-        raise ValueError(f"--resume {path}: not a readable ultralytics checkpoint")
+    checkpoint = load_ultralytics_checkpoint(path, "--resume")
     if is_finished(checkpoint):
         raise ValueError(f"--resume {path}: this run already finished; start a new run to train further")
     save_dir, notes = resume_directory(path, checkpoint)
@@ -306,7 +304,8 @@ def _check_model_yaml(cfg: str) -> str:
             else:
                 _build_ultralytics_model(path)
         except ModelYamlError as error:
-            raise ModelYamlError(f"--cfg {cfg}: {error}") from None
+            reason = str(error).removeprefix(f"{path}: ")  # the v5.0 builder names the file too
+            raise ModelYamlError(f"--cfg {cfg}: {reason}") from None
         return str(path)
     local = resolve_model_yaml(cfg)  # a bundled v5.0 name
     if local is not None:

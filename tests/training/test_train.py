@@ -124,7 +124,7 @@ def test_resume_refuses_new_training_settings_and_unreadable_files(tmp_path, cap
     assert main(["--resume", str(fake), "--cawb-steps", "5"]) == 2
     assert "only takes --device" in capsys.readouterr().err
     assert main(["--resume", str(fake)]) == 2
-    assert "not a readable ultralytics checkpoint" in capsys.readouterr().err
+    assert "is not a checkpoint (the file starts with" in capsys.readouterr().err
 
 
 def test_end_to_end_run_prints_results_and_map(tiny_shapes, tmp_path, capsys, monkeypatch):
