@@ -104,6 +104,34 @@ def test_bad_input_fails_fast_with_one_line(argv, message, tmp_path, capsys):
     assert not any(tmp_path.iterdir())  # nothing was created: refused before any run started
 
 
+V5_UNKNOWN_MODULE = ("nc: 3\nanchors: [[10, 13, 16, 30, 33, 23]]\nbackbone:\n  - [-1, 1, Focus, [16, 3]]\n"
+                     "  - [-1, 1, Conv3, [32, 3, 2]]\nhead:\n  - [[1], 1, Detect, [nc, anchors]]\n")
+
+
+@pytest.mark.parametrize("make,argv,message", [
+    (lambda d: (d / "m.yaml").write_text(V5_UNKNOWN_MODULE), ["--cfg", "{d}/m.yaml"],
+     "--cfg {d}/m.yaml: layer 1 module 'Conv3' is unknown: a v5.0 yaml may use Focus, "),
+    (lambda d: (d / "m.yaml").write_bytes(b"\x00\x01"), ["--cfg", "{d}/m.yaml"], "--cfg {d}/m.yaml: is binary"),
+    (lambda d: (d / "m.yaml").write_text("backbone: [\n"), ["--cfg", "{d}/m.yaml"], "line 2: not valid YAML"),
+    (lambda d: None, ["--cfg", "yolov5s.pt"], "--cfg yolov5s.pt: is weights, not a model yaml; give weights as --weights"),
+    (lambda d: (d / "w.pt").mkdir(), ["--weights", "{d}/w.pt"], "--weights {d}/w.pt: is a directory"),
+    (lambda d: (d / "w.pt").write_bytes(b""), ["--weights", "{d}/w.pt"], "the file is empty"),
+    (lambda d: (d / "w.yaml").write_text("nc: 3\n"), ["--weights", "{d}/w.yaml"], "expected a .pt file"),
+    (lambda d: (d / "h.yaml").write_text("lr0: 0.01\ncache: rma\n"), ["--hyp", "{d}/h.yaml"],
+     "{d}/h.yaml: cache='rma' is invalid: it must be true (or ram), disk or false"),
+    (lambda d: None, ["optimizer=sgdd"], "command line: optimizer='sgdd' is invalid: it must be one of Adam, "),
+    (lambda d: None, ["task=segment"], "task='segment' cannot be given as key=value"),
+    (lambda d: None, ["--cawb-lf", "math:sqrt"], "cawb_lf='math:sqrt': custom lf math.sqrt(x=0, "),
+])
+def test_bad_model_files_and_values_fail_before_anything_is_built(make, argv, message, tmp_path, capsys):
+    make(tmp_path)
+    project = tmp_path / "runs"
+    assert main([arg.format(d=tmp_path) for arg in argv] + ["--project", str(project)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and message.format(d=tmp_path) in error and error.count("\n") == 1, error
+    assert not project.exists()
+
+
 def test_misspelled_key_in_hyp_file(tmp_path, capsys):
     hyp = tmp_path / "hyp.yaml"
     hyp.write_text("lr0: 0.01\ncawb_step_scal: 0.5\n")
