@@ -59,6 +59,7 @@ from cawb.experiment.report import (
 from cawb.hyp import load_hyp, schedule_from_hyp
 from cawb.schedule import scale_restart_epochs
 from cawb.training.train import TrainingInterrupted, checkpoint_finished, plan_run, train
+from cawb.training.ultralytics_settings import check_device
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.locks import FileLock, Heartbeat, LockOwner, acquire_lock, read_lock_owner, stale_reason
 from cawb.utils.resources import bundled_data, bundled_hyp, resolve_data, resolve_hyp
@@ -398,15 +399,6 @@ def _check_before_any_work(settings: CompareSettings) -> None:
         check_ultralytics_settings(load_hyp(arm), source=str(arm))
 
 
-def _check_device(device: str) -> None:
-    from ultralytics.utils.torch_utils import select_device
-
-    try:
-        select_device(device, verbose=False)
-    except ValueError as error:
-        raise ValueError(f"--device {device}: {first_line(error)}") from None
-
-
 def _settings_from_hyp(settings: CompareSettings, notes: list[str]) -> tuple[CompareSettings, dict[str, str]]:
     """Fill epochs, batch and imgsz left None from the arms' hyp files (else the default preset); note where a
     flag or preset replaces values the hyp files set."""
@@ -572,7 +564,7 @@ def plan_comparison(settings: CompareSettings) -> ComparisonPlan:
     _check_settings(settings)
     _check_before_any_work(settings)
     dataset = resolve_dataset_yaml(settings.data)
-    _check_device(settings.device)
+    check_device(settings.device)
 
     notes: list[str] = []
     settings, sources = _settings_from_hyp(settings, notes)

@@ -58,6 +58,7 @@ from cawb.experiment.tune_report import (
 from cawb.experiment.tune_space import Choices, Range, SearchSpace, effective_warmup, load_space, restart_slots
 from cawb.hyp import HypError, ultralytics_defaults
 from cawb.training.train import ARTICLE_DEFAULTS, TrainingInterrupted, plan_run, train
+from cawb.training.ultralytics_settings import check_device
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.resources import bundled_hyp, resolve_data, resolve_hyp
 from cawb.utils.user_files import UserFileError, check_output_dir
@@ -306,13 +307,7 @@ def _check_device(device: str | None) -> None:
     if "," in str(device).strip(","):
         raise ValueError(f"--device {device}: a trial trains on one device; start one worker per GPU sharing "
                          "--storage and --study-name (e.g. CUDA_VISIBLE_DEVICES=1 ... --device 0)")
-    from ultralytics.utils.torch_utils import select_device
-
-    try:
-        select_device(device, verbose=False)
-    except ValueError as error:
-        lines = str(error).strip().splitlines()
-        raise ValueError(f"--device {device}: {lines[0] if lines else 'not available'}") from None
+    check_device(device)
 
 
 def _storage_url(settings: TuneSettings) -> tuple[str, str]:

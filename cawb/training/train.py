@@ -137,7 +137,7 @@ def plan_run(*, refuse_restarts_outside: bool = True, **options: Any) -> RunPlan
         HypError, ValueError, FileNotFoundError: one-line messages, before anything is built or trained.
     """
     from cawb.datasets.resolve import resolve_dataset_yaml
-    from cawb.training.ultralytics_settings import check_ultralytics_settings
+    from cawb.training.ultralytics_settings import check_device, check_ultralytics_settings
 
     if options.get("resume"):
         return _plan_resume(options)
@@ -183,6 +183,7 @@ def plan_run(*, refuse_restarts_outside: bool = True, **options: Any) -> RunPlan
     project = project.absolute()
     if merged.get("exist_ok"):
         check_run_dir_reuse(project / str(merged["name"]))
+    check_device(merged.get("device"))  # a GPU this machine lacks: now, not once the data is loaded
 
     # --weights alone is the model (as in YOLOv5); --cfg with --weights builds the yaml and loads what matches.
     cfg = run_keys.get("cfg") or (None if run_keys.get("weights") else defaults["cfg"])

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 from cawb.hyp import HypError, ultralytics_defaults
 
-__all__ = ["check_ultralytics_settings", "tunable_ultralytics_keys", "ultralytics_optimizers"]
+__all__ = ["check_device", "check_ultralytics_settings", "tunable_ultralytics_keys", "ultralytics_optimizers"]
 
 # Lower bounds training needs beyond ultralytics' own check (torch's optimizers refuse negative lr and decay).
 _MINIMUMS: dict[str, float] = {"lr0": 0.0, "weight_decay": 0.0, "warmup_epochs": 0.0}
@@ -164,3 +164,28 @@ def tunable_ultralytics_keys() -> tuple[str, ...]:
     hyperparameters = [*names[start:], "close_mosaic"]
     return tuple(key for key in hyperparameters if key in defaults and (_is_numeric_key(key) or key == "scale")
                  and isinstance(defaults[key], (int, float)) and not isinstance(defaults[key], bool))
+
+
+def check_device(device: Any, flag: str = "--device") -> None:
+    """Refuse a device this machine does not have (``--device 7`` without a GPU 7), as ultralytics' trainer would
+    once the model and data are built: its own ``select_device`` (which changes nothing, ``CUDA_VISIBLE_DEVICES``
+    included), run now. ``None``, ``""`` and ``cpu`` need no check.
+
+    Raises:
+        HypError: one line, ``<flag> <device>: <ultralytics' reason>``.
+    """
+    if device is None or str(device).strip().lower() in ("", "cpu"):
+        return
+    import logging
+
+    from ultralytics.utils import LOGGER
+    from ultralytics.utils.torch_utils import select_device
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)  # it logs its version banner before refusing
+    try:
+        select_device(str(device), verbose=False)
+    except ValueError as error:
+        raise HypError(f"{flag} {device}: {_first_line(error)}") from None
+    finally:
+        LOGGER.setLevel(level)

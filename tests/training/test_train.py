@@ -121,6 +121,7 @@ V5_UNKNOWN_MODULE = ("nc: 3\nanchors: [[10, 13, 16, 30, 33, 23]]\nbackbone:\n  -
      "{d}/h.yaml: cache='rma' is invalid: it must be true (or ram), disk or false"),
     (lambda d: None, ["optimizer=sgdd"], "command line: optimizer='sgdd' is invalid: it must be one of Adam, "),
     (lambda d: None, ["task=segment"], "task='segment' cannot be given as key=value"),
+    (lambda d: None, ["--device", "7"], "--device 7: Invalid CUDA 'device=7' requested"),  # no GPU 7 anywhere here
     (lambda d: None, ["--cawb-lf", "math:sqrt"], "cawb_lf='math:sqrt': custom lf math.sqrt(x=0, "),
 ])
 def test_bad_model_files_and_values_fail_before_anything_is_built(make, argv, message, tmp_path, capsys):
