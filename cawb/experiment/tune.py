@@ -461,15 +461,24 @@ def open_study(plan: TunePlan) -> optuna.Study:
     if plan.settings.storage is None:
         plan.project.mkdir(parents=True, exist_ok=True)  # the default database lives there
     engine_kwargs = {"connect_args": {"timeout": 60}} if plan.storage_url.startswith("sqlite") else None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
-            storage = optuna.storages.RDBStorage(plan.storage_url, engine_kwargs=engine_kwargs,
-                                                 heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                                                 grace_period=HEARTBEAT_GRACE_S)
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
-        lines = str(error).strip().splitlines()
-        raise ValueError(f"--storage {plan.storage_display}: cannot be opened ({lines[0] if lines else error})") from None
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: "experimental"
+                storage = optuna.storages.RDBStorage(plan.storage_url, engine_kwargs=engine_kwargs,
+                                                     heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                                                     grace_period=HEARTBEAT_GRACE_S)
+            break
+        except sqlalchemy.exc.IntegrityError:
+            # two workers creating a new database at the same moment: the other one's tables are there now
+            if attempt == 2:
+                raise ValueError(f"--storage {plan.storage_display}: cannot be created (another worker is "
+                                 "creating it too); start this worker again") from None
+            time.sleep(1.0 + attempt)
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
+            lines = str(error).strip().splitlines()
+            raise ValueError(f"--storage {plan.storage_display}: cannot be opened "
+                             f"({lines[0] if lines else error})") from None
     settings = plan.settings
     study = optuna.create_study(study_name=settings.study_name, storage=storage, direction="maximize",
                                 load_if_exists=True, sampler=TrialSeededTPESampler(settings.seed),

@@ -175,6 +175,10 @@ def plan_run(*, refuse_restarts_outside: bool = True, **options: Any) -> RunPlan
                        "fraction of GPU memory in (0, 1)")
     check_ultralytics_settings(given, source="command line")
 
+    for key in ("project", "name"):  # empty (project=): the default, not a directory named None
+        for source in (hyp, given):
+            if key in source and source[key] is None:
+                del source[key]
     merged = {**{k: v for k, v in defaults.items() if k not in _RUN_OPTIONS}, **hyp, **given}
     # ultralytics puts a relative project under its own runs dir (runs/detect/<project>); ours is the working dir's.
     project = Path(str(merged["project"])).expanduser()
