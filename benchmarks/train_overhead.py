@@ -17,25 +17,10 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("YOLO_VERBOSE", "False")  # ultralytics' per-run logs would bury the measurements
-
-import cawb  # noqa: E402,F401  (sets YOLO_OFFLINE before ultralytics is imported)
-from cawb.datasets.resolve import resolve_dataset_yaml  # noqa: E402
-from cawb.training.offline import ensure_local_fonts  # noqa: E402
-from cawb.utils.resources import bundled_data  # noqa: E402
-
-
-def epoch_seconds(save_dir: Path) -> list[float]:
-    lines = (save_dir / "results.csv").read_text().splitlines()
-    column = lines[0].split(",").index("time")
-    ends = [float(line.split(",")[column]) for line in lines[1:]]
-    durations = [later - earlier for earlier, later in zip(ends, ends[1:])]
-    return durations[:-1]  # drop the last epoch: it also runs the final validation
+from _epoch_timing import dataset, epoch_seconds, round_order  # puts the clone on sys.path
 
 
 def main() -> None:
@@ -49,8 +34,7 @@ def main() -> None:
 
     from cawb import CawbDetectionTrainer
 
-    ensure_local_fonts()
-    data = resolve_dataset_yaml(bundled_data("shapes.yaml"))
+    data = dataset()
     common = dict(data=str(data.yaml), epochs=args.epochs, imgsz=args.imgsz, batch=16, nbs=16, device="cpu",
                   workers=0, optimizer="SGD", lr0=0.01, lrf=0.2, warmup_epochs=1, seed=0, val=False, plots=False,
                   exist_ok=True, verbose=False)
@@ -62,8 +46,7 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in arms}
     with tempfile.TemporaryDirectory() as project:
         for round_index in range(args.rounds):
-            order = list(arms) if round_index % 2 == 0 else list(arms)[::-1]
-            for name in order:
+            for name in round_order(arms, round_index):
                 settings = {k: v for k, v in arms[name].items() if k != "trainer"}
                 model = YOLO("yolov5n.yaml")
                 run_name = f"{name.replace(' ', '-')}-{round_index}"

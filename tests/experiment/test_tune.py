@@ -17,6 +17,7 @@ from cawb.cli import train as train_cli
 from cawb.cli import tune as tune_cli
 from cawb.experiment import compare
 from cawb.experiment.tune import (
+    CPU_PRESET_MODEL,
     PRESETS,
     RestartGracePruner,
     TrialSeededTPESampler,
@@ -127,12 +128,14 @@ def test_a_directory_in_a_trials_way_is_moved_aside_not_overwritten(tmp_path):
 
 def test_cpu_preset_follows_compares_cpu_preset():
     fields = set(TuneSettings.__dataclass_fields__)
-    shared = {key: value for key, value in compare.PRESETS["cpu"].items() if key not in ("arms", "seeds", "project")}
+    shared = {key: value for key, value in compare.PRESETS["cpu"].items()
+              if key not in ("arms", "seeds", "project", *CPU_PRESET_MODEL)}
     assert shared and all(PRESETS["cpu"][key] == value for key, value in shared.items())
+    assert all(PRESETS["cpu"][key] == value for key, value in CPU_PRESET_MODEL.items())
     assert set(PRESETS["cpu"]) <= fields  # a key compare adds that the tuner does not know fails here
     assert Path(PRESETS["cpu"]["hyp"]).is_file()
     settings = resolve_settings("cpu", trials=3, epochs=2)
-    assert settings.trials == 3 and settings.epochs == 2 and settings.cfg == compare.PRESETS["cpu"]["cfg"]
+    assert settings.trials == 3 and settings.epochs == 2 and settings.cfg == "yolov5n.yaml"
 
 
 def bad_cases(tiny_shapes, tmp_path):
