@@ -475,12 +475,15 @@ def open_study(plan: TunePlan) -> optuna.Study:
                                                      heartbeat_interval=HEARTBEAT_INTERVAL_S,
                                                      grace_period=HEARTBEAT_GRACE_S)
             break
-        except sqlalchemy.exc.IntegrityError:
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as error:
             # two workers creating a new database at the same moment: the other one's tables are there now
-            if attempt == 2:
-                raise ValueError(f"--storage {plan.storage_display}: cannot be created (another worker is "
-                                 "creating it too); start this worker again") from None
-            time.sleep(1.0 + attempt)
+            racing = isinstance(error, sqlalchemy.exc.IntegrityError) or "already exists" in str(error)
+            if racing and attempt < 2:
+                time.sleep(1.0 + attempt)
+                continue
+            lines = str(error).strip().splitlines()
+            raise ValueError(f"--storage {plan.storage_display}: cannot be opened "
+                             f"({lines[0] if lines else error})") from None
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
             lines = str(error).strip().splitlines()
             raise ValueError(f"--storage {plan.storage_display}: cannot be opened "
