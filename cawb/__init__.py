@@ -11,10 +11,11 @@ adapters ``cawb.yolov5`` (the v5.0 network and loss), ``cawb.training``, ``cawb.
 ``cawb.experiment``; ``cawb.utils`` beneath them all.
 """
 
-import os
+from cawb.utils.network import keep_ultralytics_offline
 
-# cawb never touches the network; ultralytics reads this once, when it is first imported (see cawb.training.offline).
-os.environ.setdefault("YOLO_OFFLINE", "1")
+# cawb never touches the network: YOLO_OFFLINE=1 unless set, and ultralytics' cached online flags switched off when
+# it was imported before cawb (see cawb.utils.network and cawb.training.offline).
+keep_ultralytics_offline()
 
 from cawb.schedule import CawbConfigError, CawbSchedule  # noqa: E402
 

@@ -344,7 +344,9 @@ def schedule_from_hyp(hyp: Mapping[str, Any], epochs: int | None = None, source:
     """The CAWB schedule a hyp mapping describes, or None when ``cawb`` is false.
 
     Missing ``cawb_*`` keys take their defaults. ``epochs`` overrides the mapping's ``epochs``. The warmup length
-    is ultralytics' ``warmup_epochs``, limited like ultralytics limits it to leave at least the last epoch.
+    is ultralytics' ``warmup_epochs``, limited like ultralytics limits it to leave at least the last epoch. A custom
+    ``cawb_lf`` is evaluated at every whole epoch of the run (:meth:`CawbSchedule.check_epochs`), so that one that
+    fails somewhere fails here.
 
     Raises:
         HypError: an invalid value, named by its hyp key.
@@ -358,7 +360,7 @@ def schedule_from_hyp(hyp: Mapping[str, Any], epochs: int | None = None, source:
         warmup = min(warmup, max(total - 1, 0))  # as ultralytics' trainer: warmup never takes the last epoch
     steps = settings["cawb_steps"]
     try:
-        return CawbSchedule(
+        schedule = CawbSchedule(
             epochs=total,
             warmup_epochs=warmup,
             restart_epochs=[] if steps is None else steps,
@@ -373,3 +375,9 @@ def schedule_from_hyp(hyp: Mapping[str, Any], epochs: int | None = None, source:
         if error.parameter and error.requirement:
             raise HypError(f"{source}: {key}={error.value!r} is invalid: it must be {error.requirement}") from error
         raise HypError(f"{source}: {error}") from error
+    if schedule.custom_lf:
+        try:
+            schedule.check_epochs()  # a function that fails at some epoch fails now, not mid-training
+        except CawbConfigError as error:
+            raise HypError(f"{source}: cawb_lf={settings['cawb_lf']!r}: {error}") from error
+    return schedule

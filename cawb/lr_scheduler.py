@@ -63,13 +63,15 @@ class CosineAnnealingWarmbootingLR(LRScheduler):
             ``last_epoch=n - 1`` gives the same learning rates as a scheduler stepped ``n`` times.
         schedule: a ready :class:`CawbSchedule` instead of the schedule arguments above.
 
-    The reference implementation's keyword names are accepted too: ``eta_min`` (= ``lf_min``), ``warmup_epoch``
-    (= ``warmup_epochs``), ``batchs`` (batches per epoch for :meth:`step_batch`), ``lf=None`` (= ``"cos"``). Unlike
-    the reference, :meth:`step` sets the learning rate of the epoch about to start, not of the one just finished:
-    the reference trained epoch ``e`` at ``f(e - 1)``.
+    The reference implementation's calls work unchanged: its positional order ``(optimizer, epochs, eta_min, steps,
+    step_scale, lf, batchs, warmup_epoch, epoch_scale)``, its names ``eta_min`` (= ``lf_min``), ``warmup_epoch``
+    (= ``warmup_epochs``), ``batchs`` (batches per epoch for :meth:`step_batch`), ``lf=None`` (= ``"cos"``), and
+    :meth:`step` returning the first group's lr. Unlike the reference, :meth:`step` sets the learning rate of the
+    epoch about to start, not of the one just finished: the reference trained epoch ``e`` at ``f(e - 1)``.
 
     Raises:
-        CawbConfigError: (a ValueError) for any invalid argument, at construction.
+        CawbConfigError: (a ValueError) for any invalid argument, at construction, naming it as the caller did
+            (``steps``, ``eta_min``, ...).
 
     Example:
         >>> model = torch.nn.Linear(2, 1)
@@ -85,36 +87,48 @@ class CosineAnnealingWarmbootingLR(LRScheduler):
         self,
         optimizer: Optimizer,
         epochs: int | None = None,
-        *,
+        eta_min: float = _UNSET,
         steps: Sequence[float] = (),
         step_scale: float = 0.8,
-        epoch_scale: float = 1.0,
-        epoch_scale_mode: str = "stretch",
         lf: str | DecayFunction | None = "cos",
+        batchs: int = 0,
+        warmup_epoch: float = _UNSET,
+        epoch_scale: float = 1.0,
+        *,
+        epoch_scale_mode: str = "stretch",
         lf_min: float = _UNSET,
         warmup_epochs: float = _UNSET,
         steps_per_epoch: int | None = None,
         last_epoch: int = -1,
         schedule: CawbSchedule | None = None,
-        eta_min: float = _UNSET,
-        warmup_epoch: float = _UNSET,
-        batchs: int = 0,
     ) -> None:
+        # The positional order is the reference class's, so that its calls work unchanged; cawb's own names
+        # (lf_min, warmup_epochs, ...) are keyword-only.
+        lf_min_name = "eta_min" if eta_min is not _UNSET else "lf_min"
+        warmup_name = "warmup_epoch" if warmup_epoch is not _UNSET else "warmup_epochs"
         lf_min = _pick("lf_min", lf_min, "eta_min", eta_min, 0.05)
         warmup_epochs = _pick("warmup_epochs", warmup_epochs, "warmup_epoch", warmup_epoch, 0.0)
         if schedule is None:
             if epochs is None:
                 raise CawbConfigError("epochs is required (or pass a ready schedule=CawbSchedule(...))")
-            schedule = CawbSchedule(
-                epochs=epochs,
-                warmup_epochs=warmup_epochs,
-                restart_epochs=steps,
-                step_scale=step_scale,
-                epoch_scale=epoch_scale,
-                epoch_scale_mode=epoch_scale_mode,
-                lf="cos" if lf is None else lf,
-                lf_min=lf_min,
-            )
+            # CawbSchedule names its own fields; an error names the argument this caller gave instead.
+            caller_names = {"restart_epochs": "steps", "lf_min": lf_min_name, "warmup_epochs": warmup_name}
+            try:
+                schedule = CawbSchedule(
+                    epochs=epochs,
+                    warmup_epochs=warmup_epochs,
+                    restart_epochs=steps,
+                    step_scale=step_scale,
+                    epoch_scale=epoch_scale,
+                    epoch_scale_mode=epoch_scale_mode,
+                    lf="cos" if lf is None else lf,
+                    lf_min=lf_min,
+                )
+            except CawbConfigError as error:
+                if error.parameter in caller_names and error.requirement:
+                    raise CawbConfigError.invalid(caller_names[error.parameter], error.value,
+                                                  error.requirement) from None
+                raise
         elif not isinstance(schedule, CawbSchedule):
             raise CawbConfigError.invalid("schedule", schedule, "a cawb.CawbSchedule")
         if steps_per_epoch is not None and (
@@ -162,15 +176,18 @@ class CosineAnnealingWarmbootingLR(LRScheduler):
 
     _get_closed_form_lr = get_lr
 
-    def step(self, epoch: int | None = None) -> None:
+    def step(self, epoch: int | None = None) -> float | Tensor:
         """Advance one epoch (one batch with ``steps_per_epoch``) and set every group's lr to ``base * f``.
+
+        Returns the first param group's new lr, as the reference code's ``step()`` did (torch's schedulers return
+        None; :meth:`get_last_lr` has every group's).
 
         Like torch's CosineAnnealingWarmRestarts, this overrides the base class's step with a direct update: the
         closed form needs no history. ``epoch`` is torch's deprecated explicit position, handled by the base class.
         """
         if epoch is not None:
             super().step(epoch)
-            return
+            return self.optimizer.param_groups[0]["lr"]
         self._step_count += 1
         self.last_epoch += 1
         factor = self.lr_factor(self.last_epoch if self.steps_per_epoch is None else self.epoch)
@@ -185,6 +202,7 @@ class CosineAnnealingWarmbootingLR(LRScheduler):
                 group["lr"] = lr
                 last.append(lr)
         self._last_lr = last
+        return self.optimizer.param_groups[0]["lr"]
 
     def step_batch(self) -> float | None:
         """Linear warmup from 0, one call per batch before the forward pass (the reference code's API).

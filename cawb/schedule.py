@@ -110,7 +110,7 @@ class CawbSchedule:
         warmup_epochs: ``W`` with ``0 <= W < E``; before ``W`` the factor stays at the first peak (1.0 with the
             built-in decays) so a trainer's warmup ramps toward it.
         restart_epochs: epochs at which a new cycle starts (the seed code's ``cawb_steps``). Any iterable of
-            numbers; a sorted, de-duplicated copy is kept, holding only ``W < s < E`` (the caller's list is
+            numbers >= 0; a sorted, de-duplicated copy is kept, holding only ``W < s < E`` (the caller's list is
             never mutated). The ones left out are listed in :attr:`dropped_restart_epochs`.
         step_scale: ``g > 0``; the peak of cycle ``i`` is ``g**i``.
         epoch_scale: ``k > 0``; how much longer than its length a non-final cycle's period is (see
@@ -159,6 +159,8 @@ class CawbSchedule:
         if isinstance(restarts, (str, bytes)) or not hasattr(restarts, "__iter__"):
             raise CawbConfigError.invalid("restart_epochs", restarts, "a list of epoch numbers")
         values = sorted({_require_real("restart_epochs", s) for s in restarts})
+        if values and values[0] < 0:
+            raise CawbConfigError.invalid("restart_epochs", list(restarts), "a list of epoch numbers >= 0")
         kept = tuple(s for s in values if warmup < s < epochs)
         set_field(self, "restart_epochs", kept)
         set_field(self, "dropped_restart_epochs", tuple(s for s in values if not warmup < s < epochs))
@@ -231,12 +233,28 @@ class CawbSchedule:
             raise CawbConfigError(
                 f"custom lf {_describe_function(function)}(x={x:g}, period={period:g}) did not return a number: {error}"
             ) from error
+        except Exception as error:  # whatever the user's function raises: said as a setting error, with its cause
+            raise CawbConfigError(
+                f"custom lf {_describe_function(function)}(x={x:g}, period={period:g}) raised "
+                f"{type(error).__name__}: {error}"
+            ) from error
         if not math.isfinite(value) or value < 0.0:
             raise CawbConfigError(
                 f"custom lf {_describe_function(function)}(x={x:g}, period={period:g}) returned {value!r}: "
                 "a decay function must return a finite number >= 0"
             )
         return value
+
+    def check_epochs(self) -> None:
+        """Evaluate the schedule at every whole epoch ``0 .. epochs`` (where a trainer stepping once per epoch
+        evaluates it), so that a custom ``lf`` that fails (wrong signature, raises, NaN, inf, negative) fails here,
+        before training, rather than at the epoch that first meets it. Cheap: ``epochs + 1`` calls.
+
+        Raises:
+            CawbConfigError: the first failing evaluation, naming the function, ``x`` and ``period``.
+        """
+        for epoch in range(self.epochs + 1):
+            self.factor(float(epoch))
 
     def config(self) -> dict:
         """The settings as plain data (``lf`` as its name, or ``None`` for a callable): safe to save and compare."""

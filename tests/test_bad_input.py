@@ -5,7 +5,10 @@ Each case runs the face as a subprocess from the checkout (``python train_cawb.p
 scripts/<face>.py ...``), in a working directory of its own beside a fresh set of fixture files (:func:`make_fixtures`),
 and compares a snapshot of both before and after; the checkout is compared once over the whole table. The cases
 run in parallel threads (a subprocess spends most of its time importing), and each one fails before any training,
-parsing or loading: that is what is tested.
+parsing or loading: that is what is tested. The faces that train (train_cawb.py, compare.py, tune.py) run with
+their defaults, the offline demo's, in an empty working directory: a case that got as far as the data would
+generate the demo dataset there, which the snapshot would see. The fixture directory is on ``PYTHONPATH`` (for a
+custom ``cawb_lf`` module).
 
 To add a case, add a row to ``CASES``: ``Case(id, face, args, names)``. ``args`` and ``names`` may use
 ``{fx}`` (the case's fixture directory, see :func:`make_fixtures`), ``{ro}`` (a directory this process cannot write
@@ -28,6 +31,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TRAIN, PLOT_LR = "train_cawb.py", "scripts/plot_lr.py"
 SAMPLE_COCO, EVALUATE = "scripts/sample_coco.py", "scripts/evaluate.py"
+COMPARE, TUNE = "scripts/compare.py", "scripts/tune.py"
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,22 @@ BAD_HYPS = {
     "lr0_inf.yaml": b"lr0: .inf\n",
     "lr0_neg.yaml": b"lr0: -1\n",
     "lr0_str.yaml": b"lr0: abc\n",
+    "lr0_list.yaml": b"lr0: [0.1, 0.2]\n",
+    "epochs_str.yaml": b'epochs: "three"\n',
+    "sgdd.yaml": b"lr0: 0.01\noptimizer: SGDD\n",
 }
+MODELS = {  # a layer with a module ultralytics' builder does not know
+    "model_unknown.yaml": b"nc: 3\nbackbone:\n  - [-1, 1, Conv, [16, 3, 2]]\n  - [-1, 1, Conv3, [32, 3, 2]]\n"
+                          b"head:\n  - [[1], 1, Detect, [nc]]\n",
+}
+SPACES = {"space_steps.yaml": b"cawb_steps: [30, 80]\n"}
+# a custom decay (cawb_lf: badlf:nan_late) that is fine for 3 epochs and NaN from x = 4 on
+LF_MODULE = b"def nan_late(x, period):\n    return float('nan') if x > 3 else 1.0\n"
+# a dataset yaml whose generator would write where a folder of the user's is
+FOREIGN_DATA = (b"path: user_dir\ntrain: images/train\nval: images/val\nnames: {0: circle, 1: rectangle, 2: triangle}\n"
+                b"category_ids: [3, 7, 11]\nval_json: annotations/instances_val.json\ngenerator:\n  name: shapes\n"
+                b"  seed: 0\n  train_images: 4\n  val_images: 2\n  imgsz: 64\n  max_objects: 2\n"
+                b"  empty_fraction: 0.1\n")
 GOOD_DATA = (
     "path: .\ntrain: images/train\nval: images/val\nval_json: annotations/val.json\n"
     "category_ids: [1, 2]\nnames: {0: circle, 1: square}\n"
@@ -87,8 +106,14 @@ def make_fixtures(fx: Path, saved: dict[str, bytes]) -> None:
     fx.mkdir(parents=True)
     (fx / "good.yaml").write_text(GOOD_HYP)
     (fx / "data.yaml").write_text(GOOD_DATA)
-    for name, content in {**BAD_HYPS, **BAD_DATA, **saved}.items():
+    for name, content in {**BAD_HYPS, **BAD_DATA, **MODELS, **SPACES, **saved}.items():
         (fx / name).write_bytes(content)
+    (fx / "badlf.py").write_bytes(LF_MODULE)
+    (fx / "foreign_data.yaml").write_bytes(FOREIGN_DATA)
+    # a finished run of the user's, which --exist-ok must not train over
+    (fx / "runs" / "exp" / "weights").mkdir(parents=True)
+    (fx / "runs" / "exp" / "weights" / "best.pt").write_bytes(saved["ok.pt"])
+    (fx / "runs" / "exp" / "results.csv").write_text("epoch,metrics/mAP50(B)\n1,0.5\n")
     (fx / "dir.yaml").mkdir()
     (fx / "dir.pt").mkdir()
     os.mkfifo(fx / "fifo.yaml")
@@ -152,7 +177,7 @@ def sample_case(id: str, names: tuple[str, ...], *flags: str, coco: str = "{fx}/
 
 
 CASES: list[Case] = [
-    # train_cawb.py: the hyp file and the dataset yaml (the other flags are part of the next sweep)
+    # train_cawb.py: the hyp file and the dataset yaml (its other inputs further down)
     *file_cases("train/hyp", TRAIN, "--hyp", HYP_FILE_CASES),
     Case("train/hyp-comments-only", TRAIN, ("--hyp", "{fx}/comments.yaml"), ("comments.yaml", "is empty")),
     Case("train/hyp-not-utf8", TRAIN, ("--hyp", "{fx}/latin1.yaml"), ("latin1.yaml", "is not UTF-8 text")),
@@ -167,9 +192,9 @@ CASES: list[Case] = [
          ("unreadable.yaml", "permission denied"), needs_unreadable_files=True),
     Case("plot_lr/hyp-not-a-mapping", PLOT_LR, ("--hyp", "{fx}/list.yaml"), ("list.yaml", "must be a mapping")),
     Case("plot_lr/hyp-unknown-key", PLOT_LR, ("--hyp", "{fx}/typo.yaml"), ("typo.yaml", "'lr00'")),
-    Case("plot_lr/lr0-inf", PLOT_LR, ("--hyp", "{fx}/lr0_inf.yaml"), ("lr0_inf.yaml", "'lr0=inf'")),
-    Case("plot_lr/lr0-negative", PLOT_LR, ("--hyp", "{fx}/lr0_neg.yaml"), ("lr0_neg.yaml", "'lr0=-1'")),
-    Case("plot_lr/lr0-not-a-number", PLOT_LR, ("--hyp", "{fx}/lr0_str.yaml"), ("lr0_str.yaml", "'lr0=abc'")),
+    Case("plot_lr/lr0-inf", PLOT_LR, ("--hyp", "{fx}/lr0_inf.yaml"), ("lr0_inf.yaml", "lr0=inf is invalid")),
+    Case("plot_lr/lr0-negative", PLOT_LR, ("--hyp", "{fx}/lr0_neg.yaml"), ("lr0_neg.yaml", "lr0=-1 is invalid")),
+    Case("plot_lr/lr0-not-a-number", PLOT_LR, ("--hyp", "{fx}/lr0_str.yaml"), ("lr0_str.yaml", "lr0='abc'")),
     Case("plot_lr/compare-duplicate-key", PLOT_LR, ("--hyp", "{fx}/good.yaml", "--compare", "{fx}/dupkey.yaml"),
          ("dupkey.yaml", "duplicate key 'lr0'")),
     Case("plot_lr/points-unbounded", PLOT_LR, ("--hyp", "{fx}/good.yaml", "--epochs", "100000", "--batches",
@@ -228,6 +253,86 @@ CASES: list[Case] = [
 ]
 
 
+def train_case(id: str, names: tuple[str, ...], *args: str) -> Case:
+    """train_cawb.py with ``args``: with no --data, the offline demo's defaults (its data generated in the working
+    directory, were a case to get that far)."""
+    return Case(id, TRAIN, args, names)
+
+
+def compare_case(id: str, names: tuple[str, ...], *args: str) -> Case:
+    """compare.py --preset cpu (the shapes data generated in the working directory, were a case to get that far)."""
+    return Case(id, COMPARE, ("--preset", "cpu", *args), names)
+
+
+def tune_case(id: str, names: tuple[str, ...], *args: str) -> Case:
+    """tune.py --preset cpu --trials 2 (the shapes data generated in the working directory, were a case to get
+    that far)."""
+    return Case(id, TUNE, ("--preset", "cpu", "--trials", "2", *args), names)
+
+
+CASES += [
+    # train_cawb.py: ultralytics values, in a hyp file and as key=value, as ultralytics' own checks and its trainer
+    # would refuse them (before the model and data are built)
+    train_case("train/hyp-lr0-not-a-number", ("lr0_str.yaml", "lr0='abc'", "[0, 1]"), "--hyp", "{fx}/lr0_str.yaml"),
+    train_case("train/hyp-lr0-a-list", ("lr0_list.yaml", "lr0=[0.1, 0.2]"), "--hyp", "{fx}/lr0_list.yaml"),
+    train_case("train/hyp-epochs-text", ("epochs_str.yaml", "epochs='three'", ">= 1"), "--hyp",
+               "{fx}/epochs_str.yaml", "--epochs", "3"),
+    train_case("train/hyp-optimizer-unknown", ("sgdd.yaml", "optimizer='SGDD'", "AdamW", "SGD"), "--hyp",
+               "{fx}/sgdd.yaml"),
+    train_case("train/kv-lr0-not-a-number", ("command line", "lr0='abc'"), "lr0=abc"),
+    train_case("train/kv-lr0-empty", ("command line", "lr0 is empty"), "lr0="),
+    train_case("train/kv-model-replaces-cfg", ("model='yolov5s.yaml'", "--cfg"), "model=yolov5s.yaml"),
+    train_case("train/kv-malformed", ("cawb_steps=[2,", "not valid YAML"), "cawb_steps=[2,"),
+    train_case("train/kv-given-twice", ("lr0 is given twice",), "lr0=0.01", "lr0=0.02"),
+    train_case("train/flag-not-an-integer", ("--epochs", "'x'"), "--epochs", "x"),
+    train_case("train/flag-unknown", ("unrecognized arguments", "--lr0=0.01"), "--lr0=0.01"),
+    # the model files: read, and built, before the data
+    train_case("train/cfg-directory", ("--cfg", "dir.yaml", "is a directory"), "--cfg", "{fx}/dir.yaml"),
+    train_case("train/cfg-a-hyp-file", ("--cfg", "good.yaml", "not a model yaml", "--hyp"), "--cfg", "{fx}/good.yaml"),
+    train_case("train/cfg-unknown-module", ("--cfg", "model_unknown.yaml", "'Conv3'"), "--cfg",
+               "{fx}/model_unknown.yaml"),
+    train_case("train/weights-garbage", ("--weights", "garbage.pt", "is not a checkpoint"), "--weights",
+               "{fx}/garbage.pt"),
+    train_case("train/weights-a-state-dict", ("--weights", "state_dict.pt", "is not an ultralytics checkpoint"),
+               "--weights", "{fx}/state_dict.pt"),
+    train_case("train/resume-a-state-dict", ("--resume", "state_dict.pt", "is not an ultralytics checkpoint"),
+               "--resume", "{fx}/state_dict.pt"),
+    train_case("train/data-generated-over-a-users-folder", ("foreign_data.yaml", "user_dir", "move it away"), "--data",
+               "{fx}/foreign_data.yaml", "--cfg", "yolov5n.yaml"),
+    # outputs: refused before anything is created
+    train_case("train/project-read-only", ("--project", "cannot write in"), "--project", "{ro}/runs"),
+    train_case("train/project-under-a-file", ("--project", "file is a file, not a directory"), "--project",
+               "{fx}/file/runs"),
+    train_case("train/exist-ok-on-a-finished-run", ("--exist-ok", "exp holds a run", "weights/best.pt", "results.csv"),
+               "--project", "{fx}/runs", "--name", "exp", "--exist-ok"),
+    # restarts and the decay function
+    train_case("train/restart-negative", ("cawb_steps=[-2, 5]", ">= 0"), "--cawb-steps", "-2", "5"),
+    train_case("train/restarts-outside-the-run", ("cawb_steps", "8 fall outside this 5-epoch run"), "--epochs", "5",
+               "--cawb-steps", "3", "8"),
+    train_case("train/lf-os-system", ("cawb_lf='os:system'", "did not return a number"), "--cawb-lf", "os:system"),
+    train_case("train/lf-nan-at-epoch-4", ("cawb_lf='badlf:nan_late'", "x=4", "returned nan"), "--cawb-lf",
+               "badlf:nan_late", "--epochs", "12"),
+    # plot_lr.py: the one checker of ultralytics values, for every key of the file
+    Case("plot_lr/hyp-optimizer-unknown", PLOT_LR, ("--hyp", "{fx}/sgdd.yaml"), ("sgdd.yaml", "optimizer='SGDD'")),
+    # compare.py: every run's settings checked once at plan time (not a failed run per arm and seed)
+    compare_case("compare/kv-lr0-not-a-number", ("command line", "lr0='abc'"), "lr0=abc"),
+    compare_case("compare/kv-malformed", ("cawb_steps=[2,", "not valid YAML"), "cawb_steps=[2,"),
+    compare_case("compare/arm-optimizer-unknown", ("sgdd.yaml", "optimizer='SGDD'"), "--arms", "{fx}/sgdd.yaml"),
+    compare_case("compare/project-read-only", ("--project", "cannot write in"), "--project", "{ro}/cmp"),
+    compare_case("compare/project-under-a-file", ("--project", "file is a file, not a directory"), "--project",
+                 "{fx}/file/cmp"),
+    compare_case("compare/jobs-zero", ("--jobs 0", ">= 1"), "--jobs", "0"),
+    compare_case("compare/shard-not-k-of-n", ("--shard x", "K/N"), "--shard", "x"),
+    # tune.py
+    tune_case("tune/kv-lr0-not-a-number", ("command line", "lr0='abc'"), "lr0=abc"),
+    tune_case("tune/hyp-optimizer-unknown", ("sgdd.yaml", "optimizer='SGDD'"), "--hyp", "{fx}/sgdd.yaml"),
+    tune_case("tune/project-read-only", ("--project", "cannot write in"), "--project", "{ro}/tune"),
+    tune_case("tune/space-restarts-outside-the-run", ("--space", "space_steps.yaml", "30, 80 fall outside"),
+              "--space", "{fx}/space_steps.yaml", "--epochs", "5"),
+    tune_case("tune/trials-zero", ("--trials", ">= 1"), "--trials", "0"),
+]
+
+
 # --- running them ---------------------------------------------------------------------------------------------------
 
 
@@ -269,7 +374,7 @@ def run_case(case: Case, root: Path, saved: dict[str, bytes], read_only: Path) -
     fill = {"fx": str(fx), "ro": str(read_only), "repo": str(REPO)}
     args = [arg.format(**fill) for arg in case.args]
     before = snapshot(root)
-    env = {**os.environ, "YOLO_OFFLINE": "1", "MPLBACKEND": "Agg"}
+    env = {**os.environ, "YOLO_OFFLINE": "1", "MPLBACKEND": "Agg", "PYTHONPATH": str(fx)}
     try:
         result = subprocess.run([sys.executable, str(REPO / case.face), *args], cwd=cwd, env=env,
                                 capture_output=True, text=True, timeout=180)
@@ -297,9 +402,9 @@ def outcomes(request, tmp_path_factory, read_only_dir) -> dict[str, Outcome]:
 
 
 def test_the_table_is_large_and_its_ids_are_unique():
-    assert len(CASES) >= 35
+    assert len(CASES) >= 100
     assert len({case.id for case in CASES}) == len(CASES)
-    assert {case.face for case in CASES} == {TRAIN, PLOT_LR, SAMPLE_COCO, EVALUATE}
+    assert {case.face for case in CASES} == {TRAIN, PLOT_LR, SAMPLE_COCO, EVALUATE, COMPARE, TUNE}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])

@@ -151,6 +151,9 @@ def test_label_smoothing_points_to_its_cawb_name():
         ({"cawb_lf": "math:no_such_function"}, "has no attribute 'no_such_function'"),
         ({"cawb_lf": "math:pi"}, "is not callable"),
         ({"cawb_lf_min": 2}, "cawb_lf_min=2 is invalid: it must be in \\[0, 1\\]"),
+        ({"cawb_steps": [-3, 5]}, "cawb_steps=\\[-3, 5\\] is invalid: it must be a list of epoch numbers >= 0"),
+        ({"cawb_lf": "os:system"}, "cawb_lf='os:system': custom lf posix.system\\(x=0, .*did not return a number"),
+        ({"cawb_lf": "math:sqrt"}, "cawb_lf='math:sqrt': custom lf math.sqrt"),
     ],
 )
 def test_bad_cawb_values_are_named_by_their_hyp_key(hyp, message):
@@ -170,6 +173,19 @@ def test_lf_import_path_is_imported_not_evaluated(tmp_path, monkeypatch):
     assert schedule(5) == pytest.approx(0.75)
     with pytest.raises(HypError):
         resolve_lf("__import__('os').getcwd()")  # text is never eval'd
+
+
+def test_a_custom_lf_is_tried_at_every_epoch_of_the_run(tmp_path, monkeypatch):
+    (tmp_path / "late_decays.py").write_text(
+        "def nan_late(x, period):\n    return float('nan') if x > 6 else 1.0\n\n"
+        "def raises_late(x, period):\n    return 1 / (period - x)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    hyp = {"cawb": True, "warmup_epochs": 0}
+    assert schedule_from_hyp({**hyp, "cawb_lf": "late_decays:nan_late"}, epochs=6) is not None  # never past 5
+    with pytest.raises(HypError, match=r"my.yaml: cawb_lf='late_decays:nan_late': .*\(x=7, period=10\) returned nan"):
+        schedule_from_hyp({**hyp, "cawb_lf": "late_decays:nan_late"}, epochs=10, source="my.yaml")
+    with pytest.raises(HypError, match=r"\(x=10, period=10\) raised ZeroDivisionError"):
+        schedule_from_hyp({**hyp, "cawb_lf": "late_decays:raises_late"}, epochs=10, source="my.yaml")
 
 
 def test_defaults_come_from_the_schedule_and_apply_to_missing_keys():

@@ -117,6 +117,36 @@ def test_reference_keyword_names_and_step_batch_warmup():
     assert scheduler.get_last_lr()[0] == pytest.approx(0.1 * scheduler.schedule(3))
 
 
+def test_the_reference_positional_call_and_step_returning_the_lr():
+    # (optimizer, epochs, eta_min, steps, step_scale, lf, batchs, warmup_epoch, epoch_scale), the reference's order
+    optimizer = make_optimizer()
+    scheduler = CosineAnnealingWarmbootingLR(optimizer, 60, 0.2, [15, 40], 0.7, None, 5, 2, 4.0)
+    assert scheduler.schedule == CawbSchedule(
+        epochs=60, warmup_epochs=2, restart_epochs=[15, 40], step_scale=0.7, epoch_scale=4.0, lf="cos", lf_min=0.2
+    )
+    assert scheduler.batches_per_epoch == 5
+    for epoch in range(1, 20):
+        optimizer.step()
+        lr = scheduler.step()  # the reference returned the first group's new lr
+        assert lr == optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * scheduler.schedule(epoch))
+    optimizer.step()
+    assert scheduler.step(30) == optimizer.param_groups[0]["lr"]  # torch's explicit position too
+
+
+@pytest.mark.parametrize("kwargs,named", [
+    (dict(epochs=10, steps=[3, -1]), "steps=[3, -1] is invalid: it must be a list of epoch numbers >= 0"),
+    (dict(epochs=10, steps=["a"]), "steps='a' is invalid"),
+    (dict(epochs=10, eta_min=2), "eta_min=2 is invalid: it must be in [0, 1]"),
+    (dict(epochs=10, lf_min=2), "lf_min=2 is invalid"),
+    (dict(epochs=10, warmup_epoch=10), "warmup_epoch=10 is invalid"),
+    (dict(epochs=10, warmup_epochs=-1), "warmup_epochs=-1 is invalid"),
+])
+def test_errors_name_the_argument_as_the_caller_gave_it(kwargs, named):
+    with pytest.raises(CawbConfigError) as error:
+        CosineAnnealingWarmbootingLR(make_optimizer(), **kwargs)
+    assert str(error.value).startswith(named)
+
+
 def test_aliases_that_disagree_are_refused():
     with pytest.raises(CawbConfigError, match="eta_min"):
         CosineAnnealingWarmbootingLR(make_optimizer(), epochs=10, lf_min=0.1, eta_min=0.2)

@@ -130,6 +130,7 @@ def test_nan_epoch_is_refused():
         (dict(epochs=10, restart_epochs=5), "restart_epochs"),
         (dict(epochs=10, restart_epochs=["a"]), "restart_epochs"),
         (dict(epochs=10, restart_epochs=[float("nan")]), "restart_epochs"),
+        (dict(epochs=10, restart_epochs=[3, -1]), "restart_epochs"),
         (dict(epochs=10, step_scale=0), "step_scale"),
         (dict(epochs=10, step_scale=float("inf")), "step_scale"),
         (dict(epochs=10, epoch_scale=-2), "epoch_scale"),

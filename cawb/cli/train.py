@@ -12,9 +12,8 @@ import math
 import sys
 from typing import Any, Sequence
 
-import yaml
-
 from cawb.cli.common import add_version_flag, bundled_data_help, bundled_hyp_help
+from cawb.cli.parsing import OneLineErrorParser
 from cawb.hyp import HypError
 from cawb.schedule import EPOCH_SCALE_MODES
 from cawb.training.train import (  # light: torch and ultralytics load when it trains
@@ -41,16 +40,22 @@ def batch_size(text: str) -> int | float:
 
 
 def key_value(text: str) -> tuple[str, Any]:
-    """argparse type of a ``key=value`` setting: the value is read as YAML (``amp=False`` gives False)."""
+    """argparse type of a ``key=value`` setting: the value is read as YAML (``amp=False`` gives False, ``lr0=``
+    None). A value that is not YAML (``cawb_steps=[2,``) is refused in one line."""
+    from cawb.utils.user_files import UserFileError, parse_yaml
+
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"{text!r} is not key=value")
-    return key, yaml.safe_load(value) if value else None
+    try:
+        return key, parse_yaml(value, f"{key}={value}") if value else None
+    except UserFileError as error:
+        raise argparse.ArgumentTypeError(str(error).replace(" line 1:", ":")) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``train_cawb.py`` command line (YOLOv5-style flags; ``--cawb_steps`` spellings accepted too)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         description="Train YOLOv5 with ultralytics and a CAWB learning-rate schedule (cosine annealing with warm "
         "booting: restarts at chosen epochs). With --data, the defaults are the CAWB article's: YOLOv5s of release "
         "v5.0 (yolov5s-v5.0.yaml, anchor-based) from scratch, 640 px, batch 16. With no --data, trains an offline "
@@ -88,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument("--project", help="save to project/name, relative to the working directory (default: runs/train)")
     loop.add_argument("--name", help="save to project/name (default: exp; shapes for the demo)")
     loop.add_argument("--exist-ok", "--exist_ok", dest="exist_ok", action="store_true",
-                      help="reuse project/name instead of incrementing it (exp2, exp3, ...)")
+                      help="train in project/name even if it exists, instead of the next free name (exp-2, exp-3, "
+                      "... as ultralytics numbers runs); refused when it holds a run (weights, results.csv), which "
+                      "training there would overwrite")
     loop.add_argument("--resume", nargs="?", const=True, default=None, metavar="LAST_PT",
                       help="continue an interrupted run from its last.pt (alone: the most recent run); the "
                       "schedule and every setting come from the checkpoint")
@@ -119,9 +126,11 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The options the user actually gave (argparse defaults are all None/False), as train() keywords."""
     options = {key: value for key, value in vars(args).items()
                if key != "overrides" and value is not None and value is not False}
+    flags = set(options)
     for key, value in args.overrides:
         if key in options:
-            raise HypError(f"{key} is given twice: as a flag and as {key}=...")
+            twice = f"as a flag and as {key}=..." if key in flags else f"as {key}=... twice"
+            raise HypError(f"{key} is given twice: {twice}")
         options[key] = value
     return options
 
@@ -145,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\ninterrupted before the first epoch finished: nothing to resume", file=sys.stderr)
         return 130
     fmt = lambda value: "n/a" if value is None else f"{value:.4f}"  # noqa: E731
+    for note in result.notes:  # said at the start too, but long since scrolled away
+        print(f"warning: {note}", file=sys.stderr)
     print(f"\nresults: {result.save_dir}\nweights: {result.weights}\n"
           f"mAP50: {fmt(result.map50)}  mAP50-95: {fmt(result.map50_95)}  (ultralytics validator, {result.weights.name})")
     return 0

@@ -103,6 +103,18 @@ def check_dataset_yaml(yaml_path: str | Path, require: Mapping[str, str] | None 
     return data
 
 
+_RESOLVED_HEADER = "# Resolved from "
+
+
+def _written_here(path: Path) -> bool:
+    """Whether ``path`` is a resolved copy this module wrote (its first line says so): only those are replaced."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return file.readline().startswith(_RESOLVED_HEADER)
+    except OSError:
+        return False
+
+
 def resolve_dataset_yaml(
     yaml_path: str | Path, out_dir: str | Path | None = None, require: Mapping[str, str] | None = None
 ) -> ResolvedDataset:
@@ -145,10 +157,13 @@ def resolve_dataset_yaml(
     resolved.update({k: str(p) for k, p in jsons.items() if p is not None})
     out = Path(out_dir).absolute() if out_dir is not None else root
     resolved_yaml = out / f"{source.stem}.resolved.yaml"
+    if resolved_yaml.exists() and not _written_here(resolved_yaml):
+        raise ValueError(f"{source}: {resolved_yaml} exists and was not written by cawb (it would be replaced by the "
+                         "resolved copy of this yaml): move it away")
     resolved_yaml.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(
         resolved_yaml,
-        f"# Resolved from {source} by cawb.datasets.resolve.resolve_dataset_yaml: absolute paths, this machine only.\n"
+        f"{_RESOLVED_HEADER}{source} by cawb.datasets.resolve.resolve_dataset_yaml: absolute paths, this machine only.\n"
         + yaml.safe_dump(resolved, sort_keys=False),
     )
     return ResolvedDataset(
@@ -243,7 +258,7 @@ def _generate(source: Path, data: dict, root: Path, names: dict[int, str], categ
     name, generate, kwargs = _generator(source, data)
     try:
         generated = yaml.safe_load(Path(generate(root, **kwargs)).read_text())
-    except ValueError as e:
+    except (ValueError, FileExistsError) as e:  # FileExistsError: root holds something else; it is never replaced
         raise ValueError(f"{source}: {e}") from e
     # The generator owns class names and category ids; the yaml repeats them so ultralytics can read it alone.
     generated_ids = generated.get("category_ids")

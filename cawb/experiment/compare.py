@@ -59,9 +59,11 @@ from cawb.experiment.report import (
 from cawb.hyp import load_hyp, schedule_from_hyp
 from cawb.schedule import scale_restart_epochs
 from cawb.training.train import TrainingInterrupted, checkpoint_finished, plan_run, train
+from cawb.training.ultralytics_settings import check_device
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.locks import FileLock, Heartbeat, LockOwner, acquire_lock, read_lock_owner, stale_reason
 from cawb.utils.resources import bundled_data, bundled_hyp, resolve_data, resolve_hyp
+from cawb.utils.user_files import UserFileError, check_output_dir
 
 if TYPE_CHECKING:  # cawb.datasets.resolve pulls in OpenCV: imported where it is used, so --help stays quick
     from cawb.datasets.resolve import ResolvedDataset
@@ -378,13 +380,25 @@ def _check_settings(settings: CompareSettings) -> None:
             raise ValueError(f"{key}=False is not possible in a comparison: {_REQUIRED_ON[key]}")
 
 
-def _check_device(device: str) -> None:
-    from ultralytics.utils.torch_utils import select_device
+def _check_before_any_work(settings: CompareSettings) -> None:
+    """What is checked before the dataset is resolved (which may generate it) and any model is built: the output
+    place, the dataset yaml's keys, the key=value settings and every arm's hyp file, each value as ultralytics'
+    trainer would check it (one line naming the file or key: not a failed run per (arm, seed) later)."""
+    from cawb.datasets.resolve import check_dataset_yaml
+    from cawb.hyp import validate_hyp
+    from cawb.training.ultralytics_settings import check_ultralytics_settings
 
     try:
-        select_device(device, verbose=False)
-    except ValueError as error:
-        raise ValueError(f"--device {device}: {first_line(error)}") from None
+        check_output_dir(settings.project, "--project")
+    except UserFileError as error:
+        raise ValueError(str(error)) from None
+    data = check_dataset_yaml(settings.data)
+    if data.get("val_json") is None or data.get("category_ids") is None:
+        raise ValueError(f"--data {settings.data}: val_json and category_ids are required (pycocotools evaluates "
+                         "the val split against its ground-truth JSON)")
+    check_ultralytics_settings(validate_hyp(settings.overrides, source="command line"), source="command line")
+    for arm in settings.arms:
+        check_ultralytics_settings(load_hyp(arm), source=str(arm))
 
 
 def _settings_from_hyp(settings: CompareSettings, notes: list[str]) -> tuple[CompareSettings, dict[str, str]]:
@@ -428,7 +442,10 @@ def _plan_arm(path: Path, settings: CompareSettings, epochs: int, notes: list[st
             extra["cawb_steps"] = list(restarts_used)
             notes.append(f"{path.stem}: restarts {list(restarts_hyp)} of {hyp_epochs} epochs scaled to "
                          f"{list(restarts_used)} of {epochs}")
-    plan = plan_run(**_train_options(settings, path, epochs, settings.seeds[0], extra))
+    # exist_ok off: the plan checks the arm, not a run dir (those are compare's own, prepared by prepare_run);
+    # restarts scaled to other epochs that fall outside the run are noted below, not refused.
+    plan = plan_run(refuse_restarts_outside=False,
+                    **{**_train_options(settings, path, epochs, settings.seeds[0], extra), "exist_ok": False})
     schedule = schedule_from_hyp(plan.overrides, source=str(path))
     effective = tuple(schedule.restart_epochs) if schedule else ()
     if schedule is not None and schedule.dropped_restart_epochs:
@@ -547,11 +564,9 @@ def plan_comparison(settings: CompareSettings) -> ComparisonPlan:
     settings = dataclasses.replace(settings, data=resolve_data(settings.data),
                                    arms=tuple(resolve_hyp(arm, flag="--arms") for arm in settings.arms))
     _check_settings(settings)
+    _check_before_any_work(settings)
     dataset = resolve_dataset_yaml(settings.data)
-    if dataset.val_json is None or dataset.category_ids is None:
-        raise ValueError(f"--data {settings.data}: val_json and category_ids are required (pycocotools evaluates "
-                         "the val split against its ground-truth JSON)")
-    _check_device(settings.device)
+    check_device(settings.device)
 
     notes: list[str] = []
     settings, sources = _settings_from_hyp(settings, notes)
@@ -672,7 +687,8 @@ def execute_run(plan: ComparisonPlan, run: RunRecord, callbacks: Mapping[str, Ca
     arm = next(arm for arm in plan.arms if arm.label == run.arm)
     if run.action == "train":
         extra = {"cawb_steps": list(arm.restarts_used)} if arm.restarts_scaled else {}
-        train(callbacks=dict(callbacks or {}), **_train_options(settings, arm.hyp_path, arm.epochs, run.seed, extra))
+        train(callbacks=dict(callbacks or {}), refuse_restarts_outside=False,
+              **_train_options(settings, arm.hyp_path, arm.epochs, run.seed, extra))
     elif run.action == "resume":
         resume = {"resume": str(run.run_dir / "weights" / "last.pt"), "device": settings.device}
         if settings.workers is not None:

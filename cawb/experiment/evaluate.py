@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from cawb.datasets.resolve import ResolvedDataset, check_dataset_yaml, resolve_dataset_yaml
 from cawb.hyp import kind_defaults, ultralytics_defaults
+from cawb.training.checkpoints import load_ultralytics_checkpoint
 from cawb.training.offline import ensure_local_fonts
 from cawb.utils.user_files import check_checkpoint_file, check_output_dir
 from cawb.yolov5 import model_kind
@@ -176,7 +177,7 @@ def evaluate_coco(
 
     from pycocotools.coco import COCO
 
-    _check_ultralytics_checkpoint(weights)
+    load_ultralytics_checkpoint(weights, "weights")
     ensure_local_fonts()  # ultralytics' dataset check would otherwise ask its server for a font
     ds = data if isinstance(data, ResolvedDataset) else resolve_dataset_yaml(data, out_dir=save_dir,
                                                                               require=COCO_EVAL_KEYS)
@@ -231,26 +232,6 @@ def evaluate_coco(
         "predictions": predictions,
         "num_detections": len(validator.jdict),
     }
-
-
-def _check_ultralytics_checkpoint(weights: Path) -> None:
-    """Refuse, in one line, a file torch can load that is not an ultralytics model checkpoint."""
-    from ultralytics.nn.tasks import BaseModel
-    from ultralytics.utils.patches import torch_load
-
-    expected = "expected an ultralytics training checkpoint (a run's weights/last.pt or best.pt)"
-    try:
-        checkpoint = torch_load(weights, map_location="cpu")
-    except Exception as error:  # whatever unpickling a damaged or foreign file raises
-        reason = " ".join(f"{type(error).__name__}: {error}".split())
-        raise ValueError(f"weights {weights}: cannot be loaded ({reason}); {expected}") from None
-    model = (checkpoint.get("ema") or checkpoint.get("model")) if isinstance(checkpoint, dict) else None
-    if not isinstance(model, BaseModel):
-        if isinstance(checkpoint, dict):
-            held = f"a dict without a model, keys {sorted(map(str, checkpoint))[:5]}"
-        else:
-            held = f"a {type(checkpoint).__name__}"
-        raise ValueError(f"weights {weights}: is not an ultralytics checkpoint (it holds {held}); {expected}")
 
 
 @functools.cache

@@ -30,7 +30,6 @@ import datetime
 import hashlib
 import json
 import math
-import os
 import time
 import traceback
 import warnings
@@ -59,8 +58,10 @@ from cawb.experiment.tune_report import (
 from cawb.experiment.tune_space import Choices, Range, SearchSpace, effective_warmup, load_space, restart_slots
 from cawb.hyp import HypError, ultralytics_defaults
 from cawb.training.train import ARTICLE_DEFAULTS, TrainingInterrupted, plan_run, train
+from cawb.training.ultralytics_settings import check_device
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.resources import bundled_hyp, resolve_data, resolve_hyp
+from cawb.utils.user_files import UserFileError, check_output_dir
 
 __all__ = [
     "CPU_PRESET_MODEL",
@@ -312,13 +313,7 @@ def _check_device(device: str | None) -> None:
     if "," in str(device).strip(","):
         raise ValueError(f"--device {device}: a trial trains on one device; start one worker per GPU sharing "
                          "--storage and --study-name (e.g. CUDA_VISIBLE_DEVICES=1 ... --device 0)")
-    from ultralytics.utils.torch_utils import select_device
-
-    try:
-        select_device(device, verbose=False)
-    except ValueError as error:
-        lines = str(error).strip().splitlines()
-        raise ValueError(f"--device {device}: {lines[0] if lines else 'not available'}") from None
+    check_device(device)
 
 
 def _storage_url(settings: TuneSettings) -> tuple[str, str]:
@@ -350,17 +345,12 @@ def _storage_url(settings: TuneSettings) -> tuple[str, str]:
 def _check_project(settings: TuneSettings, storage_display: str) -> None:
     """One project directory holds one study: refuse another study's directory, or files the tuner did not write."""
     project = settings.project.absolute()
-    if project.exists() and not project.is_dir():
-        raise ValueError(f"--project {settings.project}: is a file, not a directory")
+    try:
+        check_output_dir(settings.project, "--project")  # a file, under a file, read-only: refused
+    except UserFileError as error:
+        raise ValueError(str(error)) from None
     if not project.exists():
-        parent = next((p for p in project.parents if p.exists()), None)
-        if parent is not None and not parent.is_dir():
-            raise ValueError(f"--project {settings.project}: {parent} is a file, not a directory")
-        if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
-            raise ValueError(f"--project {settings.project}: cannot be created ({parent} is not writable)")
         return
-    if not os.access(project, os.W_OK | os.X_OK):
-        raise ValueError(f"--project {settings.project}: is not writable")
     marker = project / MARKER
     if marker.is_file():
         try:
@@ -410,8 +400,18 @@ def plan_tune(settings: TuneSettings) -> TunePlan:
         }.items() if value is not None}
     base_options.update({**settings.overrides, "cawb": True})
     _check_device(settings.device)
-    plan = plan_run(**base_options)
-    base_settings = dict(plan.overrides)
+    storage_url, storage_display = _storage_url(settings)
+    _check_project(settings, storage_display)
+    # planned where the trials go (the output place is checked there), not in train_cawb's default runs/train; with
+    # the space's fixed restarts, which must fall inside the trials' run (checked before the data is generated)
+    fixed = {} if space.searches_restarts else {"cawb_steps": list(space.entries["cawb_steps"])}
+    try:
+        plan = plan_run(**{**base_options, **fixed}, project=str(settings.project.absolute() / "trials"))
+    except HypError as error:
+        if fixed and str(error).startswith("cawb_steps: "):
+            raise HypError(f"--space {settings.space}: {error}") from None
+        raise
+    base_settings = {key: value for key, value in plan.overrides.items() if key not in ("project", "name")}
     check_ultralytics_settings(base_settings, source=f"{settings.hyp} + command line")
     if "plots" not in base_settings:  # neither the hyp file nor key=value sets it
         base_options["plots"] = False  # per-trial figures cost time and nobody reads them; plots=True turns them on
@@ -436,8 +436,6 @@ def plan_tune(settings: TuneSettings) -> TunePlan:
                          f"({epochs}): at most {slots} restart(s) are searched" if slots else
                          f"no integer epoch lies between the warmup's end ({shortest:g}) and the last epoch "
                          f"({epochs}): no restarts are searched (give more --epochs)")
-    storage_url, storage_display = _storage_url(settings)
-    _check_project(settings, storage_display)
     identity = _identity(settings, base_settings, space, epochs)
     return TunePlan(settings=settings, space=space, base_options=base_options, base_settings=base_settings,
                     epochs=epochs, warmup=warmup, storage_url=storage_url, storage_display=storage_display,
@@ -469,15 +467,27 @@ def open_study(plan: TunePlan) -> optuna.Study:
     if plan.settings.storage is None:
         plan.project.mkdir(parents=True, exist_ok=True)  # the default database lives there
     engine_kwargs = {"connect_args": {"timeout": 60}} if plan.storage_url.startswith("sqlite") else None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
-            storage = optuna.storages.RDBStorage(plan.storage_url, engine_kwargs=engine_kwargs,
-                                                 heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                                                 grace_period=HEARTBEAT_GRACE_S)
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
-        lines = str(error).strip().splitlines()
-        raise ValueError(f"--storage {plan.storage_display}: cannot be opened ({lines[0] if lines else error})") from None
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: "experimental"
+                storage = optuna.storages.RDBStorage(plan.storage_url, engine_kwargs=engine_kwargs,
+                                                     heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                                                     grace_period=HEARTBEAT_GRACE_S)
+            break
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as error:
+            # two workers creating a new database at the same moment: the other one's tables are there now
+            racing = isinstance(error, sqlalchemy.exc.IntegrityError) or "already exists" in str(error)
+            if racing and attempt < 2:
+                time.sleep(1.0 + attempt)
+                continue
+            lines = str(error).strip().splitlines()
+            raise ValueError(f"--storage {plan.storage_display}: cannot be opened "
+                             f"({lines[0] if lines else error})") from None
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
+            lines = str(error).strip().splitlines()
+            raise ValueError(f"--storage {plan.storage_display}: cannot be opened "
+                             f"({lines[0] if lines else error})") from None
     settings = plan.settings
     study = optuna.create_study(study_name=settings.study_name, storage=storage, direction="maximize",
                                 load_if_exists=True, sampler=TrialSeededTPESampler(settings.seed),
@@ -583,7 +593,8 @@ def _objective(plan: TunePlan, callbacks: Mapping[str, Callable], log: Callable[
         options = {**plan.base_options, **drawn.hyp, "project": str(plan.trials_dir), "name": run_dir.name,
                    "exist_ok": False}
         try:
-            result = train(callbacks=chained, **options)
+            # a trial's restarts are drawn inside its run; one the trainer still drops is logged by it
+            result = train(callbacks=chained, refuse_restarts_outside=False, **options)
         except (TrainingInterrupted, KeyboardInterrupt):
             trial.set_user_attr(ERROR_ATTR, "interrupted")
             raise

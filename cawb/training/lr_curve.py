@@ -22,7 +22,6 @@ from cawb.utils.atomic_files import write_text_atomic
 __all__ = [
     "MAX_PLOT_POINTS",
     "LrCurve",
-    "check_curve_settings",
     "epoch_lr_factor",
     "lr_curve",
     "plot_hyp_lr",
@@ -150,31 +149,6 @@ def write_lr_csv(curve: LrCurve, path: str | Path) -> Path:
 #: wide, could not show more apart, and after the warmup the lr changes only once per epoch anyway.
 MAX_PLOT_POINTS = 2_000_000
 
-# The ultralytics settings a curve depends on: checked as ultralytics checks them before training.
-_CURVE_KEYS = ("epochs", "lr0", "lrf", "momentum", "cos_lr", "warmup_epochs", "warmup_momentum", "warmup_bias_lr")
-
-
-def check_curve_settings(hyp: Mapping[str, Any], source: str) -> None:
-    """Refuse the lr settings ultralytics' trainer would refuse (its own ``check_cfg``: type and range), and
-    infinite or NaN numbers, which it would take and then fail or train on.
-
-    Raises:
-        HypError: one line naming ``source``, the key, the value and what is allowed.
-    """
-    import math
-
-    from ultralytics.cfg import check_cfg
-
-    settings = {key: hyp[key] for key in _CURVE_KEYS if key in hyp}
-    try:
-        check_cfg(dict(settings))
-    except (TypeError, ValueError) as error:
-        raise HypError(f"{source}: {' '.join(str(error).split())}") from None
-    for key, value in settings.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise HypError(f"{source}: {key}={value!r} is invalid: it must be a finite number")
-
-
 def plot_hyp_lr(
     hyp_path: str | Path,
     out: str | Path,
@@ -190,14 +164,16 @@ def plot_hyp_lr(
     ``dropped_restart_epochs`` lists the file's restarts that fall outside ``epochs``.
 
     Everything is checked before anything is computed or written: ``out`` (a ``.png`` file name in a writable
-    place) and ``csv_path`` (a ``.csv`` one), the hyp files, the lr settings (as ultralytics checks them), and the
-    number of points (at most :data:`MAX_PLOT_POINTS` per curve).
+    place) and ``csv_path`` (a ``.csv`` one), the hyp files, every ultralytics value in them as training checks it
+    (:func:`cawb.training.ultralytics_settings.check_ultralytics_settings`), and the number of points (at most
+    :data:`MAX_PLOT_POINTS` per curve).
 
     Raises:
         HypError: a bad hyp file, setting, output place or size, before anything is written.
         FileNotFoundError: a hyp file that is neither a path nor a bundled name.
     """
     from cawb.hyp import load_hyp
+    from cawb.training.ultralytics_settings import check_ultralytics_settings
     from cawb.utils.resources import resolve_hyp
     from cawb.utils.user_files import UserFileError, check_output_file
 
@@ -219,7 +195,7 @@ def plot_hyp_lr(
             raise HypError(f"{path}: {total} epochs x {batches_per_epoch} batches = {points:,} "
                            f"points, more than plot_lr draws ({MAX_PLOT_POINTS:,}); after the warmup the lr changes "
                            "once per epoch, so leave out --batches or give fewer --epochs")
-        check_curve_settings({**hyp, **({"epochs": epochs} if epochs is not None else {})}, str(path))
+        check_ultralytics_settings(hyp, source=str(path))  # what training would refuse, it does not draw
     curves = [lr_curve(hyp, epochs, batches_per_epoch, label=path.stem, source=str(path)) for path, hyp in hyps]
     from cawb.utils.plots import plot_lr_curves  # matplotlib: once everything has been checked
 

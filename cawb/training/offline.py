@@ -2,8 +2,9 @@
 
 ultralytics reaches for the network in three places a cawb run passes through:
 
-* its online checks (pip updates, hub): off with ``YOLO_OFFLINE=1``, which ``import cawb`` sets unless the
-  environment already sets it (ultralytics reads it once, when first imported);
+* its online checks (pip updates, hub, analytics): off with ``YOLO_OFFLINE=1``, which ``import cawb`` sets unless
+  the environment already sets it; ultralytics reads it once, when first imported, so when it was imported before
+  cawb, ``import cawb`` also switches its cached online flags off (:mod:`cawb.utils.network`);
 * ``check_font("Arial.ttf")``, called by every dataset check and by its plots: it sends a request to its assets
   server unless the font is in its config dir. :func:`ensure_local_fonts` puts matplotlib's bundled DejaVu Sans
   there under the names ultralytics asks for (DejaVu Sans is freely redistributable; Arial is not);

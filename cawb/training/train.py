@@ -14,9 +14,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cawb.hyp import CAWB_HYP_KEYS, HypError, hyp_for_model, kind_defaults, load_hyp, schedule_from_hyp, validate_hyp
+from cawb.training.checkpoints import (
+    check_run_dir_reuse,
+    checkpoint_finished,
+    is_finished,
+    load_ultralytics_checkpoint,
+    resume_directory,
+)
 from cawb.utils.resources import bundled_data, bundled_hyp, resolve_data, resolve_hyp
 from cawb.yolov5.kind import model_kind
-from cawb.yolov5.sources import BUNDLED_MODELS, ModelYamlError, is_v5_yaml, load_model_yaml, resolve_model_yaml
+from cawb.yolov5.sources import BUNDLED_MODELS, ModelYamlError, is_v5_yaml, resolve_model_yaml
 
 __all__ = [
     "ARTICLE_DEFAULTS",
@@ -61,6 +68,12 @@ EMBEDDED_DEFAULTS: dict[str, Any] = {
 _RUN_OPTIONS = ("data", "cfg", "weights", "hyp", "resume", "scheduler")
 # ultralytics keys that would take the run over from a hyp file ('cfg' there replaces every setting).
 _NOT_HYP_KEYS = frozenset({"cfg", "data", "model", "mode", "task", "resume"})
+# ultralytics keys that would take the run over as key=value, with what to give instead.
+_NOT_OPTION_KEYS = {
+    "model": "it would silently replace --cfg; give the model yaml as --cfg, or weights as --weights",
+    "mode": "train_cawb.py trains (mode=train)",
+    "task": "train_cawb.py trains detection models (task=detect)",
+}
 
 
 class TrainingInterrupted(Exception):
@@ -80,6 +93,8 @@ class TrainResult:
     map50: float | None
     map50_95: float | None
     metrics: dict[str, float]
+    #: what the plan said before training (where a resume continues, restarts of the hyp file left out, ...)
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -90,6 +105,8 @@ class RunPlan:
     weights: Path | None
     overrides: dict[str, Any]
     resume: Path | None = None
+    #: things the user should know before training (logged as warnings at the start, repeated in the summary)
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 def _check_positive_int(options: dict[str, Any], key: str, minimum: int, what: str) -> None:
@@ -99,17 +116,28 @@ def _check_positive_int(options: dict[str, Any], key: str, minimum: int, what: s
             raise HypError(f"--{key.replace('_', '-')} {value!r} is invalid: it must be {what}")
 
 
-def plan_run(**options: Any) -> RunPlan:
+def plan_run(*, refuse_restarts_outside: bool = True, **options: Any) -> RunPlan:
     """Merge defaults < hyp file < options and check everything a run needs, without training.
 
     Keyword options: the ``train_cawb.py`` flags by their destination names (``data``, ``cfg``, ``weights``,
     ``hyp``, ``epochs``, ``batch``, ``imgsz``, ``device``, ``workers``, ``seed``, ``project``, ``name``,
     ``exist_ok``, ``resume``, ``scheduler``, ``cawb_*``) and any ultralytics training key.
 
+    The checks, in order, all before the dataset (which may be generated) and the model are built: the hyp file
+    and every ultralytics value in it and in the options (ultralytics' own type and range rules,
+    :mod:`cawb.training.ultralytics_settings`); ``model``, ``mode``, ``task`` refused as options; the output place
+    (``project``) and, with ``exist_ok``, a ``project/name`` that holds a run; the model files (``cfg`` read and
+    built, ``weights`` loaded); the loss keys for that kind of model; the schedule for the final epoch count, a
+    custom ``cawb_lf`` tried at every epoch. Restarts of the options (``cawb_steps`` given as a flag or keyword)
+    that fall outside the run are refused unless ``refuse_restarts_outside`` is False (compare's restarts scaled
+    from a hyp file); restarts that come from the hyp file and fall outside (a shorter ``epochs``) are named in
+    :attr:`RunPlan.notes`.
+
     Raises:
         HypError, ValueError, FileNotFoundError: one-line messages, before anything is built or trained.
     """
     from cawb.datasets.resolve import resolve_dataset_yaml
+    from cawb.training.ultralytics_settings import check_device, check_ultralytics_settings
 
     if options.get("resume"):
         return _plan_resume(options)
@@ -130,8 +158,13 @@ def plan_run(**options: Any) -> RunPlan:
     if misplaced:
         raise HypError(f"{hyp_path}: {', '.join(misplaced)} cannot be set in a hyp file (give data and model as "
                        "--data, --cfg, --weights)")
+    check_ultralytics_settings(hyp, source=str(hyp_path))
 
     run_keys = {key: options.pop(key) for key in list(options) if key in _RUN_OPTIONS}
+    taken = sorted(set(options) & set(_NOT_OPTION_KEYS))
+    if taken:
+        raise HypError(f"{taken[0]}={options[taken[0]]!r} cannot be given as key=value: "
+                       f"{_NOT_OPTION_KEYS[taken[0]]}")
     given = validate_hyp(options, source="command line")
     _check_positive_int(given, "epochs", 1, "an integer >= 1")
     _check_positive_int(given, "imgsz", 32, "an integer >= 32 (pixels)")
@@ -140,6 +173,21 @@ def plan_run(**options: Any) -> RunPlan:
                                  (isinstance(given["batch"], int) and given["batch"] >= 1)):
         raise HypError(f"--batch-size {given['batch']!r} is invalid: it must be an integer >= 1, -1 (auto) or a "
                        "fraction of GPU memory in (0, 1)")
+    check_ultralytics_settings(given, source="command line")
+
+    for key in ("project", "name"):  # empty (project=): the default, not a directory named None
+        for source in (hyp, given):
+            if key in source and source[key] is None:
+                del source[key]
+    merged = {**{k: v for k, v in defaults.items() if k not in _RUN_OPTIONS}, **hyp, **given}
+    # ultralytics puts a relative project under its own runs dir (runs/detect/<project>); ours is the working dir's.
+    project = Path(str(merged["project"])).expanduser()
+    _check_output_place(project, f"{hyp_path}: project" if "project" in hyp and "project" not in given
+                        else "--project")
+    project = project.absolute()
+    if merged.get("exist_ok"):
+        check_run_dir_reuse(project / str(merged["name"]))
+    check_device(merged.get("device"))  # a GPU this machine lacks: now, not once the data is loaded
 
     # --weights alone is the model (as in YOLOv5); --cfg with --weights builds the yaml and loads what matches.
     cfg = run_keys.get("cfg") or (None if run_keys.get("weights") else defaults["cfg"])
@@ -150,19 +198,43 @@ def plan_run(**options: Any) -> RunPlan:
     given = hyp_for_model(given, kind, source="command line")
 
     settings = {**{k: v for k, v in defaults.items() if k not in _RUN_OPTIONS}, **kind_defaults(kind), **hyp, **given}
-    # ultralytics puts a relative project under its own runs dir (runs/detect/<project>); ours is the working dir's.
-    if isinstance(settings.get("project"), str):
-        settings["project"] = str(Path(settings["project"]).expanduser().absolute())
+    settings["project"] = str(project)
     if settings.get("optimizer", "auto") == "auto":
         from ultralytics.utils import LOGGER
 
         LOGGER.warning("optimizer=auto ignores lr0 and picks its own optimizer and lr: set optimizer: SGD to train "
                        "with the hyp file's learning rates")
-    schedule_from_hyp(settings, source=f"{hyp_path} + command line")  # the schedule for the final epoch count
+    # the schedule for the final epoch count (a custom cawb_lf is tried at every epoch of it)
+    schedule = schedule_from_hyp(settings, source=f"{hyp_path} + command line")
+    notes = _restarts_outside(schedule, hyp_path, "cawb_steps" in given and refuse_restarts_outside)
 
     dataset = resolve_dataset_yaml(resolve_data(run_keys.get("data") or defaults["data"]))
     overrides = {**settings, "data": str(dataset.yaml)}
-    return RunPlan(model_source=model_source, weights=weights, overrides=overrides)
+    return RunPlan(model_source=model_source, weights=weights, overrides=overrides, notes=notes)
+
+
+def _check_output_place(path: Path, flag: str) -> None:
+    from cawb.utils.user_files import UserFileError, check_output_dir
+
+    try:
+        check_output_dir(path, flag)
+    except UserFileError as error:
+        raise HypError(str(error)) from None
+
+
+def _restarts_outside(schedule: Any, hyp_path: Path, given: bool) -> list[str]:
+    """Restart epochs outside the run (only ``warmup_epochs < s < epochs`` count): refused when they were given
+    explicitly (``given``), else a note naming the hyp file they come from."""
+    if schedule is None or not schedule.dropped_restart_epochs:
+        return []
+    dropped = ", ".join(f"{epoch:g}" for epoch in schedule.dropped_restart_epochs)
+    where = (f"restart epoch(s) {dropped} fall outside this {schedule.epochs}-epoch run (only warmup_epochs "
+             f"{schedule.warmup_epochs:g} < s < {schedule.epochs} count)")
+    if given:
+        raise HypError(f"cawb_steps: {where}: give restarts inside the run")
+    return [f"{hyp_path}: {where} and are ignored; the schedule has "
+            + (f"restarts at {', '.join(f'{s:g}' for s in schedule.restart_epochs)}" if schedule.restart_epochs
+               else "no restart")]
 
 
 def _plan_resume(options: dict[str, Any]) -> RunPlan:
@@ -180,64 +252,98 @@ def _plan_resume(options: dict[str, Any]) -> RunPlan:
             raise FileNotFoundError("--resume: no last.pt found under runs/; pass the checkpoint path")
         resume = latest
     path = Path(resume)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise FileNotFoundError(f"--resume {path}: no such checkpoint")
-    finished = checkpoint_finished(path)
-    if finished is None:
-        raise ValueError(f"--resume {path}: not a readable ultralytics checkpoint")
-    if finished:
+    checkpoint = load_ultralytics_checkpoint(path, "--resume")
+    if is_finished(checkpoint):
         raise ValueError(f"--resume {path}: this run already finished; start a new run to train further")
+    save_dir, notes = resume_directory(path, checkpoint)
     overrides = {key: options[key] for key in ("device", "batch", "workers", "imgsz") if key in options}
-    return RunPlan(model_source=str(path), weights=None, overrides=overrides, resume=path)
-
-
-def checkpoint_finished(path: Path) -> bool | None:
-    """Whether an ultralytics ``last.pt`` is a finished run's (True: ultralytics strips it at the end, epoch -1 and
-    no optimizer), an interrupted run's (False: resumable), or unreadable / not a checkpoint (None)."""
-    from ultralytics.utils.patches import torch_load
-
-    try:
-        checkpoint = torch_load(path, map_location="cpu")
-    except Exception:  # a truncated or foreign file: whatever unpickling raises, it cannot be resumed
-        return None
-    if not isinstance(checkpoint, dict):
-        return None
-    return checkpoint.get("epoch", -1) < 0 or checkpoint.get("optimizer") is None
+    return RunPlan(model_source=str(path), weights=None, overrides={**overrides, "save_dir": str(save_dir)},
+                   resume=path, notes=notes)
 
 
 def _check_model_files(cfg: str | None, weights: str | None) -> tuple[str, Path | None]:
     """The model yaml to build (a YOLOv5 v5.0 yaml by name or path, or one ultralytics resolves) and the local weights
-    file, or a clear error."""
+    file, or a one-line error. A model yaml given as a path is read and built (a layer with an unknown module fails
+    here); weights are loaded (an ultralytics checkpoint, not a state_dict or another file)."""
     weights_path = None
     if weights:
         weights_path = Path(weights)
-        if weights_path.suffix != ".pt" or not weights_path.is_file():
-            raise FileNotFoundError(f"--weights {weights}: no such .pt file (cawb never downloads weights)")
+        if not weights_path.exists() and not weights_path.is_symlink():
+            raise FileNotFoundError(f"--weights {weights}: not found (cawb never downloads weights: give a .pt file "
+                                    "on disk)")
+        if weights_path.suffix != ".pt":
+            raise ValueError(f"--weights {weights}: expected a .pt file (an ultralytics checkpoint); a model yaml "
+                             "goes to --cfg")
+        load_ultralytics_checkpoint(weights_path, "--weights")
     if cfg:
-        local = resolve_model_yaml(cfg)
-        if local is not None and str(cfg).lower().endswith((".yaml", ".yml")):
-            try:
-                if is_v5_yaml(load_model_yaml(local)):
-                    from cawb.yolov5.model import build_model
-
-                    build_model(local)  # a malformed layer fails here, before any data is touched
-                    return str(local), weights_path
-            except ModelYamlError as error:
-                raise ModelYamlError(f"--cfg {cfg}: {error}") from None
-        from ultralytics.nn.tasks import yaml_model_load
-
-        try:
-            yaml_model_load(cfg)  # as ultralytics resolves it: yolov5s.yaml is yolov5.yaml at scale 's'
-        except FileNotFoundError as error:
-            raise FileNotFoundError(f"--cfg {cfg}: model yaml not found (e.g. {', '.join(BUNDLED_MODELS[:2])}, "
-                                    "ultralytics' yolov5n.yaml, yolov5s.yaml, or a path)") from error
-        return cfg, weights_path
+        return _check_model_yaml(cfg), weights_path
     if weights_path is None:
         raise ValueError("give --cfg (a model yaml) or --weights (a .pt file)")
     return str(weights_path), None
 
 
-def train(callbacks: dict[str, Callable] | None = None, **options: Any) -> TrainResult:
+def _check_model_yaml(cfg: str) -> str:
+    """What ``--cfg`` names, checked: a path is read and built; a bundled or ultralytics name is resolved."""
+    from cawb.hyp import ultralytics_defaults
+    from cawb.utils.user_files import UserFileError, read_yaml
+
+    path = Path(cfg)
+    if path.suffix.lower() == ".pt":
+        raise ValueError(f"--cfg {cfg}: is weights, not a model yaml; give weights as --weights")
+    if path.exists() or path.is_symlink():
+        try:
+            data = read_yaml(path, "--cfg", mapping_of="a model's layers (backbone, head)")
+        except UserFileError as error:
+            raise ModelYamlError(str(error)) from None
+        if "backbone" not in data or "head" not in data:
+            settings = set(data) & (set(ultralytics_defaults()) | set(CAWB_HYP_KEYS))
+            hint = "; it holds training settings: give a hyp file as --hyp" if settings else ""
+            raise ModelYamlError(f"--cfg {cfg}: not a model yaml (it has no backbone and head){hint}")
+        try:
+            if is_v5_yaml(data):
+                from cawb.yolov5.model import build_model
+
+                build_model(path)  # a malformed layer fails here, before any data is touched
+            else:
+                _build_ultralytics_model(path)
+        except ModelYamlError as error:
+            reason = str(error).removeprefix(f"{path}: ")  # the v5.0 builder names the file too
+            raise ModelYamlError(f"--cfg {cfg}: {reason}") from None
+        return str(path)
+    local = resolve_model_yaml(cfg)  # a bundled v5.0 name
+    if local is not None:
+        return str(local)
+    from ultralytics.nn.tasks import yaml_model_load
+
+    try:
+        yaml_model_load(cfg)  # as ultralytics resolves it: yolov5s.yaml is yolov5.yaml at scale 's'
+    except (FileNotFoundError, AssertionError):  # AssertionError: ultralytics' check of the suffix
+        raise FileNotFoundError(f"--cfg {cfg}: model yaml not found (e.g. {', '.join(BUNDLED_MODELS[:2])}, "
+                                "ultralytics' yolov5n.yaml, yolov5s.yaml, or a path)") from None
+    return cfg
+
+
+def _build_ultralytics_model(path: Path) -> None:
+    """Build an ultralytics model yaml once, so that a bad layer (an unknown module, wrong arguments) is found now.
+
+    Raises:
+        ModelYamlError: one line with what ultralytics' builder raised.
+    """
+    from ultralytics.nn.tasks import DetectionModel
+
+    try:
+        DetectionModel(str(path), verbose=False)
+    except Exception as error:  # whatever the builder raises on a bad layer
+        reason = " ".join(str(error).split()) or type(error).__name__
+        if isinstance(error, KeyError):
+            reason = f"unknown module {reason} (not a module ultralytics builds)"
+        raise ModelYamlError(f"cannot build a model from it: {reason}") from None
+
+
+def train(callbacks: dict[str, Callable] | None = None, refuse_restarts_outside: bool = True,
+          **options: Any) -> TrainResult:
     """Train as ``train_cawb.py`` does; keyword options as in :func:`plan_run`. Returns where the results are.
 
     ``callbacks`` maps ultralytics callback events (e.g. ``"on_fit_epoch_end"``) to functions of the trainer.
@@ -246,9 +352,14 @@ def train(callbacks: dict[str, Callable] | None = None, **options: Any) -> Train
         HypError, ValueError, FileNotFoundError: bad input, before training.
         TrainingInterrupted: Ctrl-C during training (its ``last`` is the checkpoint to resume from).
     """
-    plan = plan_run(**options)
+    plan = plan_run(refuse_restarts_outside=refuse_restarts_outside, **options)
+    from ultralytics.utils import LOGGER
+
     from cawb.training.model import YOLO  # ultralytics' YOLO that also builds the v5.0 yamls
     from cawb.training.trainer import CawbDetectionTrainer
+
+    for note in plan.notes:
+        LOGGER.warning(note)
 
     model = YOLO(plan.model_source)
     for event, function in (callbacks or {}).items():
@@ -272,4 +383,5 @@ def train(callbacks: dict[str, Callable] | None = None, **options: Any) -> Train
         map50=metrics.get("metrics/mAP50(B)"),
         map50_95=metrics.get("metrics/mAP50-95(B)"),
         metrics=metrics,
+        notes=list(plan.notes),
     )

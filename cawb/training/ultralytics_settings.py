@@ -6,23 +6,82 @@ same check up front, on any mapping of settings (a hyp file, ``key=value`` flags
 restates a failure as :class:`cawb.hyp.HypError` naming the source, the key, the value and what is allowed.
 
 The key lists are ultralytics' own (``CFG_FLOAT_KEYS``, ``CFG_FRACTION_KEYS``, ``CFG_INT_KEYS`` with
-``CFG_INT_MIN``, ``CFG_BOOL_KEYS``, ``CFG_STR_KEYS``); on top of them, a few values ultralytics accepts but
-training then refuses or silently mishandles (NaN or infinite numbers, a negative ``lr0`` or ``weight_decay``,
-which torch's optimizers refuse, a negative ``warmup_epochs``) and booleans given for numbers. Keys that are not
-ultralytics settings (the ``cawb_*`` keys, unknown keys) are left to :func:`cawb.hyp.validate_hyp`.
+``CFG_INT_MIN``, ``CFG_BOOL_KEYS``, ``CFG_STR_KEYS``), and so is the list of optimizers (read from its trainer, which
+has no constant for it). On top of them, a few values ultralytics accepts but training then refuses or silently
+mishandles: NaN or infinite numbers, a negative ``lr0`` or ``weight_decay`` (torch's optimizers refuse them), a
+negative ``warmup_epochs``, booleans given for numbers, a ``cache`` other than true/false/ram/disk, a training
+``imgsz`` that is not an integer >= 32, a ``project`` or ``name`` that is not text. Keys that are not ultralytics
+settings (the ``cawb_*`` keys, unknown keys) are left to :func:`cawb.hyp.validate_hyp`.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import math
+import re
 from typing import Any, Mapping
 
 from cawb.hyp import HypError, ultralytics_defaults
 
-__all__ = ["check_ultralytics_settings", "tunable_ultralytics_keys"]
+__all__ = ["check_device", "check_ultralytics_settings", "tunable_ultralytics_keys", "ultralytics_optimizers"]
 
 # Lower bounds training needs beyond ultralytics' own check (torch's optimizers refuse negative lr and decay).
 _MINIMUMS: dict[str, float] = {"lr0": 0.0, "weight_decay": 0.0, "warmup_epochs": 0.0}
+# What training takes for keys ultralytics does not type-check (its dataloader reads any other cache value as off;
+# a training imgsz is one int; project and name become path parts).
+_CACHE_VALUES = (True, False, "ram", "disk")
+_TEXT_KEYS = ("project", "name")
+_MIN_IMGSZ = 32
+
+
+@functools.cache
+def ultralytics_optimizers() -> tuple[str, ...]:
+    """The optimizer names ultralytics' trainer builds (``optimizer:``; case does not matter to it), sorted.
+
+    ultralytics keeps the list inside ``BaseTrainer.build_optimizer``; asking that method for a name it lacks makes
+    it state the list, which is read from its message. Empty if the message ever changes shape (then nothing is
+    refused here and ultralytics' own error stands).
+    """
+    from types import SimpleNamespace
+
+    import torch
+    from ultralytics.engine.trainer import BaseTrainer
+
+    stand_in = SimpleNamespace(args=SimpleNamespace(lr0=0.01), data={})
+    try:
+        BaseTrainer.build_optimizer(stand_in, torch.nn.Linear(1, 1), name="\x00 no such optimizer")
+    except NotImplementedError as error:
+        found = re.search(r"\{[^{}]*\}", str(error))
+        try:
+            names = ast.literal_eval(found.group(0)) if found else ()
+        except (ValueError, SyntaxError):
+            names = ()
+        return tuple(sorted((str(name) for name in names), key=str.lower))
+    except Exception:  # noqa: BLE001 (another ultralytics: no list to read, no check)
+        return ()
+    return ()
+
+
+def _extra_check(key: str, value: Any) -> str | None:
+    """What ``key`` must be when ``value`` breaks a rule beyond ultralytics' ``check_cfg``; None when it is fine."""
+    if key == "optimizer" and isinstance(value, str):
+        names = ultralytics_optimizers()
+        if names and value.lower() not in {name.lower() for name in names}:
+            return f"one of {', '.join(names)} (ultralytics' optimizers; SGD is YOLOv5's)"
+    if key == "cache" and value not in _CACHE_VALUES:
+        return "true (or ram), disk or false"
+    if key == "imgsz" and value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                                 or value < _MIN_IMGSZ):
+        return f"an integer >= {_MIN_IMGSZ} (pixels; training takes one size)"
+    if key in _TEXT_KEYS and value is not None and not isinstance(value, str):
+        return "text (a directory name)"
+    return None
+
+
+def _shown(key: str, value: Any) -> str:
+    """``key=value`` as the user wrote it; an empty value (``lr0=`` or ``lr0:``) reads None in YAML."""
+    return f"{key} is empty" if value is None else f"{key}={value!r} is invalid"
 
 
 def _requirement(key: str) -> str | None:
@@ -36,10 +95,10 @@ def _requirement(key: str) -> str | None:
         CFG_STR_KEYS,
     )
 
-    if key in _MINIMUMS:
-        return f"a finite number >= {_MINIMUMS[key]:g}"
     if key in CFG_FRACTION_KEYS:
         return "a number in [0, 1]"
+    if key in _MINIMUMS:
+        return f"a finite number >= {_MINIMUMS[key]:g}"
     if key in CFG_FLOAT_KEYS:
         return "a finite number"
     if key in CFG_INT_KEYS:
@@ -83,13 +142,16 @@ def check_ultralytics_settings(settings: Mapping[str, Any], source: str = "setti
             # ultralytics takes True for 1 and lets NaN/inf through; training would not.
             bad_number = isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value))
             if bad_number or (key in _MINIMUMS and isinstance(value, (int, float)) and value < _MINIMUMS[key]):
-                raise HypError(f"{source}: {key}={value!r} is invalid: it must be {requirement}")
+                raise HypError(f"{source}: {_shown(key, value)}: it must be {requirement}")
         try:
             check_cfg({key: value}, hard=True)
         except (TypeError, ValueError) as error:
             if requirement is None:
                 raise HypError(f"{source}: {_first_line(error)}") from None
-            raise HypError(f"{source}: {key}={value!r} is invalid: it must be {requirement}") from None
+            raise HypError(f"{source}: {_shown(key, value)}: it must be {requirement}") from None
+        extra = _extra_check(key, value)
+        if extra is not None:
+            raise HypError(f"{source}: {_shown(key, value)}: it must be {extra}")
 
 
 def tunable_ultralytics_keys() -> tuple[str, ...]:
@@ -102,3 +164,28 @@ def tunable_ultralytics_keys() -> tuple[str, ...]:
     hyperparameters = [*names[start:], "close_mosaic"]
     return tuple(key for key in hyperparameters if key in defaults and (_is_numeric_key(key) or key == "scale")
                  and isinstance(defaults[key], (int, float)) and not isinstance(defaults[key], bool))
+
+
+def check_device(device: Any, flag: str = "--device") -> None:
+    """Refuse a device this machine does not have (``--device 7`` without a GPU 7), as ultralytics' trainer would
+    once the model and data are built: its own ``select_device`` (which changes nothing, ``CUDA_VISIBLE_DEVICES``
+    included), run now. ``None``, ``""`` and ``cpu`` need no check.
+
+    Raises:
+        HypError: one line, ``<flag> <device>: <ultralytics' reason>``.
+    """
+    if device is None or str(device).strip().lower() in ("", "cpu"):
+        return
+    import logging
+
+    from ultralytics.utils import LOGGER
+    from ultralytics.utils.torch_utils import select_device
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)  # it logs its version banner before refusing
+    try:
+        select_device(str(device), verbose=False)
+    except ValueError as error:
+        raise HypError(f"{flag} {device}: {_first_line(error)}") from None
+    finally:
+        LOGGER.setLevel(level)

@@ -1,6 +1,7 @@
 """Small shared helpers: atomic file writes, matplotlib figures, the files users name (reading YAML with
 one-line errors, checking output places before any work), lock files shared by processes and machines
-(locks.py), and a compact live terminal view (live_view.py).
+(locks.py), a compact live terminal view (live_view.py), and keeping ultralytics offline from ``import cawb`` on
+(network.py; it touches only ultralytics modules already imported, never imports them).
 
 The lowest layer: these modules import nothing from the rest of ``cawb``, so every other part may use them.
 """

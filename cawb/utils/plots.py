@@ -77,19 +77,31 @@ def _mark_restarts(axes, restarts: Sequence[float], color: str, name: str, note:
         axes.axvline(restart, color=color, linestyle=":", linewidth=0.9, alpha=0.8, label=label)
 
 
+def _with_last_step(xs: Sequence[float], lrs: Sequence[float]) -> tuple[list[float], list[float]]:
+    """A step curve's points with the last one's width drawn: each lr holds from its x to the next one, so the last
+    (epoch E - 1, or the last iteration) holds for one step more, to x = E (``steps-post`` alone draws it with no
+    width at all)."""
+    xs, lrs = list(xs), list(lrs)
+    if not xs:
+        return xs, lrs
+    width = xs[-1] - xs[-2] if len(xs) > 1 else 1.0
+    return xs + [xs[-1] + width], lrs + [lrs[-1]]
+
+
 def lr_figure(
     curves: Sequence[LrLine],
     title: str = "Learning rate (weights param group)",
     measured: Iterable[tuple[str, Sequence[float], Sequence[float]]] = (),
 ) -> Figure:
-    """The figure :func:`plot_lr_curves` saves: one line per curve in its schedule's colour, restarts dotted and
-    labelled, measured points as black markers (a second measured series in grey)."""
+    """The figure :func:`plot_lr_curves` saves: one step line per curve in its schedule's colour (each lr drawn over
+    the epoch or iteration it holds, the last one's included), restarts dotted and labelled, measured points as
+    black markers (a second measured series in grey)."""
     figure = Figure(figsize=(9, 4.5))
     axes = figure.add_subplot()
     colors = schedule_colors([getattr(curve, "schedule", None) for curve in curves])
     for curve, color in zip(curves, colors):
-        axes.plot(curve.epochs, curve.lrs, color=color, linewidth=1.5, label=curve.label or None,
-                  drawstyle="steps-post")
+        xs, lrs = _with_last_step(curve.epochs, curve.lrs)
+        axes.plot(xs, lrs, color=color, linewidth=1.5, label=curve.label or None, drawstyle="steps-post")
         schedule = getattr(curve, "schedule", None)
         name = curve.label if (len(curves) > 1 or not schedule) and curve.label else schedule or "CAWB"
         _mark_restarts(axes, curve.restart_epochs, color, name, RESTART_NOTE["lr"])

@@ -84,8 +84,20 @@ def test_changed_generator_arguments_are_refused_on_existing_data(repo_like, tmp
     data = yaml.safe_load((repo_like / "data" / "shapes.yaml").read_text())
     data["path"] = str(repo_like / "data" / "datasets" / "shapes")
     data["generator"]["seed"] += 1
-    with pytest.raises(FileExistsError, match="delete"):
+    with pytest.raises(ValueError, match="changed.yaml: .* delete"):  # one line naming the yaml, then the data
         resolve_dataset_yaml(_write(tmp_path / "changed.yaml", data))
+
+
+def test_a_file_of_the_users_where_the_resolved_copy_goes_is_never_replaced(small_shapes, tmp_path):
+    mine = tmp_path / "run" / "shapes.resolved.yaml"
+    mine.parent.mkdir()
+    mine.write_text("# my own notes\n")
+    with pytest.raises(ValueError, match="shapes.resolved.yaml exists and was not written by cawb"):
+        resolve_dataset_yaml(small_shapes, out_dir=tmp_path / "run")
+    assert mine.read_text() == "# my own notes\n"
+    mine.unlink()
+    first = resolve_dataset_yaml(small_shapes, out_dir=tmp_path / "run").yaml.read_text()
+    assert resolve_dataset_yaml(small_shapes, out_dir=tmp_path / "run").yaml.read_text() == first  # its own: rewritten
 
 
 def test_resolved_copy_goes_to_out_dir(small_shapes, tmp_path):

@@ -198,8 +198,8 @@ def test_bad_input_through_the_script_has_no_traceback(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPT), "--preset", "cpu", "--trials", "2", "lr0=abc",
                              "--project", str(tmp_path / "p")], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == ["error: command line: lr0='abc' is invalid: it must be a finite "
-                                                  "number >= 0"]
+    assert result.stderr.strip().splitlines() == ["error: command line: lr0='abc' is invalid: it must be a number "
+                                                  "in [0, 1]"]
     assert not (tmp_path / "p").exists()
 
 

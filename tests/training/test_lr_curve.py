@@ -90,12 +90,14 @@ def run_plot(argv, capsys):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("lr0: .inf\n", "'lr0=inf' is an invalid value. Valid 'lr0' values are between 0.0 and 1.0."),
-        ("lr0: -1\n", "'lr0=-1' is an invalid value"),
-        ("lr0: abc\n", "'lr0=abc' is of invalid type str"),
-        ("lrf: [0.1, 0.2]\n", "'lrf=[0.1, 0.2]' is of invalid type list"),
+        ("lr0: .inf\n", "lr0=inf is invalid: it must be a number in [0, 1]"),
+        ("lr0: -1\n", "lr0=-1 is invalid"),
+        ("lr0: abc\n", "lr0='abc' is invalid"),
+        ("lrf: [0.1, 0.2]\n", "lrf=[0.1, 0.2] is invalid"),
         ("warmup_epochs: .nan\n", "warmup_epochs=nan is invalid: it must be a finite number"),
-        ("cos_lr: maybe\n", "'cos_lr=maybe' is of invalid type str"),
+        ("cos_lr: maybe\n", "cos_lr='maybe' is invalid: it must be true or false"),
+        ("optimizer: SGDD\n", "optimizer='SGDD' is invalid: it must be one of "),
+        ("mosaic: 2\n", "mosaic=2 is invalid"),  # not an lr setting: still what training would refuse
     ],
 )
 def test_plot_refuses_lr_settings_training_would_refuse(tmp_path, capsys, text, message):

@@ -20,11 +20,33 @@ def test_fonts_are_local_so_check_font_never_downloads():
     assert ensure_local_fonts() == []  # idempotent, never overwrites
 
 
-def test_importing_cawb_sets_yolo_offline_before_ultralytics_reads_it():
+# In a subprocess: name resolution is made to succeed (this machine has no network, so ultralytics would find itself
+# offline anyway and the check could not fail), then the two modules are imported in the order given.
+ONLINE_FLAGS = """
+import socket, sys
+socket.getaddrinfo = lambda *args, **kwargs: [()]
+for name in sys.argv[1:]:
+    __import__(name)
+import ultralytics.utils
+from ultralytics.utils import checks, events
+print(ultralytics.utils.ONLINE, checks.ONLINE, events.ONLINE, events.events.enabled)
+"""
+
+
+def online_flags(*modules, offline=None):
     env = {k: v for k, v in os.environ.items() if k != "YOLO_OFFLINE"}
-    code = "import cawb, os; from ultralytics.utils import checks; print(os.environ['YOLO_OFFLINE'])"
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "1"
+    if offline is not None:
+        env["YOLO_OFFLINE"] = offline
+    result = subprocess.run([sys.executable, "-c", ONLINE_FLAGS, *modules], env=env, capture_output=True, text=True,
+                            check=True)
+    return result.stdout.split()
+
+
+def test_importing_cawb_keeps_ultralytics_offline_in_either_import_order():
+    assert online_flags("ultralytics")[0] == "True"  # the stand-in network is reachable: the test can fail
+    assert online_flags("cawb", "ultralytics") == ["False"] * 4
+    assert online_flags("ultralytics", "cawb") == ["False"] * 4  # ultralytics first: its cached flags switched off
+    assert online_flags("ultralytics", "cawb", offline="0")[0] == "True"  # the user's own YOLO_OFFLINE=0 stands
 
 
 def test_amp_check_is_skipped_without_its_weights_and_restored_after(tmp_path, monkeypatch):

@@ -87,7 +87,7 @@ def test_no_arguments_plans_the_offline_demo():
         (["--scheduler", "cos", "--cawb-steps", "3"], "--scheduler cos contradicts --cawb-steps"),
         (["momentun=0.9"], "unknown key 'momentun' (did you mean 'momentum'?)"),
         (["--cfg", "yolov5q.yaml"], "--cfg yolov5q.yaml: model yaml not found"),
-        (["--weights", "missing.pt"], "--weights missing.pt: no such .pt file"),
+        (["--weights", "missing.pt"], "--weights missing.pt: not found (cawb never downloads weights"),
         (["--data", "no/such/data.yaml"], "--data no/such/data.yaml: not found: no such file, nor a bundled data name"),
         (["--resume", "no/such/last.pt"], "--resume no/such/last.pt: no such checkpoint"),
         (["--hyp", "no/such/hyp.yaml"], "--hyp no/such/hyp.yaml: not found: no such file, nor a bundled hyp name (bundled: "),
@@ -102,6 +102,35 @@ def test_bad_input_fails_fast_with_one_line(argv, message, tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.startswith("error: ") and message in error and error.count("\n") == 1
     assert not any(tmp_path.iterdir())  # nothing was created: refused before any run started
+
+
+V5_UNKNOWN_MODULE = ("nc: 3\nanchors: [[10, 13, 16, 30, 33, 23]]\nbackbone:\n  - [-1, 1, Focus, [16, 3]]\n"
+                     "  - [-1, 1, Conv3, [32, 3, 2]]\nhead:\n  - [[1], 1, Detect, [nc, anchors]]\n")
+
+
+@pytest.mark.parametrize("make,argv,message", [
+    (lambda d: (d / "m.yaml").write_text(V5_UNKNOWN_MODULE), ["--cfg", "{d}/m.yaml"],
+     "--cfg {d}/m.yaml: layer 1 module 'Conv3' is unknown: a v5.0 yaml may use Focus, "),
+    (lambda d: (d / "m.yaml").write_bytes(b"\x00\x01"), ["--cfg", "{d}/m.yaml"], "--cfg {d}/m.yaml: is binary"),
+    (lambda d: (d / "m.yaml").write_text("backbone: [\n"), ["--cfg", "{d}/m.yaml"], "line 2: not valid YAML"),
+    (lambda d: None, ["--cfg", "yolov5s.pt"], "--cfg yolov5s.pt: is weights, not a model yaml; give weights as --weights"),
+    (lambda d: (d / "w.pt").mkdir(), ["--weights", "{d}/w.pt"], "--weights {d}/w.pt: is a directory"),
+    (lambda d: (d / "w.pt").write_bytes(b""), ["--weights", "{d}/w.pt"], "the file is empty"),
+    (lambda d: (d / "w.yaml").write_text("nc: 3\n"), ["--weights", "{d}/w.yaml"], "expected a .pt file"),
+    (lambda d: (d / "h.yaml").write_text("lr0: 0.01\ncache: rma\n"), ["--hyp", "{d}/h.yaml"],
+     "{d}/h.yaml: cache='rma' is invalid: it must be true (or ram), disk or false"),
+    (lambda d: None, ["optimizer=sgdd"], "command line: optimizer='sgdd' is invalid: it must be one of Adam, "),
+    (lambda d: None, ["task=segment"], "task='segment' cannot be given as key=value"),
+    (lambda d: None, ["--device", "7"], "--device 7: Invalid CUDA 'device=7' requested"),  # no GPU 7 anywhere here
+    (lambda d: None, ["--cawb-lf", "math:sqrt"], "cawb_lf='math:sqrt': custom lf math.sqrt(x=0, "),
+])
+def test_bad_model_files_and_values_fail_before_anything_is_built(make, argv, message, tmp_path, capsys):
+    make(tmp_path)
+    project = tmp_path / "runs"
+    assert main([arg.format(d=tmp_path) for arg in argv] + ["--project", str(project)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and message.format(d=tmp_path) in error and error.count("\n") == 1, error
+    assert not project.exists()
 
 
 def test_misspelled_key_in_hyp_file(tmp_path, capsys):
@@ -124,20 +153,23 @@ def test_resume_refuses_new_training_settings_and_unreadable_files(tmp_path, cap
     assert main(["--resume", str(fake), "--cawb-steps", "5"]) == 2
     assert "only takes --device" in capsys.readouterr().err
     assert main(["--resume", str(fake)]) == 2
-    assert "not a readable ultralytics checkpoint" in capsys.readouterr().err
+    assert "is not a checkpoint (the file starts with" in capsys.readouterr().err
 
 
 def test_end_to_end_run_prints_results_and_map(tiny_shapes, tmp_path, capsys, monkeypatch):
     # A relative --project is the working directory's (ultralytics alone would put it under runs/detect/), and a
     # bundled hyp file can be named by its short name.
     monkeypatch.chdir(tmp_path)
+    # The hyp file's restarts (4, 11 of 20 epochs) fall outside a 3-epoch run: said again in the final summary.
     code = main(["--data", str(tiny_shapes), "--cfg", "yolov5n.yaml", "--hyp", "shapes-cawb",
-                 "--epochs", "3", "--cawb-steps", "1", "--img", "64", "--batch-size", "8", "--device", "cpu",
+                 "--epochs", "3", "--img", "64", "--batch-size", "8", "--device", "cpu",
                  "--project", "proj", "--name", "e2e", "val=False"])
     assert code == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     run = tmp_path / "proj" / "e2e"
     assert f"results: {run}\n" in out and "mAP50: " in out and "mAP50-95: " in out
+    assert "warning: " in captured.err and "restart epoch(s) 4, 11 fall outside this 3-epoch run" in captured.err
     assert (run / "lr.png").is_file() and (run / "weights" / "best.pt").is_file()
     # A finished run has nothing to resume: one line, not an assertion from deep inside ultralytics.
     assert main(["--resume", str(run / "weights" / "last.pt")]) == 2
@@ -185,3 +217,45 @@ def test_help_explains_every_flag():
         assert flag in result.stdout
     text = " ".join(result.stdout.split())
     assert "yolov5s-v5.0.yaml" in text and "not part of v5.0" in text
+
+
+def test_exist_ok_help_numbers_runs_as_ultralytics_does(tmp_path):
+    from ultralytics.utils.files import increment_path
+
+    (tmp_path / "exp").mkdir()
+    second = increment_path(tmp_path / "exp").name  # what ultralytics names the next run
+    help_text = " ".join(build_parser().format_help().split())
+    assert second == "exp-2" and f"({second}, exp-3, ..." in help_text
+
+
+def test_exist_ok_on_a_directory_holding_a_run_is_refused(tmp_path, capsys):
+    run = tmp_path / "runs" / "exp"
+    (run / "weights").mkdir(parents=True)
+    (run / "weights" / "best.pt").write_bytes(b"finished work")
+    (run / "results.csv").write_text("epoch\n1\n")
+    before = {p: p.read_bytes() for p in (run / "weights" / "best.pt", run / "results.csv")}
+    assert main(["--project", str(tmp_path / "runs"), "--name", "exp", "--exist-ok"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: --exist-ok: {run} holds a run (weights/best.pt, results.csv)") and \
+        error.count("\n") == 1
+    assert {p: p.read_bytes() for p in before} == before and sorted(run.rglob("*")) == sorted(
+        [run / "weights", *before])
+    (run / "weights" / "best.pt").unlink()
+    (run / "results.csv").unlink()
+    plan = plan_run(project=str(tmp_path / "runs"), name="exp", exist_ok=True)  # an emptied one may be reused
+    assert plan.overrides["exist_ok"] is True
+
+
+def test_restarts_outside_the_run_are_refused_when_given_and_noted_when_from_the_hyp_file(tiny_shapes):
+    hyp = str(REPO_ROOT / "hyp" / "hyp.shapes-cawb.yaml")  # cawb_steps [4, 11] of 20 epochs, warmup 1
+    plan = plan_run(data=str(tiny_shapes), hyp=hyp, epochs=8)
+    assert plan.overrides["cawb_steps"] == [4, 11]
+    assert plan.notes == [f"{hyp}: restart epoch(s) 11 fall outside this 8-epoch run (only warmup_epochs 1 < s < 8 "
+                          "count) and are ignored; the schedule has restarts at 4"]
+    assert plan_run(data=str(tiny_shapes), hyp=hyp).notes == []
+    for steps in ([3, 8], [1]):  # given explicitly: at the end, at the warmup's end
+        with pytest.raises(ValueError, match=r"^cawb_steps: restart epoch\(s\) .* fall outside this 8-epoch run"):
+            plan_run(data=str(tiny_shapes), hyp=hyp, epochs=8, cawb_steps=steps)
+    scaled = plan_run(refuse_restarts_outside=False, data=str(tiny_shapes), hyp=hyp, epochs=8, cawb_steps=[3, 8])
+    assert scaled.notes and "8 fall outside" in scaled.notes[0]  # compare's scaled restarts: noted, not refused
+

@@ -172,3 +172,40 @@ def test_bad_cawb_value_fails_at_construction_naming_the_key(tiny_shapes, tmp_pa
         CawbDetectionTrainer(overrides={**run_args(tiny_shapes, tmp_path, "bad", **CAWB), "cawb_step_scale": -1,
                                         "model": "yolov5n.yaml"})
     assert not (tmp_path / "bad").exists()  # refused before ultralytics made the run directory
+
+
+def test_resuming_a_copy_of_last_pt_never_writes_over_the_finished_run(tiny_shapes, tmp_path):
+    """A copy of an interrupted run's last.pt records the run directory it came from; resumed after that run was
+    finished from its own last.pt, it must leave the finished run alone (ultralytics alone would resume into it,
+    overwriting its weights and adding epochs to its results.csv)."""
+    def stop_after_first_epoch(trainer):
+        if trainer.epoch == 0:
+            raise KeyboardInterrupt
+
+    settings = {key: value for key, value in run_args(tiny_shapes, tmp_path, "exp", epochs=2).items()
+                if key not in ("data", "project", "name", "exist_ok")}
+    with pytest.raises(TrainingInterrupted) as interrupted:
+        train(callbacks={"on_fit_epoch_end": stop_after_first_epoch}, data=str(tiny_shapes), cfg="yolov5n.yaml",
+              hyp=str(REPO_ROOT / "hyp/hyp.shapes-cos.yaml"), project=str(tmp_path / "runs"), name="exp",
+              **settings)
+    original = tmp_path / "runs" / "exp"
+    assert interrupted.value.last == original / "weights" / "last.pt"
+    loose_copy = tmp_path / "backup" / "last.pt"  # copied away as a file
+    moved_copy = tmp_path / "moved" / "exp" / "weights" / "last.pt"  # copied into a run directory of its own
+    for copy in (loose_copy, moved_copy):
+        copy.parent.mkdir(parents=True)
+        copy.write_bytes(interrupted.value.last.read_bytes())
+
+    assert train(resume=str(original / "weights" / "last.pt")).save_dir == original  # the original run finishes
+    finished = {name: (original / name).read_bytes() for name in ("weights/last.pt", "weights/best.pt", "results.csv")}
+
+    from_loose = train(resume=str(loose_copy))
+    assert {name: (original / name).read_bytes() for name in finished} == finished  # nothing of it was touched
+    assert from_loose.save_dir == tmp_path / "runs" / "exp-2"  # the next free name, as ultralytics numbers runs
+    assert any("exp-2" in note and "new directory" in note for note in from_loose.notes)
+    assert [row["epoch"] for row in results(from_loose.save_dir)] == [2]
+
+    from_moved = train(resume=str(moved_copy))  # where the checkpoint is: its own run directory
+    assert from_moved.save_dir == moved_copy.parents[1]
+    assert {name: (original / name).read_bytes() for name in finished} == finished
+    assert [row["epoch"] for row in results(from_moved.save_dir)] == [2]

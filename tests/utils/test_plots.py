@@ -41,6 +41,15 @@ def test_lr_figures_colour_by_schedule_and_label_the_restarts():
     assert planned.lrs[4] < planned.lrs[3] and planned.lrs[5] > 5 * planned.lrs[4]  # at s = 4 still falling; up at 5
 
 
+def test_the_last_epoch_and_the_last_iteration_are_drawn_with_their_width():
+    for batches in (None, 4):
+        curve = lr_curve(CAWB_HYP, batches_per_epoch=batches, label="planned")
+        line = next(line for line in lr_figure([curve]).axes[0].get_lines() if line.get_label() == "planned")
+        assert line.get_drawstyle() == "steps-post"
+        assert list(line.get_xdata())[-1] == 20  # the last epoch (19) spans 19 to 20
+        assert list(line.get_ydata())[-2:] == [curve.lrs[-1]] * 2
+
+
 def band(schedule, members, restarts=()):
     x = list(range(1, len(members[0]) + 1))
     columns = list(zip(*members))
