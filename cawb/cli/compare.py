@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from cawb.experiment.compare import (  # no torch/ultralytics import: --help sta
     PRESETS,
 )
 from cawb.experiment.report import ARTICLE_EFFECT
+from cawb.utils.signals import sigterm_as_ctrl_c
 
 
 def _preset_values(name: str) -> str:
@@ -124,10 +124,6 @@ def build_parser() -> argparse.ArgumentParser:
     return add_version_flag(parser)
 
 
-def _sigterm_as_ctrl_c(signum, frame):
-    raise KeyboardInterrupt  # Slurm's scancel / time limit, kill PID: stop as cleanly as on Ctrl-C
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse, run the comparison, print the table. Exit 2 on bad input, 130 on Ctrl-C or SIGTERM, 1 if a run
     failed (with --report-only: if a run is missing)."""
@@ -140,20 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.effect is not None:
         options["effect"] = dict(zip(ARTICLE_EFFECT, args.effect))
     try:
-        previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
-    except ValueError:  # not the main thread (an embedding program): its own signal handling stays
-        previous = None
-    try:
-        result = compare(**options)
+        with sigterm_as_ctrl_c():
+            result = compare(**options)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except ComparisonInterrupted as interrupted:
         print(f"\n{interrupted}", file=sys.stderr)
         return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     if result.summary is not None and result.report is not None:
         print("\n" + result.report.table_md.read_text(), end="")
     return result.exit_code

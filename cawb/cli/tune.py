@@ -5,7 +5,6 @@ a ready hyp file. The library is :mod:`cawb.experiment.tune`.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +22,7 @@ from cawb.experiment.tune import (
 from cawb.experiment.tune_report import METRICS
 from cawb.experiment.tune_space import DEFAULT_SPACE, SearchSpace
 from cawb.training.train import ARTICLE_DEFAULTS
+from cawb.utils.signals import sigterm_as_ctrl_c
 
 __all__ = ["build_parser", "main"]
 
@@ -105,10 +105,6 @@ def build_parser() -> argparse.ArgumentParser:
     return add_version_flag(parser)
 
 
-def _sigterm_as_interrupt(signum, frame):  # a cluster's scheduler stops jobs with SIGTERM: end the trial as Ctrl-C
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run the study, print the summary. Exit 2 on bad input, 130 on Ctrl-C, 1 when nothing completed."""
     args = build_parser().parse_args(argv)
@@ -116,9 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     options = {key: value for key, value in vars(args).items() if value is not None and key != "overrides"}
     options["overrides"] = dict(args.overrides)
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        result = tune(**options)
+        with sigterm_as_ctrl_c():
+            result = tune(**options)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -128,7 +124,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # before any trial started: nothing to keep
         print("\ninterrupted before any trial started; nothing was trained", file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     print("\n" + "\n".join(result.summary))
     return result.exit_code

@@ -14,19 +14,15 @@ Exit status: 0 finished, 1 failed, 130 interrupted (SIGINT from the runner, or S
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import traceback
 from pathlib import Path
 from typing import Any
 
 from cawb.utils.atomic_files import write_text_atomic
+from cawb.utils.signals import sigterm_as_ctrl_c
 
 __all__ = ["main", "run_spec"]
-
-
-def _sigterm_as_ctrl_c(signum, frame):
-    raise KeyboardInterrupt
 
 
 def _chain(first, second):
@@ -67,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     import cloudpickle
 
     argv = sys.argv[1:] if argv is None else argv
-    signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
-    with open(argv[0], "rb") as handle:
-        spec = cloudpickle.load(handle)
-    outcome = run_spec(spec)
+    with sigterm_as_ctrl_c():
+        with open(argv[0], "rb") as handle:
+            spec = cloudpickle.load(handle)
+        outcome = run_spec(spec)
     sys.stdout.flush()
     return {"finished": 0, "failed": 1, "interrupted": 130}[outcome["status"]]
 
