@@ -18,8 +18,12 @@ The ``cawb_*`` keys ride in the trainer's ``args`` beside ultralytics' own, so t
   ``set_class_weights`` leaves v5.0's ``cls_pw`` to its loss; ``_get_warmup_iterations`` applies
   ``warmup_min_iters`` (v5.0's 1000-iteration warmup floor) to both kinds of model;
 * ``plot_metrics``: also draws ``lr.png``, the planned lr curve with the lrs the run recorded;
+* exact resume (:mod:`cawb.training.exact_resume`): after each epoch ``last.pt.resume-state`` holds the
+  full-precision model, EMA and optimizer, pending gradients, random states and data order, which resuming that
+  ``last.pt`` restores; ``optimizer_step`` and the ``accumulate`` property keep the optimizer-step cadence;
 * ``_setup_train``: skips ultralytics' AMP check when it would have to download its weights (CUDA only), and
-  ``__init__`` provides local fonts before ultralytics' dataset check asks its server for one (see cawb.training.offline).
+  ``__init__`` provides local fonts before ultralytics' dataset check asks its server for one (see
+  cawb.training.offline).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 from cawb.hyp import cawb_hyp_defaults, hyp_for_model, kind_defaults, recipe_key_defaults, schedule_from_hyp
 from cawb.lr_scheduler import CosineAnnealingWarmbootingLR
 from cawb.schedule import CawbSchedule
+from cawb.training.exact_resume import ExactResume, make_order_resumable
 from cawb.training.lr_curve import lr_curve, with_warmup_floor
 from cawb.training.offline import ensure_local_fonts, offline_amp_check
 from cawb.utils.plots import plot_lr_curves
@@ -91,6 +96,7 @@ class CawbDetectionTrainer(DetectionTrainer):
                 setattr(self.args, key, default)
         self._reported_dropped_restarts: tuple = ()
         self._anchors_checked = False
+        self._exact_resume = ExactResume(self)
         self.cawb_schedule()  # fail now on a bad setting, not after the dataloaders are built
 
     def cawb_schedule(self) -> CawbSchedule | None:
@@ -124,6 +130,21 @@ class CawbDetectionTrainer(DetectionTrainer):
         with offline_amp_check():
             super()._setup_train()
 
+    @property
+    def accumulate(self) -> int:
+        """Batches per optimizer step; until the first step after an exact resume, plus the offset that puts that
+        step where the uninterrupted run made it (see cawb.training.exact_resume)."""
+        exact_resume = getattr(self, "_exact_resume", None)
+        return self._accumulate + (exact_resume.step_offset if exact_resume is not None else 0)
+
+    @accumulate.setter
+    def accumulate(self, value: int) -> None:
+        self._accumulate = value
+
+    def optimizer_step(self):
+        super().optimizer_step()
+        self._exact_resume.on_optimizer_step()
+
     def _get_warmup_iterations(self, num_batches):
         return with_warmup_floor(super()._get_warmup_iterations(num_batches), vars(self.args), self.epochs, num_batches)
 
@@ -144,6 +165,8 @@ class CawbDetectionTrainer(DetectionTrainer):
 
     def _build_train_pipeline(self):
         super()._build_train_pipeline()
+        make_order_resumable(self.train_loader)
+        self._exact_resume.step_offset = 0  # ultralytics' OOM retry rebuilds the loaders and restarts its step count
         if not self._anchors_checked and is_v5_model(self.model):
             self._anchors_checked = True  # once: the OOM retry rebuilds the loaders, not the anchors
             if self.args.autoanchor and not self.resume:
