@@ -61,6 +61,7 @@ BAD_HYPS = {
     "lr0_list.yaml": b"lr0: [0.1, 0.2]\n",
     "epochs_str.yaml": b'epochs: "three"\n',
     "sgdd.yaml": b"lr0: 0.01\noptimizer: SGDD\n",
+    "v5gains.yaml": b"optimizer: SGD\nbox: 0.05\nobj: 1.0\n",  # v5.0's loss gains: wrong for an anchor-free model
 }
 MODELS = {  # a layer with a module ultralytics' builder does not know
     "model_unknown.yaml": b"nc: 3\nbackbone:\n  - [-1, 1, Conv, [16, 3, 2]]\n  - [-1, 1, Conv3, [32, 3, 2]]\n"
@@ -322,6 +323,10 @@ CASES += [
     compare_case("compare/project-under-a-file", ("--project", "file is a file, not a directory"), "--project",
                  "{fx}/file/cmp"),
     compare_case("compare/jobs-zero", ("--jobs 0", ">= 1"), "--jobs", "0"),
+    # the model and every arm against it are checked before the demo dataset would be generated
+    compare_case("compare/cfg-not-found", ("--cfg nosuch.yaml", "not found"), "--cfg", "nosuch.yaml"),
+    compare_case("compare/second-arm-gains-for-the-other-model", ("v5gains.yaml", "v5.0's loss gains"), "--cfg",
+                 "yolov5n.yaml", "--arms", "shapes-cos", "{fx}/v5gains.yaml"),
     compare_case("compare/shard-not-k-of-n", ("--shard x", "K/N"), "--shard", "x"),
     # tune.py
     tune_case("tune/kv-lr0-not-a-number", ("command line", "lr0='abc'"), "lr0=abc"),

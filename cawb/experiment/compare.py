@@ -444,7 +444,7 @@ def _plan_arm(path: Path, settings: CompareSettings, epochs: int, notes: list[st
                          f"{list(restarts_used)} of {epochs}")
     # exist_ok off: the plan checks the arm, not a run dir (those are compare's own, prepared by prepare_run);
     # restarts scaled to other epochs that fall outside the run are noted below, not refused.
-    plan = plan_run(refuse_restarts_outside=False,
+    plan = plan_run(refuse_restarts_outside=False, resolve_dataset=False,
                     **{**_train_options(settings, path, epochs, settings.seeds[0], extra), "exist_ok": False})
     schedule = schedule_from_hyp(plan.overrides, source=str(path))
     effective = tuple(schedule.restart_epochs) if schedule else ()
@@ -565,12 +565,12 @@ def plan_comparison(settings: CompareSettings) -> ComparisonPlan:
                                    arms=tuple(resolve_hyp(arm, flag="--arms") for arm in settings.arms))
     _check_settings(settings)
     _check_before_any_work(settings)
-    dataset = resolve_dataset_yaml(settings.data)
     check_device(settings.device)
 
     notes: list[str] = []
     settings, sources = _settings_from_hyp(settings, notes)
-    arms = [_plan_arm(path, settings, settings.epochs, notes) for path in settings.arms]
+    arms = [_plan_arm(path, settings, settings.epochs, notes) for path in settings.arms]  # every arm checked, then
+    dataset = resolve_dataset_yaml(settings.data)  # the dataset resolved (the demo's generated when missing)
 
     runs = []
     for arm in arms:

@@ -116,7 +116,7 @@ def _check_positive_int(options: dict[str, Any], key: str, minimum: int, what: s
             raise HypError(f"--{key.replace('_', '-')} {value!r} is invalid: it must be {what}")
 
 
-def plan_run(*, refuse_restarts_outside: bool = True, **options: Any) -> RunPlan:
+def plan_run(*, refuse_restarts_outside: bool = True, resolve_dataset: bool = True, **options: Any) -> RunPlan:
     """Merge defaults < hyp file < options and check everything a run needs, without training.
 
     Keyword options: the ``train_cawb.py`` flags by their destination names (``data``, ``cfg``, ``weights``,
@@ -131,7 +131,9 @@ def plan_run(*, refuse_restarts_outside: bool = True, **options: Any) -> RunPlan
     custom ``cawb_lf`` tried at every epoch. Restarts of the options (``cawb_steps`` given as a flag or keyword)
     that fall outside the run are refused unless ``refuse_restarts_outside`` is False (compare's restarts scaled
     from a hyp file); restarts that come from the hyp file and fall outside (a shorter ``epochs``) are named in
-    :attr:`RunPlan.notes`.
+    :attr:`RunPlan.notes`. Last, the dataset yaml is resolved (the demo dataset generated when missing), unless
+    ``resolve_dataset`` is False (a caller planning several runs first checks them all): then ``overrides['data']``
+    is the dataset yaml as found, not yet resolved.
 
     Raises:
         HypError, ValueError, FileNotFoundError: one-line messages, before anything is built or trained.
@@ -208,8 +210,8 @@ def plan_run(*, refuse_restarts_outside: bool = True, **options: Any) -> RunPlan
     schedule = schedule_from_hyp(settings, source=f"{hyp_path} + command line")
     notes = _restarts_outside(schedule, hyp_path, "cawb_steps" in given and refuse_restarts_outside)
 
-    dataset = resolve_dataset_yaml(resolve_data(run_keys.get("data") or defaults["data"]))
-    overrides = {**settings, "data": str(dataset.yaml)}
+    data = resolve_data(run_keys.get("data") or defaults["data"])
+    overrides = {**settings, "data": str(resolve_dataset_yaml(data).yaml if resolve_dataset else data)}
     return RunPlan(model_source=model_source, weights=weights, overrides=overrides, notes=notes)
 
 
