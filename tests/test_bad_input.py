@@ -335,6 +335,7 @@ CASES += [
     tune_case("tune/space-restarts-outside-the-run", ("--space", "space_steps.yaml", "30, 80 fall outside"),
               "--space", "{fx}/space_steps.yaml", "--epochs", "5"),
     tune_case("tune/trials-zero", ("--trials", ">= 1"), "--trials", "0"),
+    tune_case("tune/prune-after-not-a-fraction", ("--prune-after 1.5", "0 <= f < 1"), "--prune-after", "1.5"),
 ]
 
 

@@ -14,6 +14,7 @@ from cawb.cli.parsing import OneLineErrorParser
 from cawb.cli.train import batch_size, key_value
 from cawb.experiment.tune import (
     DEFAULT_PROJECT,
+    DEFAULT_PRUNE_AFTER,
     DEFAULT_RESTART_GRACE,
     DEFAULT_STUDY,
     PRESETS,
@@ -81,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                        f"{DEFAULT_PROJECT}); one study per directory")
     study.add_argument("--prune", action=argparse.BooleanOptionalAction, default=None,
                        help="stop trials behind the median of earlier ones at the same epoch (default: --prune)")
+    study.add_argument("--prune-after", "--prune_after", dest="prune_after", type=float, metavar="FRACTION",
+                       help="no pruning before this fraction of the epochs: trained from scratch, a detector's early "
+                       f"mAP says little about its final one (default: {DEFAULT_PRUNE_AFTER})")
     study.add_argument("--restart-grace", "--restart_grace", dest="restart_grace", type=int, metavar="EPOCHS",
                        help=f"epochs after each restart (and after warmup) in which a trial is never pruned "
                        f"(default: {DEFAULT_RESTART_GRACE})")

@@ -103,6 +103,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 DEFAULT_PROJECT = "runs/tune"
 DEFAULT_STUDY = "cawb-tune"
 DEFAULT_RESTART_GRACE = 2
+#: No pruning before this fraction of the epochs: from scratch, the early mAP says little about the final one (in
+#: the CPU preset's study the best trial was below the median at epoch 4 of 20; docs/RESULTS.md).
+DEFAULT_PRUNE_AFTER = 0.5
 #: A worker stops after this many trials in a row failed (an error that repeats would otherwise loop forever).
 MAX_CONSECUTIVE_FAILURES = 3
 #: Median pruner: complete trials needed before any pruning.
@@ -155,13 +158,15 @@ class RestartGracePruner(optuna.pruners.BasePruner):
         return self.inner.prune(study, trial)
 
 
-def make_pruner(prune: bool, restart_grace: int, warmup_epochs: float) -> optuna.pruners.BasePruner:
-    """The study's pruner: none, or the median pruner with the restart grace. Its first ``ceil(warmup) + grace``
-    reports are never pruned either (the warmup ends in a restart from zero)."""
+def make_pruner(prune: bool, restart_grace: int, warmup_epochs: float, epochs: int = 0,
+                prune_after: float = 0.0) -> optuna.pruners.BasePruner:
+    """The study's pruner: none, or the median pruner with the restart grace. Its first reports are never pruned
+    either: the first ``ceil(warmup) + grace`` (the warmup ends in a restart from zero), and all before
+    ``prune_after`` of the ``epochs``."""
     if not prune:
         return optuna.pruners.NopPruner()
-    median = optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS,
-                                         n_warmup_steps=math.ceil(warmup_epochs) + restart_grace)
+    first = max(math.ceil(warmup_epochs) + restart_grace, math.ceil(prune_after * epochs))
+    median = optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=first)
     return RestartGracePruner(median, restart_grace)
 
 
@@ -226,6 +231,7 @@ class TuneSettings:
     metric: str = "fitness"
     space: Path | None = None
     prune: bool = True
+    prune_after: float = DEFAULT_PRUNE_AFTER
     restart_grace: int = DEFAULT_RESTART_GRACE
     seed: int = 0
     overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -378,6 +384,9 @@ def plan_tune(settings: TuneSettings) -> TunePlan:
 
     _check_int(settings.trials, "--trials", 1)
     _check_int(settings.restart_grace, "--restart-grace", 0)
+    if isinstance(settings.prune_after, bool) or not isinstance(settings.prune_after, (int, float)) or not (
+            0 <= settings.prune_after < 1):
+        raise ValueError(f"--prune-after {settings.prune_after!r} is invalid: a fraction of the epochs, 0 <= f < 1")
     _check_int(settings.seed, "--seed", 0)
     if settings.metric not in METRICS:
         raise ValueError(f"--metric {settings.metric!r} is invalid: choose one of {', '.join(METRICS)}")
@@ -491,7 +500,8 @@ def open_study(plan: TunePlan) -> optuna.Study:
     settings = plan.settings
     study = optuna.create_study(study_name=settings.study_name, storage=storage, direction="maximize",
                                 load_if_exists=True, sampler=TrialSeededTPESampler(settings.seed),
-                                pruner=make_pruner(settings.prune, settings.restart_grace, plan.warmup))
+                                pruner=make_pruner(settings.prune, settings.restart_grace, plan.warmup, plan.epochs,
+                                                   settings.prune_after))
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise ValueError(f"study '{settings.study_name}' in {plan.storage_display} minimises: it is not a tuner study; "
                          "give another --study-name")

@@ -18,7 +18,9 @@ from cawb.cli import tune as tune_cli
 from cawb.experiment import compare
 from cawb.experiment.tune import (
     CPU_PRESET_MODEL,
+    DEFAULT_PRUNE_AFTER,
     PRESETS,
+    PRUNER_STARTUP_TRIALS,
     RestartGracePruner,
     TrialSeededTPESampler,
     TuneInterrupted,
@@ -26,6 +28,7 @@ from cawb.experiment.tune import (
     _move_aside,
     _objective,
     in_restart_grace,
+    make_pruner,
     plan_tune,
     resolve_settings,
     tune,
@@ -62,10 +65,10 @@ def test_restart_grace_covers_the_reports_of_the_epochs_after_a_restart():
     assert not in_restart_grace(None, [4], grace=2)
 
 
-def synthetic_study(pruner):
-    """Three complete trials whose metric climbs 0.1 per epoch (the median at step t is t / 10)."""
+def synthetic_study(pruner, trials=3):
+    """Complete trials (three) whose metric climbs 0.1 per epoch (the median at step t is t / 10)."""
     study = optuna.create_study(direction="maximize", pruner=pruner)
-    for _ in range(3):
+    for _ in range(trials):
         study.add_trial(create_trial(value=1.0, intermediate_values={t: t / 10 for t in range(1, 11)},
                                      state=TrialState.COMPLETE))
     return study
@@ -94,6 +97,16 @@ def test_median_pruner_waits_out_the_dip_after_a_restart_then_prunes():
     # A restart at epoch 4: behind at 5 already (before the restart shows), spared at 6 and 7.
     with_later_restart = prune_decisions(study, sequence, restarts=[4])
     assert [step for step, prune in with_later_restart.items() if prune] == [5, 8]
+
+
+def test_no_trial_is_pruned_before_prune_after_of_its_epochs():
+    behind = [0.0] * 10  # behind the median at every epoch of a 10-epoch study
+    for prune_after, first in ((0.0, 1), (0.5, 5), (0.75, 8)):
+        pruner = make_pruner(True, restart_grace=0, warmup_epochs=1, epochs=10, prune_after=prune_after)
+        study = synthetic_study(pruner, trials=PRUNER_STARTUP_TRIALS)
+        decisions = prune_decisions(study, behind, restarts=[])
+        assert [step for step, prune in decisions.items() if prune] == list(range(first, 11)), prune_after
+    assert DEFAULT_PRUNE_AFTER == 0.5 and PRESETS["cpu"].get("prune_after") is None  # the preset keeps the default
 
 
 def test_sampler_is_seeded_per_trial_number():
