@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import io
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,28 @@ def _set_random_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
     if states["cuda"] is not None and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _cpu_copy(value: Any) -> Any:
+    """``value`` with every tensor in it copied to the CPU (dicts, lists and tuples followed), so that training can
+    go on changing the originals while the copy is written."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: _cpu_copy(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cpu_copy(item) for item in value)
+    return copy.deepcopy(value)
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    try:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        write_bytes_atomic(path, buffer.getvalue())
+    except Exception as error:  # noqa: BLE001 - a full disk must not stop the training; resume falls back
+        LOGGER.warning(f"cawb: {path.name} not written ({type(error).__name__}: {error}); a resume from this "
+                       "epoch's last.pt will be ultralytics' own")
 
 
 class ResumableRandomSampler(RandomSampler):
@@ -131,6 +154,7 @@ class ExactResume:
         self.last_step = -1  # ni of the last optimizer step (-1: none yet), as ultralytics' last_opt_step
         self.step_offset = 0
         self._pending: dict[str, Any] | None = None  # restored at the first resumed epoch's start
+        self._writer: threading.Thread | None = None
         for event, callback in (("on_pretrain_routine_end", self.restore_weights),
                                 ("on_train_epoch_start", self.on_epoch_start),
                                 ("on_train_batch_start", self.on_batch_start),
@@ -187,7 +211,11 @@ class ExactResume:
         return RANK == -1  # one device: with DDP every rank's random state would be needed
 
     def save(self, trainer) -> None:
-        """After ultralytics wrote last.pt: the state that makes resuming it exact, paired with that file."""
+        """After ultralytics wrote last.pt: the state that makes resuming it exact, paired with that file.
+
+        The tensors are copied to the CPU here; serialising and writing them (about 30 MB for a nano model, 90 MB
+        for yolov5s) happens in a thread while the next epoch trains. A new save, the end of the run and the
+        process's exit wait for it."""
         if not self._enabled() or not trainer.last.is_file():
             return
         model = unwrap_model(trainer.model)
@@ -195,21 +223,29 @@ class ExactResume:
             "format": _FORMAT,
             "epoch": trainer.epoch,
             "last_pt": _stamp(trainer.last),
-            "model": model.state_dict(),
-            "ema": trainer.ema.ema.state_dict() if trainer.ema else None,
-            "optimizer": trainer.optimizer.state_dict(),
-            "grads": [None if p.grad is None else p.grad.detach() for p in model.parameters()],
+            "model": _cpu_copy(model.state_dict()),
+            "ema": _cpu_copy(trainer.ema.ema.state_dict()) if trainer.ema else None,
+            "optimizer": _cpu_copy(trainer.optimizer.state_dict()),
+            "grads": [None if p.grad is None else _cpu_copy(p.grad) for p in model.parameters()],
             "last_step": self.last_step,
             "random": _random_states(),
             "loader": self._next_epoch_order_state(trainer),
             "mosaic_buffer": _mosaic_buffer(trainer.train_loader.dataset),
         }
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        write_bytes_atomic(state_path(trainer.last), buffer.getvalue())
+        self.wait()
+        self._writer = threading.Thread(target=_write_state, args=(state_path(trainer.last), state),
+                                        name="cawb-exact-resume-state")  # not a daemon: exit waits for it
+        self._writer.start()
+
+    def wait(self) -> None:
+        """Until the state being written (if any) is on disk."""
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
 
     def forget(self, trainer) -> None:
         """A finished run cannot be resumed: its state file goes (cawb's own file, written every epoch)."""
+        self.wait()
         if self._enabled() and getattr(trainer, "last", None) is not None:
             state_path(trainer.last).unlink(missing_ok=True)
 

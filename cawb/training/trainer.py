@@ -130,6 +130,12 @@ class CawbDetectionTrainer(DetectionTrainer):
         with offline_amp_check():
             super()._setup_train()
 
+    def _do_train(self, *args, **kwargs):
+        try:
+            return super()._do_train(*args, **kwargs)
+        finally:  # stopped (Ctrl-C, an error) or finished: the last epoch's exact-resume state is on disk now
+            self._exact_resume.wait()
+
     @property
     def accumulate(self) -> int:
         """Batches per optimizer step; until the first step after an exact resume, plus the offset that puts that
