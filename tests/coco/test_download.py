@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -219,6 +220,9 @@ def test_ctrl_c_says_in_one_line_how_to_resume_and_the_same_command_resumes(fake
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert server.stalled.wait(60), "the annotations archive was never requested"
+        # Let the client block in its read first: a signal that lands in the instant between Python's signal check
+        # and the poll() of the read is only seen when the read returns (here: when the stall ends, after 60 s).
+        time.sleep(0.5)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
     finally:
