@@ -6,7 +6,6 @@ learning rates per param group, step counting, state for resume, the reference c
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Sequence
 
 from torch import Tensor
@@ -14,19 +13,20 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from cawb.schedule import CawbConfigError, CawbSchedule, DecayFunction
+from cawb.utils.checks import is_int
+from cawb.utils.errors import UsageError
 
 __all__ = ["CosineAnnealingWarmbootingLR"]
 
-_UNSET: Any = object()  # tells "not given" apart from every value a caller could pass, None included
 
-
-def _pick(name: str, value: Any, alias: str, alias_value: Any, default: Any) -> Any:
-    """Resolve a parameter that also accepts the reference code's keyword name; both at once is an error."""
-    if value is not _UNSET and alias_value is not _UNSET and value != alias_value:
+def _one_of(name: str, value: Any, default: Any, alias: str, alias_value: Any) -> tuple[Any, str]:
+    """A setting the reference code names ``alias`` (None: not given) and cawb ``name`` (``default``: not given);
+    returns the value and the name the caller used. Both given with different values is an error."""
+    if alias_value is None:
+        return value, name
+    if value != default and value != alias_value:
         raise CawbConfigError(f"{name}={value!r} and {alias}={alias_value!r} are the same setting: give only one")
-    if value is not _UNSET:
-        return value
-    return default if alias_value is _UNSET else alias_value
+    return alias_value, alias
 
 
 class CosineAnnealingWarmbootingLR(LRScheduler):
@@ -63,6 +63,10 @@ class CosineAnnealingWarmbootingLR(LRScheduler):
             ``last_epoch=n - 1`` gives the same learning rates as a scheduler stepped ``n`` times.
         schedule: a ready :class:`CawbSchedule` instead of the schedule arguments above.
 
+    The plainest recipe needs no class of cawb's at all: a :class:`CawbSchedule` is a function of the epoch, so
+    ``torch.optim.lr_scheduler.LambdaLR(optimizer, CawbSchedule(epochs=150, restart_epochs=[30, 80]))`` steps it
+    once per epoch. This class adds per-batch stepping, the reference's warmup and its calls, and named state.
+
     The reference implementation's calls work unchanged: its positional order ``(optimizer, epochs, eta_min, steps,
     step_scale, lf, batchs, warmup_epoch, epoch_scale)``, its names ``eta_min`` (= ``lf_min``), ``warmup_epoch``
     (= ``warmup_epochs``), ``batchs`` (batches per epoch for :meth:`step_batch`), ``lf=None`` (= ``"cos"``), and
@@ -87,32 +91,29 @@ class CosineAnnealingWarmbootingLR(LRScheduler):
         self,
         optimizer: Optimizer,
         epochs: int | None = None,
-        eta_min: float = _UNSET,
+        eta_min: float | None = None,
         steps: Sequence[float] = (),
-        step_scale: float = 0.8,
-        lf: str | DecayFunction | None = "cos",
+        step_scale: float = CawbSchedule.step_scale,
+        lf: str | DecayFunction | None = CawbSchedule.lf,
         batchs: int = 0,
-        warmup_epoch: float = _UNSET,
-        epoch_scale: float = 1.0,
+        warmup_epoch: float | None = None,
+        epoch_scale: float = CawbSchedule.epoch_scale,
         *,
-        epoch_scale_mode: str = "stretch",
-        lf_min: float = _UNSET,
-        warmup_epochs: float = _UNSET,
+        lf_min: float = CawbSchedule.lf_min,
+        warmup_epochs: float = CawbSchedule.warmup_epochs,
+        epoch_scale_mode: str = CawbSchedule.epoch_scale_mode,
         steps_per_epoch: int | None = None,
         last_epoch: int = -1,
         schedule: CawbSchedule | None = None,
     ) -> None:
         # The positional order is the reference class's, so that its calls work unchanged; cawb's own names
-        # (lf_min, warmup_epochs, ...) are keyword-only.
-        lf_min_name = "eta_min" if eta_min is not _UNSET else "lf_min"
-        warmup_name = "warmup_epoch" if warmup_epoch is not _UNSET else "warmup_epochs"
-        lf_min = _pick("lf_min", lf_min, "eta_min", eta_min, 0.05)
-        warmup_epochs = _pick("warmup_epochs", warmup_epochs, "warmup_epoch", warmup_epoch, 0.0)
+        # (lf_min, warmup_epochs, ...) are keyword-only. eta_min and warmup_epoch are the reference's names for them.
+        lf_min, lf_min_name = _one_of("lf_min", lf_min, CawbSchedule.lf_min, "eta_min", eta_min)
+        warmup_epochs, warmup_name = _one_of("warmup_epochs", warmup_epochs, CawbSchedule.warmup_epochs,
+                                             "warmup_epoch", warmup_epoch)
         if schedule is None:
             if epochs is None:
                 raise CawbConfigError("epochs is required (or pass a ready schedule=CawbSchedule(...))")
-            # CawbSchedule names its own fields; an error names the argument this caller gave instead.
-            caller_names = {"restart_epochs": "steps", "lf_min": lf_min_name, "warmup_epochs": warmup_name}
             try:
                 schedule = CawbSchedule(
                     epochs=epochs,
@@ -121,28 +122,25 @@ class CosineAnnealingWarmbootingLR(LRScheduler):
                     step_scale=step_scale,
                     epoch_scale=epoch_scale,
                     epoch_scale_mode=epoch_scale_mode,
-                    lf="cos" if lf is None else lf,
+                    lf=CawbSchedule.lf if lf is None else lf,
                     lf_min=lf_min,
                 )
-            except CawbConfigError as error:
-                if error.parameter in caller_names and error.requirement:
-                    raise CawbConfigError.invalid(caller_names[error.parameter], error.value,
-                                                  error.requirement) from None
-                raise
+            except CawbConfigError as error:  # named as this caller named it
+                caller_names = {"restart_epochs": "steps", "lf_min": lf_min_name, "warmup_epochs": warmup_name}
+                raise CawbConfigError(error.restated(caller_names), error.parameter, error.value,
+                                      error.requirement) from None
         elif not isinstance(schedule, CawbSchedule):
             raise CawbConfigError.invalid("schedule", schedule, "a cawb.CawbSchedule")
-        if steps_per_epoch is not None and (
-            isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, numbers.Integral) or steps_per_epoch < 1
-        ):
+        if steps_per_epoch is not None and not is_int(steps_per_epoch, 1):
             raise CawbConfigError.invalid("steps_per_epoch", steps_per_epoch, "an integer >= 1")
-        if isinstance(batchs, bool) or not isinstance(batchs, numbers.Integral) or batchs < 0:
+        if not is_int(batchs, 0):
             raise CawbConfigError.invalid("batchs", batchs, "an integer >= 0 (batches per epoch)")
         if batchs and steps_per_epoch:
             raise CawbConfigError(
                 "batchs (for step_batch warmup) and steps_per_epoch (per-iteration stepping) exclude each other: "
                 "with steps_per_epoch, step() already ramps the warmup"
             )
-        if isinstance(last_epoch, bool) or not isinstance(last_epoch, numbers.Integral) or last_epoch < -1:
+        if not is_int(last_epoch, -1):
             raise CawbConfigError.invalid("last_epoch", last_epoch, "an integer >= -1")
         self.schedule = schedule
         self.steps_per_epoch = None if steps_per_epoch is None else int(steps_per_epoch)
@@ -211,7 +209,7 @@ class CosineAnnealingWarmbootingLR(LRScheduler):
         peak; afterwards this does nothing. Returns the first param group's lr while warming up, else ``None``.
         """
         if self.steps_per_epoch is not None:
-            raise RuntimeError("step_batch() is for epoch mode; with steps_per_epoch, step() already ramps the warmup")
+            raise UsageError("step_batch() is for epoch mode; with steps_per_epoch, step() already ramps the warmup")
         self.batch_iter += 1
         if self.batch_iter >= self.warmup_iters:
             return None

@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import bisect
 import math
-import numbers
 from dataclasses import dataclass, field
-from typing import Callable, Sequence, Union
+from typing import Callable, Mapping, Sequence, Union
+
+from cawb.utils.checks import is_int, is_number
+from cawb.utils.errors import InputError
 
 __all__ = [
     "BUILTIN_DECAYS",
@@ -53,11 +55,11 @@ __all__ = [
 DecayFunction = Callable[[float, float], float]
 
 
-class CawbConfigError(ValueError):
+class CawbConfigError(InputError):
     """An invalid CAWB setting; the message names the parameter, its value and what is allowed.
 
     ``parameter``, ``value`` and ``requirement`` are kept so that callers reading settings from elsewhere (a hyp
-    file, command-line flags) can restate the error in their own key names.
+    file, the reference scheduler's keywords) can restate the error in their own names (:meth:`restated`).
     """
 
     def __init__(self, message: str, parameter: str | None = None, value: object = None, requirement: str = ""):
@@ -68,6 +70,13 @@ class CawbConfigError(ValueError):
     def invalid(cls, parameter: str, value: object, requirement: str) -> "CawbConfigError":
         """The standard message: ``parameter=value is invalid: it must be <requirement>``."""
         return cls(f"{parameter}={value!r} is invalid: it must be {requirement}", parameter, value, requirement)
+
+    def restated(self, names: Mapping[str, str]) -> str:
+        """The message with the parameter called by the caller's name for it (``names``: field -> name), e.g.
+        ``cawb_steps=...`` for a hyp file's ``restart_epochs``."""
+        if self.parameter in names and self.requirement:
+            return f"{names[self.parameter]}={self.value!r} is invalid: it must be {self.requirement}"
+        return str(self)
 
 
 def cosine_decay(x: float, period: float, lf_min: float) -> float:
@@ -96,7 +105,7 @@ def _describe_function(function: Callable) -> str:
 
 def _require_real(name: str, value: object) -> float:
     """``value`` as a float, or CawbConfigError if it is not a finite real number (bools are refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    if not is_number(value):
         raise CawbConfigError.invalid(name, value, "a finite number")
     return float(value)
 
@@ -147,7 +156,7 @@ class CawbSchedule:
     def __post_init__(self) -> None:
         set_field = object.__setattr__  # frozen dataclass: normalised values are stored once, here
         epochs = self.epochs
-        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
+        if not is_int(epochs, 1):
             raise CawbConfigError.invalid("epochs", epochs, "an integer >= 1")
         set_field(self, "epochs", int(epochs))
         warmup = _require_real("warmup_epochs", self.warmup_epochs)
@@ -212,7 +221,7 @@ class CawbSchedule:
         if epoch > boundaries[-1]:
             epoch = boundaries[-1]
         elif epoch != epoch:
-            raise ValueError("epoch is NaN: the schedule is defined for real epochs only")
+            raise InputError("epoch is NaN: the schedule is defined for real epochs only")
         index = bisect.bisect_left(boundaries, epoch, 1) - 1
         x = epoch - boundaries[index]
         if x < 0.0:  # before the warmup ends (or a negative epoch): hold the first peak
@@ -283,7 +292,7 @@ def scale_restart_epochs(restarts: Sequence[float], from_epochs: int, to_epochs:
         CawbConfigError: an epoch count that is not an integer >= 1, or a restart that is not a finite number.
     """
     for name, value in (("from_epochs", from_epochs), ("to_epochs", to_epochs)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        if not is_int(value, 1):
             raise CawbConfigError.invalid(name, value, "an integer >= 1")
     if isinstance(restarts, (str, bytes)) or not hasattr(restarts, "__iter__"):
         raise CawbConfigError.invalid("restart_epochs", restarts, "a list of epoch numbers")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from cawb.hyp import CAWB_HYP_KEYS, cawb_hyp_defaults
+from cawb.training.hyp import CAWB_HYP_KEYS, cawb_hyp_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()

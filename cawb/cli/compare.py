@@ -11,10 +11,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from cawb.cli.common import add_version_flag, bundled_data_help, bundled_hyp_help
+from cawb.cli.common import add_version_flag, bundled_data_help, bundled_hyp_help, run_cli
 from cawb.cli.parsing import OneLineErrorParser
 from cawb.cli.train import batch_size, key_value
 from cawb.experiment.compare import (  # no torch/ultralytics import: --help stays fast
@@ -23,8 +22,7 @@ from cawb.experiment.compare import (  # no torch/ultralytics import: --help sta
     FROM_HYP,
     PRESETS,
 )
-from cawb.experiment.report import ARTICLE_EFFECT
-from cawb.utils.signals import sigterm_as_ctrl_c
+from cawb.experiment.compare.report import ARTICLE_EFFECT
 
 
 def _preset_values(name: str) -> str:
@@ -125,26 +123,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, run the comparison, print the table. Exit 2 on bad input, 130 on Ctrl-C or SIGTERM, 1 if a run
-    failed (with --report-only: if a run is missing)."""
+    """Parse, run the comparison, print the table. Exit status as :func:`cawb.cli.common.run_cli` says; 1 also when
+    a run failed (with --report-only: when a planned run is missing)."""
     args = build_parser().parse_args(argv)
-    from cawb.experiment.compare import ComparisonInterrupted, compare
-
     options = {key: value for key, value in vars(args).items() if value is not None and key not in ("overrides",
                                                                                                      "effect")}
     options["overrides"] = dict(args.overrides)
     if args.effect is not None:
         options["effect"] = dict(zip(ARTICLE_EFFECT, args.effect))
-    try:
-        with sigterm_as_ctrl_c():
-            result = compare(**options)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except ComparisonInterrupted as interrupted:
-        print(f"\n{interrupted}", file=sys.stderr)
-        return 130
-    if result.summary is not None and result.report is not None:
-        print("\n" + result.report.table_md.read_text(), end="")
-    return result.exit_code
 
+    def work() -> int:
+        from cawb.experiment.compare import compare
+
+        result = compare(**options)
+        if result.summary is not None and result.report is not None:
+            print("\n" + result.report.table_md.read_text(), end="")
+        return result.exit_code
+
+    return run_cli(work)

@@ -7,9 +7,8 @@ Example (``python scripts/evaluate.py`` in a clone):
 from __future__ import annotations
 
 import argparse
-import sys
 
-from cawb.cli.common import add_version_flag, bundled_data_help
+from cawb.cli.common import add_version_flag, bundled_data_help, run_cli
 from cawb.cli.parsing import OneLineErrorParser, int_at_least
 
 
@@ -31,25 +30,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, evaluate, print both mAPs. Exit 2 on bad input."""
+    """Parse, evaluate, print both mAPs. Exit 2 on bad input (:func:`cawb.cli.common.run_cli`)."""
     args = build_parser().parse_args(argv)
-    from cawb.experiment.evaluate import evaluate_coco  # light: torch, ultralytics, pycocotools load once it runs
-    from cawb.utils.resources import resolve_data
-    from cawb.utils.user_files import check_checkpoint_file, check_output_dir
 
-    try:
+    def work() -> int:
+        from cawb.experiment.evaluate import evaluate_coco  # torch, ultralytics, pycocotools load once it runs
+        from cawb.utils.resources import resolve_data
+        from cawb.utils.user_files import check_checkpoint_file, check_output_dir
+
         # evaluate_coco checks both too, naming them by its own argument names (weights, save_dir)
         check_checkpoint_file(args.weights, "--weights")
         check_output_dir(args.out, "--out")
-        result = evaluate_coco(
-            args.weights, resolve_data(args.data), imgsz=args.imgsz, batch=args.batch, device=args.device,
-            save_dir=args.out,
-        )
-    except (FileNotFoundError, FileExistsError, ValueError) as e:  # edge validation: one line, no traceback
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(result["summary"], end="")
-    print(f"pycocotools  mAP50 {result['map50']:.4f}  mAP50-95 {result['map50_95']:.4f}")
-    print(f"ultralytics  mAP50 {result['ultralytics_map50']:.4f}  mAP50-95 {result['ultralytics_map50_95']:.4f}")
-    print(f"predictions: {result['predictions']}")
-    return 0
+        result = evaluate_coco(args.weights, resolve_data(args.data), imgsz=args.imgsz, batch=args.batch,
+                               device=args.device, save_dir=args.out)
+        print(result["summary"], end="")
+        print(f"pycocotools  mAP50 {result['map50']:.4f}  mAP50-95 {result['map50_95']:.4f}")
+        print(f"ultralytics  mAP50 {result['ultralytics_map50']:.4f}  mAP50-95 {result['ultralytics_map50_95']:.4f}")
+        print(f"predictions: {result['predictions']}")
+        return 0
+
+    return run_cli(work)

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cawb.cli.common import add_version_flag, bundled_hyp_help
+from cawb.cli.common import add_version_flag, bundled_hyp_help, run_cli
 from cawb.cli.parsing import OneLineErrorParser, int_at_least
 
 DEFAULT_OUT = Path("runs/plot_lr/lr.png")
@@ -44,20 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, draw, say what was drawn. Exit 2 on bad input (:func:`cawb.cli.common.run_cli`)."""
     args = build_parser().parse_args(argv)
-    from cawb.training.lr_curve import plot_hyp_lr
 
-    try:
+    def work() -> int:
+        from cawb.training.lr_curve import plot_hyp_lr
+
         curves = plot_hyp_lr(args.hyp, args.out, args.epochs, args.batches, args.compare, args.csv)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    for curve, path in zip(curves, [args.hyp, args.compare]):
-        if curve.dropped_restart_epochs:
-            restarts = ", ".join(f"{epoch:g}" for epoch in curve.dropped_restart_epochs)
-            print(f"warning: {path}: restart epoch(s) {restarts} fall outside this {int(curve.epochs[-1]) + 1}-epoch "
-                  "run (only warmup_epochs < s < epochs count) and are not drawn", file=sys.stderr)
-    for curve in curves:
-        print(f"{curve.label}: {len(curve.lrs)} points, lr {max(curve.lrs):.4g} max, {curve.lrs[-1]:.4g} last")
-    print(f"plot: {args.out}" + (f"\ncsv: {args.csv}" if args.csv else ""))
-    return 0
+        for curve, path in zip(curves, [args.hyp, args.compare]):
+            if curve.dropped_restart_epochs:
+                restarts = ", ".join(f"{epoch:g}" for epoch in curve.dropped_restart_epochs)
+                print(f"warning: {path}: restart epoch(s) {restarts} fall outside this {int(curve.epochs[-1]) + 1}-epoch "
+                      "run (only warmup_epochs < s < epochs count) and are not drawn", file=sys.stderr)
+        for curve in curves:
+            print(f"{curve.label}: {len(curve.lrs)} points, lr {max(curve.lrs):.4g} max, {curve.lrs[-1]:.4g} last")
+        print(f"plot: {args.out}" + (f"\ncsv: {args.csv}" if args.csv else ""))
+        return 0
+
+    return run_cli(work)

@@ -4,13 +4,12 @@ images) for YOLO training and pycocotools evaluation. See docs/COCO_SUBSETS.md."
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from cawb.cli.common import add_version_flag
+from cawb.cli.common import add_version_flag, run_cli
 from cawb.cli.parsing import OneLineErrorParser
 from cawb.coco.download import DEFAULT_BASE_URL, RetryPolicy
-from cawb.coco.subset import CocoSubsetError, SubsetOptions, build_coco_subset
+from cawb.coco.subset import SubsetOptions, build_coco_subset
 
 EXAMPLES = """\
 examples (python scripts/sample_coco.py in a clone):
@@ -100,46 +99,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, build the subset, print its counts. Exit status as :func:`cawb.cli.common.run_cli` says: 2 bad input,
+    1 a failed write (the disk filled up), 130 interrupted; a rerun of the same command resumes."""
     args = parse_args(argv)
-    options = SubsetOptions(
-        coco_dir=args.coco,
-        out_dir=args.out,
-        train=args.train,
-        val=args.val,
-        seed=args.seed,
-        val_from=args.val_from,
-        skip_empty=args.skip_empty,
-        copy=args.copy,
-        force=args.force,
-        allow_missing=args.allow_missing,
-        download=args.download,
-        base_url=args.base_url,
-        workers=args.workers,
-        retry=RetryPolicy(retries=args.retries),
-        progress=not args.quiet,
-    )
-    try:
-        report = build_coco_subset(options)
-    except CocoSubsetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished files and downloads are kept; rerun the same command to resume",
-              file=sys.stderr)
-        return 130
-    except OSError as e:  # the disk filled up, a file became unwritable...: nothing finished is lost either
-        where = e.filename2 or e.filename  # a rename names its destination second
-        what = f"{where}: {(e.strerror or str(e)).lower()}" if where else " ".join(str(e).split())
-        print(f"error: {what}; the build stopped there and kept what it finished: fix it and rerun the same "
-              "command to resume", file=sys.stderr)
-        return 1
-    for split, s in report.splits.items():
-        print(
-            f"{split}: {s.images} images ({s.background_images} without boxes, {s.missing} missing), "
-            f"{s.annotations} annotations ({s.crowd} crowd), {s.boxes} YOLO boxes ({s.dropped_boxes} dropped)"
-        )
-    if report.downloaded:
-        print(f"downloaded {report.downloaded} images")
-    print(f"dataset yaml: {report.dataset_yaml}")
-    return 0
 
+    def work() -> int:
+        report = build_coco_subset(SubsetOptions(
+            coco_dir=args.coco,
+            out_dir=args.out,
+            train=args.train,
+            val=args.val,
+            seed=args.seed,
+            val_from=args.val_from,
+            skip_empty=args.skip_empty,
+            copy=args.copy,
+            force=args.force,
+            allow_missing=args.allow_missing,
+            download=args.download,
+            base_url=args.base_url,
+            workers=args.workers,
+            retry=RetryPolicy(retries=args.retries),
+            progress=not args.quiet,
+        ))
+        for split, s in report.splits.items():
+            print(
+                f"{split}: {s.images} images ({s.background_images} without boxes, {s.missing} missing), "
+                f"{s.annotations} annotations ({s.crowd} crowd), {s.boxes} YOLO boxes ({s.dropped_boxes} dropped)"
+            )
+        if report.downloaded:
+            print(f"downloaded {report.downloaded} images")
+        print(f"dataset yaml: {report.dataset_yaml}")
+        return 0
+
+    return run_cli(work, interrupted=lambda _: "interrupted: finished files and downloads are kept; rerun the same "
+                   "command to resume",
+                   disk_hint="the build stopped there and kept what it finished: fix it and rerun the same command "
+                   "to resume")

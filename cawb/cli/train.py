@@ -12,16 +12,12 @@ import math
 import sys
 from typing import Any, Sequence
 
-from cawb.cli.common import add_version_flag, bundled_data_help, bundled_hyp_help
+from cawb.cli.common import add_version_flag, bundled_data_help, bundled_hyp_help, run_cli
 from cawb.cli.parsing import OneLineErrorParser
-from cawb.hyp import HypError
+from cawb.utils.errors import HypError
 from cawb.schedule import EPOCH_SCALE_MODES
-from cawb.training.train import (  # light: torch and ultralytics load when it trains
-    ARTICLE_DEFAULTS,
-    EMBEDDED_DEFAULTS,
-    TrainingInterrupted,
-    train,
-)
+from cawb.training.config import ARTICLE_DEFAULTS, EMBEDDED_DEFAULTS, plan_run  # light: torch loads when it trains
+from cawb.training.train import train
 from cawb.yolov5.sources import BUNDLED_MODELS
 
 __all__ = ["batch_size", "build_parser", "key_value", "main", "options_from_args"]
@@ -136,26 +132,25 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``train_cawb.py``: parse, train, print where the results are and the final mAPs. Exit 2 on bad input."""
+    """``train_cawb.py``: parse, plan, train, print where the results are and the final mAPs. Exit status as
+    :func:`cawb.cli.common.run_cli` says (2: bad input, 130: interrupted, with the ``--resume`` command)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     command = f"python {parser.prog}" if parser.prog.endswith(".py") else parser.prog  # as the user ran it
-    try:
-        options = options_from_args(args)
-        result = train(**options)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except TrainingInterrupted as interrupted:
-        if interrupted.last:
-            print(f"\ninterrupted: finished epochs are saved; continue with\n"
-                  f"  {command} --resume {interrupted.last}", file=sys.stderr)
-        else:
-            print("\ninterrupted before the first epoch finished: nothing to resume", file=sys.stderr)
-        return 130
-    fmt = lambda value: "n/a" if value is None else f"{value:.4f}"  # noqa: E731
-    for note in result.notes:  # said at the start too, but long since scrolled away
-        print(f"warning: {note}", file=sys.stderr)
-    print(f"\nresults: {result.save_dir}\nweights: {result.weights}\n"
-          f"mAP50: {fmt(result.map50)}  mAP50-95: {fmt(result.map50_95)}  (ultralytics validator, {result.weights.name})")
-    return 0
+
+    def work() -> int:
+        result = train(plan_run(**options_from_args(args)))
+        fmt = lambda value: "n/a" if value is None else f"{value:.4f}"  # noqa: E731
+        for note in result.notes:  # said at the start too, but long since scrolled away
+            print(f"warning: {note}", file=sys.stderr)
+        print(f"\nresults: {result.save_dir}\nweights: {result.weights}\nmAP50: {fmt(result.map50)}  mAP50-95: "
+              f"{fmt(result.map50_95)}  (ultralytics validator, {result.weights.name})")
+        return 0
+
+    def interrupted(error) -> str:
+        last = getattr(error, "last", None)
+        if last:
+            return f"interrupted: finished epochs are saved; continue with\n  {command} --resume {last}"
+        return "interrupted before the first epoch finished: nothing to resume"
+
+    return run_cli(work, interrupted=interrupted)

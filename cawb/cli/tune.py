@@ -5,25 +5,22 @@ a ready hyp file. The library is :mod:`cawb.experiment.tune`.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 
-from cawb.cli.common import add_version_flag, bundled_data_help, bundled_hyp_help
+from cawb.cli.common import add_version_flag, bundled_data_help, bundled_hyp_help, run_cli
 from cawb.cli.parsing import OneLineErrorParser
 from cawb.cli.train import batch_size, key_value
-from cawb.experiment.tune import (
+from cawb.experiment.tune_report import METRICS
+from cawb.experiment.tune_settings import (
     DEFAULT_PROJECT,
     DEFAULT_PRUNE_AFTER,
     DEFAULT_RESTART_GRACE,
     DEFAULT_STUDY,
     PRESETS,
-    TuneInterrupted,
 )
-from cawb.experiment.tune_report import METRICS
 from cawb.experiment.tune_space import DEFAULT_SPACE, SearchSpace
-from cawb.training.train import ARTICLE_DEFAULTS
-from cawb.utils.signals import sigterm_as_ctrl_c
+from cawb.training.config import ARTICLE_DEFAULTS
 
 __all__ = ["build_parser", "main"]
 
@@ -110,23 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse, run the study, print the summary. Exit 2 on bad input, 130 on Ctrl-C, 1 when nothing completed."""
+    """Parse, run the study, print the summary. Exit status as :func:`cawb.cli.common.run_cli` says; 1 also when no
+    trial completed."""
     args = build_parser().parse_args(argv)
-    from cawb.experiment.tune import tune
-
     options = {key: value for key, value in vars(args).items() if value is not None and key != "overrides"}
     options["overrides"] = dict(args.overrides)
-    try:
-        with sigterm_as_ctrl_c():
-            result = tune(**options)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except TuneInterrupted as interrupted:
-        print(f"\n{interrupted}", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:  # before any trial started: nothing to keep
-        print("\ninterrupted before any trial started; nothing was trained", file=sys.stderr)
-        return 130
-    print("\n" + "\n".join(result.summary))
-    return result.exit_code
+
+    def work() -> int:
+        from cawb.experiment.tune import tune
+
+        result = tune(**options)
+        print("\n" + "\n".join(result.summary))
+        return result.exit_code
+
+    return run_cli(work, interrupted=lambda error: str(error) if error else
+                   "interrupted before any trial started; nothing was trained")

@@ -39,6 +39,7 @@ from cawb.datasets.shapes import generate_shapes_dataset
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.resources import is_bundled
 from cawb.utils.user_files import read_yaml
+from cawb.utils.errors import InputError, InputFileNotFoundError
 
 # generator name -> function(root, **kwargs) -> path of the dataset yaml it wrote
 GENERATORS = {"shapes": generate_shapes_dataset}
@@ -90,7 +91,7 @@ def check_dataset_yaml(yaml_path: str | Path, require: Mapping[str, str] | None 
     missing = [key for key in (require or {}) if data.get(key) is None]
     if missing:
         why = "; ".join(f"{key} {(require or {})[key]}" for key in missing)
-        raise ValueError(f"{source}: {' and '.join(missing)} must be set ({why})")
+        raise InputError(f"{source}: {' and '.join(missing)} must be set ({why})")
     root = _root(source, data)
     names = _names(source, data)
     _category_ids(source, data, len(names))
@@ -150,7 +151,7 @@ def resolve_dataset_yaml(
     for path in (root, *train, *val, *(p for p in jsons.values() if p is not None)):
         if not path.exists():
             hint = f"build it with: {data['build']}" if data.get("build") else "create it or fix 'path:' in the yaml"
-            raise FileNotFoundError(f"{source}: dataset not found, missing {path}; {hint}")
+            raise InputFileNotFoundError(f"{source}: dataset not found, missing {path}; {hint}")
 
     resolved = {k: v for k, v in data.items() if k != "download"}
     resolved["path"] = str(root)
@@ -158,7 +159,7 @@ def resolve_dataset_yaml(
     out = Path(out_dir).absolute() if out_dir is not None else root
     resolved_yaml = out / f"{source.stem}.resolved.yaml"
     if resolved_yaml.exists() and not _written_here(resolved_yaml):
-        raise ValueError(f"{source}: {resolved_yaml} exists and was not written by cawb (it would be replaced by the "
+        raise InputError(f"{source}: {resolved_yaml} exists and was not written by cawb (it would be replaced by the "
                          "resolved copy of this yaml): move it away")
     resolved_yaml.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(
@@ -185,7 +186,7 @@ def _root(source: Path, data: dict) -> Path:
         return source.parent
     base = Path.cwd() if is_bundled(source) else source.parent
     if not isinstance(path, str) or not path:
-        raise ValueError(f"{source}: path={path!r} must be a non-empty string (relative to the yaml's directory)")
+        raise InputError(f"{source}: path={path!r} must be a non-empty string (relative to the yaml's directory)")
     return (base / Path(path).expanduser()).resolve()
 
 
@@ -194,17 +195,17 @@ def _names(source: Path, data: dict) -> dict[int, str]:
     allowed = "a non-empty list of class names or a mapping {0: name, 1: name, ...}"
     names = dict(enumerate(given)) if isinstance(given, list) else given
     if not isinstance(names, dict) or not names:
-        raise ValueError(f"{source}: names={given!r} is invalid: it must be {allowed}")
+        raise InputError(f"{source}: names={given!r} is invalid: it must be {allowed}")
     for key in names:
         if isinstance(key, bool) or not isinstance(key, int):
-            raise ValueError(f"{source}: names key {key!r} is not a class index: names must be {allowed} with the "
+            raise InputError(f"{source}: names key {key!r} is not a class index: names must be {allowed} with the "
                              f"integer keys 0..{len(names) - 1}")
     if sorted(names) != list(range(len(names))):
-        raise ValueError(f"{source}: names keys {sorted(names)} are invalid: they must be 0..{len(names) - 1}, each "
+        raise InputError(f"{source}: names keys {sorted(names)} are invalid: they must be 0..{len(names) - 1}, each "
                          "once")
     for key, name in names.items():
         if not isinstance(name, (str, int, float)) or isinstance(name, bool) or name == "":
-            raise ValueError(f"{source}: names[{key}]={name!r} is invalid: a class name must be a non-empty string")
+            raise InputError(f"{source}: names[{key}]={name!r} is invalid: a class name must be a non-empty string")
     return {int(k): str(v) for k, v in sorted(names.items())}
 
 
@@ -218,7 +219,7 @@ def _category_ids(source: Path, data: dict, nc: int) -> tuple[int, ...] | None:
         or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
         or len(set(ids)) != nc
     ):
-        raise ValueError(f"{source}: category_ids={ids!r} must be a list of {nc} distinct integers (one per class)")
+        raise InputError(f"{source}: category_ids={ids!r} must be a list of {nc} distinct integers (one per class)")
     return tuple(ids)
 
 
@@ -226,7 +227,7 @@ def _split_paths(source: Path, data: dict, key: str, root: Path) -> tuple[Path, 
     value = data.get(key)
     items = value if isinstance(value, list) else [value]
     if not items or not all(isinstance(x, str) and x for x in items):
-        raise ValueError(f"{source}: {key}={value!r} must be a path or a list of paths relative to the dataset root")
+        raise InputError(f"{source}: {key}={value!r} must be a path or a list of paths relative to the dataset root")
     return tuple((root / x).resolve() for x in items)
 
 
@@ -235,7 +236,7 @@ def _optional_path(source: Path, data: dict, key: str, root: Path) -> Path | Non
     if value is None:
         return None
     if not isinstance(value, str) or not value:
-        raise ValueError(f"{source}: {key}={value!r} must be a path relative to the dataset root")
+        raise InputError(f"{source}: {key}={value!r} must be a path relative to the dataset root")
     return (root / value).resolve()
 
 
@@ -244,13 +245,13 @@ def _generator(source: Path, data: dict):
     spec = data["generator"]
     name = spec.get("name") if isinstance(spec, dict) else None
     if name not in GENERATORS:
-        raise ValueError(f"{source}: generator={spec!r} must be a mapping with name one of {sorted(GENERATORS)}")
+        raise InputError(f"{source}: generator={spec!r} must be a mapping with name one of {sorted(GENERATORS)}")
     generate = GENERATORS[name]
     kwargs = {k: v for k, v in spec.items() if k != "name"}
     allowed = [p for p in inspect.signature(generate).parameters if p != "root"]
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
-        raise ValueError(f"{source}: generator key(s) {unknown} not allowed for {name!r}; allowed: {allowed}")
+        raise InputError(f"{source}: generator key(s) {unknown} not allowed for {name!r}; allowed: {allowed}")
     return name, generate, kwargs
 
 
@@ -259,11 +260,11 @@ def _generate(source: Path, data: dict, root: Path, names: dict[int, str], categ
     try:
         generated = yaml.safe_load(Path(generate(root, **kwargs)).read_text())
     except (ValueError, FileExistsError) as e:  # FileExistsError: root holds something else; it is never replaced
-        raise ValueError(f"{source}: {e}") from e
+        raise InputError(f"{source}: {e}") from e
     # The generator owns class names and category ids; the yaml repeats them so ultralytics can read it alone.
     generated_ids = generated.get("category_ids")
     if _names(source, generated) != names or (tuple(generated_ids) if generated_ids else None) != category_ids:
-        raise ValueError(
+        raise InputError(
             f"{source}: names/category_ids {names}/{category_ids} differ from what generator {name!r} wrote "
             f"({generated['names']}/{generated_ids}); copy them from {root}"
         )

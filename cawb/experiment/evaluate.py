@@ -22,11 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cawb.datasets.resolve import ResolvedDataset, check_dataset_yaml, resolve_dataset_yaml
-from cawb.hyp import kind_defaults, ultralytics_defaults
+from cawb.training.ultralytics_settings import ultralytics_defaults
+from cawb.yolov5.recipe import kind_defaults
 from cawb.training.checkpoints import load_ultralytics_checkpoint
 from cawb.training.offline import ensure_local_fonts
 from cawb.utils.user_files import check_checkpoint_file, check_output_dir
 from cawb.yolov5 import model_kind
+from cawb.utils.checks import require_int
+from cawb.utils.errors import InputError
+from cawb.utils.network import keep_ultralytics_offline
 
 if TYPE_CHECKING:
     from pycocotools.coco import COCO
@@ -51,7 +55,7 @@ def coco_image_ids(gt: Mapping[str, Any]) -> dict[str, int]:
     for image in gt["images"]:
         name = Path(image["file_name"]).name
         if name in ids:
-            raise ValueError(f"ground truth lists two images named {name!r}; file names must be unique")
+            raise InputError(f"ground truth lists two images named {name!r}; file names must be unique")
         ids[name] = image["id"]
     return ids
 
@@ -81,7 +85,7 @@ def coco_detections(
         ValueError: ``file_name`` is not in the ground truth.
     """
     if file_name not in image_ids:
-        raise ValueError(f"image {file_name!r} is not in the ground-truth JSON; val images and val_json disagree")
+        raise InputError(f"image {file_name!r} is not in the ground-truth JSON; val images and val_json disagree")
     image_id = image_ids[file_name]
     return [
         {
@@ -157,26 +161,28 @@ def evaluate_coco(
     ``weights`` (a readable checkpoint file; then, once torch is loaded, an ultralytics model checkpoint),
     ``save_dir`` (a place a directory can be created in) and the dataset yaml.
 
+    ultralytics is kept offline from here on, unless the user set ``YOLO_OFFLINE`` to a false value.
+
     Raises:
-        FileNotFoundError: ``weights`` or the data is missing.
-        ValueError: a bad ``imgsz``/``batch``; ``weights`` is a directory, unreadable, or not an ultralytics
+        InputFileNotFoundError: ``weights`` or the data is missing.
+        InputError: a bad ``imgsz``/``batch``; ``weights`` is a directory, unreadable, or not an ultralytics
             checkpoint; ``save_dir`` cannot be written; the data lacks ``val_json``/``category_ids``, they disagree
             with the GT JSON, the model's class count differs from the data's, or the val images and the GT JSON
             list different images.
     """
-    for name, value, minimum in (("imgsz", imgsz, 32), ("batch", batch, 1)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise ValueError(f"{name}={value!r} is invalid: it must be an integer >= {minimum}")
+    require_int(imgsz, "imgsz", 32)
+    require_int(batch, "batch", 1)
     weights = check_checkpoint_file(weights, "weights")
     save_dir = check_output_dir(save_dir, "save_dir")
     if isinstance(data, ResolvedDataset):
         if data.val_json is None or data.category_ids is None:
-            raise ValueError(f"{data.source}: val_json and category_ids are required for COCO evaluation")
+            raise InputError(f"{data.source}: val_json and category_ids are required for COCO evaluation")
     else:
         check_dataset_yaml(data, require=COCO_EVAL_KEYS)
 
     from pycocotools.coco import COCO
 
+    keep_ultralytics_offline()
     load_ultralytics_checkpoint(weights, "weights")
     ensure_local_fonts()  # ultralytics' dataset check would otherwise ask its server for a font
     ds = data if isinstance(data, ResolvedDataset) else resolve_dataset_yaml(data, out_dir=save_dir,
@@ -189,7 +195,7 @@ def evaluate_coco(
         gt = COCO(str(ds.val_json))
     missing = sorted(set(ds.category_ids) - set(gt.getCatIds()))
     if missing:
-        raise ValueError(f"{ds.source}: category_ids {missing} are not categories of {ds.val_json}")
+        raise InputError(f"{ds.source}: category_ids {missing} are not categories of {ds.val_json}")
 
     validator = _coco_export_validator()(
         image_ids=coco_image_ids(gt.dataset),
@@ -216,7 +222,7 @@ def evaluate_coco(
     # Images without detections never reach pred_to_json's lookup; a mismatch would silently skew one of the mAPs.
     differ = sorted({Path(f).name for f in validator.dataloader.dataset.im_files} ^ set(validator.image_ids))
     if differ:
-        raise ValueError(f"{ds.val_json} and the val images disagree on {len(differ)} image(s), e.g. {differ[0]!r}")
+        raise InputError(f"{ds.val_json} and the val images disagree on {len(differ)} image(s), e.g. {differ[0]!r}")
 
     predictions = save_dir / "predictions.json"
     # ultralytics writes this file too, but only when there are detections; ours always exists.
@@ -249,7 +255,7 @@ def _coco_export_validator() -> type:
         def init_metrics(self, model) -> None:
             super().init_metrics(model)
             if self.nc != len(self.category_ids):
-                raise ValueError(
+                raise InputError(
                     f"model {self.args.model} predicts {self.nc} classes but category_ids has {len(self.category_ids)}"
                 )
 

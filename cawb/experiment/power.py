@@ -18,6 +18,7 @@ scipy is imported inside the functions, so importing this module stays cheap.
 
 from __future__ import annotations
 
+from cawb.utils.errors import InputError
 import math
 
 __all__ = ["ALPHA", "POWER", "detectable_difference", "paired_t_power", "seeds_needed", "t_quantile"]
@@ -32,7 +33,7 @@ def t_quantile(probability: float, df: int) -> float:
     from scipy.stats import t
 
     if df < 1:
-        raise ValueError(f"df={df} is invalid: it must be >= 1")
+        raise InputError(f"df={df} is invalid: it must be >= 1")
     return float(t.ppf(probability, df))
 
 
@@ -42,9 +43,9 @@ def paired_t_power(n: int, effect: float, sd: float, alpha: float = ALPHA) -> fl
     from scipy.stats import nct
 
     if n < 2:
-        raise ValueError(f"n={n} is invalid: a paired t-test needs at least 2 pairs")
+        raise InputError(f"n={n} is invalid: a paired t-test needs at least 2 pairs")
     if sd < 0:
-        raise ValueError(f"sd={sd} is invalid: it must be >= 0")
+        raise InputError(f"sd={sd} is invalid: it must be >= 0")
     if sd == 0:  # no spread: any nonzero difference is certain, zero never is
         return 1.0 if effect else alpha
     df = n - 1
@@ -63,9 +64,9 @@ def seeds_needed(effect: float, sd: float, alpha: float = ALPHA, power: float = 
         ValueError: ``effect`` is 0 (no number of seeds detects it) or ``power`` is not in (alpha, 1).
     """
     if effect == 0:
-        raise ValueError("effect=0 is invalid: no number of seeds detects a difference of zero")
+        raise InputError("effect=0 is invalid: no number of seeds detects a difference of zero")
     if not alpha < power < 1:
-        raise ValueError(f"power={power} is invalid: it must be between alpha ({alpha}) and 1")
+        raise InputError(f"power={power} is invalid: it must be between alpha ({alpha}) and 1")
     low, high = 1, 2  # invariant: power(low) < target <= power(high) (low = 1 stands for "not enough")
     while paired_t_power(high, effect, sd, alpha) < power:
         low, high = high, high * 2
@@ -83,9 +84,9 @@ def detectable_difference(n: int, sd: float, alpha: float = ALPHA, power: float 
     from scipy.optimize import brentq
 
     if n < 2:
-        raise ValueError(f"n={n} is invalid: a paired t-test needs at least 2 pairs")
+        raise InputError(f"n={n} is invalid: a paired t-test needs at least 2 pairs")
     if not alpha < power < 1:
-        raise ValueError(f"power={power} is invalid: it must be between alpha ({alpha}) and 1")
+        raise InputError(f"power={power} is invalid: it must be between alpha ({alpha}) and 1")
     if sd == 0:
         return 0.0
 

@@ -1,8 +1,7 @@
 """The tuner's outputs: trials.csv, history.png, importance.png, best_hyp.yaml, lr-best.png and the summary.
 
 Everything is read from the study (any worker may write them, for the whole study) and written atomically. The
-trial user attributes named here are what :mod:`cawb.experiment.tune` records for each trial. ``plan`` arguments
-are :class:`cawb.experiment.tune.TunePlan` objects (not imported: that module imports this one).
+trial user attributes named here are what :mod:`cawb.experiment.tune` records for each trial.
 
 May import what :mod:`cawb.experiment` may; optuna, matplotlib (lazily) and yaml.
 """
@@ -24,6 +23,9 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from cawb.utils.atomic_files import write_text_atomic
+from cawb.utils.user_files import display_path
+from cawb.experiment.tune_settings import TunePlan
+from cawb.utils.errors import error_line
 
 __all__ = [
     "METRICS",
@@ -31,7 +33,6 @@ __all__ = [
     "TuneResult",
     "best_hyp_text",
     "describe_hyp",
-    "error_line",
     "trial_counts",
     "write_outputs",
 ]
@@ -71,12 +72,6 @@ def describe_hyp(hyp: Mapping[str, Any]) -> str:
     parts = [f"restarts {list(hyp.get('cawb_steps', []))}"]
     parts += [f"{key.removeprefix('cawb_')} {_fmt(value)}" for key, value in hyp.items() if key not in ("cawb", "cawb_steps")]
     return ", ".join(parts)
-
-
-def error_line(error: BaseException) -> str:
-    """An exception as one line: its type and the first line of its message."""
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def _yaml_inline(value: Any) -> str:
@@ -234,7 +229,7 @@ class TuneResult:
     exit_code: int
 
 
-def write_outputs(plan: Any, study: optuna.Study, ran: int = 0, seconds: float | None = None,
+def write_outputs(plan: TunePlan, study: optuna.Study, ran: int = 0, seconds: float | None = None,
                   stop_note: str | None = None) -> TuneResult:
     """Write trials.csv, history.png, best_hyp.yaml, lr-best.png and importance.png (when there is enough to draw
     them) for the whole study, atomically, and build the one-screen summary."""
@@ -274,7 +269,7 @@ def write_outputs(plan: Any, study: optuna.Study, ran: int = 0, seconds: float |
                       importances=importances, files=files, summary=summary, exit_code=exit_code)
 
 
-def _best_hyp(plan: Any, best: FrozenTrial, counts: Mapping[TrialState, int]) -> str:
+def _best_hyp(plan: TunePlan, best: FrozenTrial, counts: Mapping[TrialState, int]) -> str:
     settings = plan.settings
     values = dict(best.user_attrs[HYP_ATTR])
     values.update(settings.overrides)
@@ -295,9 +290,7 @@ def _best_hyp(plan: Any, best: FrozenTrial, counts: Mapping[TrialState, int]) ->
     return best_hyp_text(base_text, values, header)
 
 
-def _train_command(plan: Any) -> str:
-    from cawb.experiment.report import display_path
-
+def _train_command(plan: TunePlan) -> str:
     s = plan.settings
     parts = ["python train_cawb.py", f"--data {display_path(Path(s.data))}"]
     for flag, value in (("--cfg", s.cfg), ("--imgsz", s.imgsz), ("--batch-size", s.batch), ("--device", s.device),
@@ -308,10 +301,8 @@ def _train_command(plan: Any) -> str:
     return " ".join(parts)
 
 
-def _summary(plan: Any, counts: Mapping[TrialState, int], ran: int, seconds: float | None,
+def _summary(plan: TunePlan, counts: Mapping[TrialState, int], ran: int, seconds: float | None,
              best: FrozenTrial | None, importances: Mapping[str, float] | None, files: Sequence[Path]) -> list[str]:
-    from cawb.experiment.report import display_path
-
     s = plan.settings
     finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
     took = f" in {datetime.timedelta(seconds=round(seconds))}" if seconds is not None else ""

@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import yaml
 
-from cawb.hyp import CAWB_HYP_KEYS, HypError, schedule_from_hyp, validate_hyp
+from cawb.training.hyp import CAWB_HYP_KEYS, HypError, schedule_from_hyp, validate_hyp
+from cawb.utils.checks import is_int, is_number
+from cawb.utils.errors import InputError
 
 if TYPE_CHECKING:
     import optuna
@@ -116,9 +118,9 @@ def spaced_fractions(raw: Sequence[float], min_gap: float) -> list[float]:
     n = len(raw)
     room = 1.0 - (n + 1) * min_gap
     if n and room <= 0:
-        raise ValueError(f"{n} restarts {min_gap:g} apart do not fit: (n + 1) * {MIN_GAP} must be < 1")
+        raise InputError(f"{n} restarts {min_gap:g} apart do not fit: (n + 1) * {MIN_GAP} must be < 1")
     if any(not 0.0 <= u <= 1.0 for u in raw):
-        raise ValueError(f"raw restart positions must be in [0, 1], got {list(raw)}")
+        raise InputError(f"raw restart positions must be in [0, 1], got {list(raw)}")
     return [min_gap * i + u * room for i, u in enumerate(sorted(raw), start=1)]
 
 
@@ -250,10 +252,6 @@ def _allowed_keys() -> list[str]:
     return [N_RESTARTS, MIN_GAP, *_CAWB_SPACE_KEYS, *tunable_ultralytics_keys()]
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _is_integer_key(key: str) -> bool:
     from ultralytics.cfg import CFG_INT_KEYS
 
@@ -261,7 +259,7 @@ def _is_integer_key(key: str) -> bool:
 
 
 def _check_key(key: Any, source: str) -> None:
-    from cawb.hyp import ultralytics_defaults
+    from cawb.training.ultralytics_settings import ultralytics_defaults
 
     if not isinstance(key, str):
         raise HypError(f"{source}: key {key!r} is not a string")
@@ -285,10 +283,10 @@ def _check_value(key: str, value: Any, source: str) -> None:
     from cawb.training.ultralytics_settings import check_ultralytics_settings
 
     if key == N_RESTARTS:
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RESTARTS:
+        if not is_int(value, 0) or value > MAX_RESTARTS:
             raise HypError(f"{source}: {N_RESTARTS}={value!r} is invalid: it must be an integer in [0, {MAX_RESTARTS}]")
     elif key == MIN_GAP:
-        if not _is_number(value) or not 0 < value < 0.5:
+        if not is_number(value, 0, 0.5, open_min=True, open_max=True):
             raise HypError(f"{source}: {MIN_GAP}={value!r} is invalid: it must be a number in (0, 0.5), a fraction "
                            "of the post-warmup training")
     elif key in CAWB_HYP_KEYS:
@@ -310,14 +308,14 @@ def _parse_range(key: str, raw: Mapping[str, Any], source: str) -> Range:
     low, high, log, step = raw["low"], raw["high"], raw.get("log", False), raw.get("step")
     integer = _is_integer_key(key)
     for name, bound in (("low", low), ("high", high)):
-        if not _is_number(bound) or (integer and not float(bound).is_integer()):
+        if not is_number(bound) or (integer and not float(bound).is_integer()):
             kind = "an integer" if integer else "a finite number"
             raise HypError(f"{where}: {name}={bound!r} is invalid: it must be {kind}")
     if low > high:
         raise HypError(f"{where}: low {low!r} > high {high!r}")
     if not isinstance(log, bool):
         raise HypError(f"{where}: log={log!r} is invalid: it must be true or false")
-    if step is not None and (not _is_number(step) or step <= 0 or (integer and not float(step).is_integer())):
+    if step is not None and (not is_number(step, 0, open_min=True) or (integer and not float(step).is_integer())):
         raise HypError(f"{where}: step={step!r} is invalid: it must be a number > 0" + (" (an integer)" if integer else ""))
     if log and step is not None:
         raise HypError(f"{where}: log and step cannot be combined")

@@ -1,18 +1,19 @@
-"""Training on ultralytics: the CAWB trainer subclass, the library behind ``train_cawb.py``, the switches that keep
-ultralytics offline, and the learning rate ultralytics applies for a hyp file.
+"""Training on ultralytics: hyp files, the checked run configuration, cawb's trainer parts and the trainer made of
+them, and the library behind ``train_cawb.py``.
 
-* :mod:`.trainer`: ``CawbDetectionTrainer``, the thin ``DetectionTrainer`` subclass; it also builds and trains the
-  YOLOv5 v5.0 models of :mod:`cawb.yolov5` beside ultralytics' own;
-* :mod:`.model`: ``cawb.YOLO``, ultralytics' ``YOLO`` that also builds the v5.0 yamls and trains with that trainer;
-* :mod:`.train`: ``train_cawb.py``'s library: defaults, precedence, checks (``plan_run``) and ``train()`` (its
-  flags are :mod:`cawb.cli.train`);
-* :mod:`.offline`: local fonts and the AMP check without downloads;
-* :mod:`.lr_curve`: the per-epoch / per-iteration lr of a hyp file, warmup included, and its plot;
-* :mod:`.ultralytics_settings`: ultralytics' own type and range checks of its settings, run up front;
-* :mod:`.checkpoints`: what a ``.pt`` file holds, where a resume may write, ``--exist-ok`` over a run refused;
-* :mod:`.exact_resume`: the state beside ``last.pt`` that makes a resumed run repeat the stopped one.
+* :mod:`.hyp`: hyp YAML files (ultralytics' keys plus the ``cawb_*`` keys), checked, and the schedule they describe;
+  :mod:`.ultralytics_settings`: ultralytics' own type and range checks of its settings, run up front;
+* :mod:`.config`: :func:`~cawb.training.config.plan_run`, which merges defaults < hyp file < options and checks all
+  of it once into a frozen :class:`~cawb.training.config.RunConfig`;
+* :mod:`.train`: ``train(config)``, what ``train_cawb.py`` runs (its flags are :mod:`cawb.cli.train`);
+* the trainer parts, each a mixin for any ultralytics trainer: :mod:`.cawb_mixin` (the CAWB schedule),
+  :mod:`.exact_resume` (a resumed run repeats the stopped one), :mod:`.lr_figure` (``lr.png``), :mod:`.offline`
+  (nothing downloaded); with :class:`cawb.yolov5.trainer.V5RecipeMixin` they make :mod:`.trainer`'s
+  ``CawbDetectionTrainer``; :mod:`.model`: ``cawb.YOLO``, ultralytics' ``YOLO`` that builds the v5.0 yamls too;
+* :mod:`.lr_curve`: the per-epoch / per-iteration lr of a hyp file, warmup included;
+* :mod:`.checkpoints`: what a ``.pt`` file holds, where a resume may write, ``--exist-ok`` over a run refused.
 
-May import: the core (``cawb.schedule``, ``cawb.lr_scheduler``, ``cawb.hyp``), ``cawb.yolov5``, ``cawb.datasets``,
+May import: the schedule (``cawb.schedule``, ``cawb.lr_scheduler``), ``cawb.yolov5``, ``cawb.datasets``,
 ``cawb.utils``, torch and ultralytics. Not ``cawb.experiment`` or ``cawb.coco``. ultralytics is imported inside
 functions where a ``--help`` would otherwise wait for it.
 """

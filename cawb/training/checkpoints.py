@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from cawb.utils.user_files import UserFileError, check_checkpoint_file, check_output_dir
+from cawb.utils.errors import InputError
 
 __all__ = [
     "RUN_STATE",
@@ -101,7 +102,7 @@ def resume_directory(path: Path, checkpoint: Mapping[str, Any]) -> tuple[Path, l
     own = path.parent.parent if path.parent.name == "weights" else None
     home = own or recorded
     if home is None:
-        raise ValueError(f"--resume {path}: the checkpoint does not record its run directory; copy it to "
+        raise InputError(f"--resume {path}: the checkpoint does not record its run directory; copy it to "
                          "<a new directory>/weights/last.pt and resume that")
     notes = []
     state = [name for name in RUN_STATE if (home / name).exists() and not (home / name).samefile(path)]
@@ -117,7 +118,7 @@ def resume_directory(path: Path, checkpoint: Mapping[str, Any]) -> tuple[Path, l
     try:
         check_output_dir(save_dir, f"--resume {path}: run directory")
     except UserFileError as error:
-        raise ValueError(str(error)) from None
+        raise InputError(str(error)) from None
     return save_dir, notes
 
 
@@ -133,6 +134,6 @@ def check_run_dir_reuse(run_dir: Path) -> None:
     if weights.is_dir():
         held += sorted(f"weights/{p.name}" for p in weights.glob("*.pt") if f"weights/{p.name}" not in held)
     if held:
-        raise ValueError(f"--exist-ok: {run_dir} holds a run ({', '.join(held[:4])}), which training there would "
+        raise InputError(f"--exist-ok: {run_dir} holds a run ({', '.join(held[:4])}), which training there would "
                          "overwrite (ultralytics deletes its results.csv): give another --name, leave out --exist-ok "
                          "to get a new numbered directory, or move it away")

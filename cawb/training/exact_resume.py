@@ -38,12 +38,15 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
-from ultralytics.utils import LOGGER, RANK
+from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
+from cawb.training.hyp import PART_KEYS
 from cawb.utils.atomic_files import write_bytes_atomic
+from cawb.utils.trainer_parts import AddedArgs, TrainerPart
+from cawb.utils.errors import InputError
 
-__all__ = ["STATE_SUFFIX", "ExactResume", "ResumableRandomSampler", "state_path"]
+__all__ = ["STATE_SUFFIX", "ExactResume", "ExactResumeMixin", "ResumableRandomSampler", "state_path"]
 
 STATE_SUFFIX = ".resume-state"
 _FORMAT = 1
@@ -143,7 +146,7 @@ def _refill_mosaic_buffer(dataset, indices: list[int] | None) -> None:
 class ExactResume:
     """The trainer's side of exact resume: callbacks, the step counter and the ``accumulate`` offset.
 
-    ``CawbDetectionTrainer`` owns one and calls :meth:`on_optimizer_step` from its ``optimizer_step``; ``accumulate``
+    :class:`ExactResumeMixin` owns one and calls :meth:`on_optimizer_step` from its ``optimizer_step``; ``accumulate``
     reads :attr:`step_offset`, which holds back the first resumed optimizer step until the iteration where the
     uninterrupted run made it (ultralytics restarts its own step bookkeeping at -1 on every start).
     """
@@ -285,7 +288,7 @@ class ExactResume:
                 trainer.ema.ema.load_state_dict(state["ema"])
             trainer.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as error:  # another model or optimizer layout
-            raise ValueError(f"--resume {trainer.args.resume}: its {STATE_SUFFIX} file does not fit the model "
+            raise InputError(f"--resume {trainer.args.resume}: its {STATE_SUFFIX} file does not fit the model "
                              f"({str(error).splitlines()[0]})") from None
         self._pending = state
         if trainer.train_loader.num_workers == 0:
@@ -308,3 +311,47 @@ class ExactResume:
             sampler = trainer.train_loader.sampler
             if state["loader"] is not None and isinstance(sampler, ResumableRandomSampler):
                 sampler.pending_state = state["loader"]
+
+
+class ExactResumeMixin(TrainerPart):
+    """Exact resume for an ultralytics trainer (see the module docstring); ``exact_resume: false`` switches it off."""
+
+    _resume_args = AddedArgs({"exact_resume": PART_KEYS["exact_resume"][0]})
+
+    def __init__(self, cfg: Any = DEFAULT_CFG, overrides: dict | None = None, _callbacks: Any = None):
+        super().__init__(self._resume_args.widen(cfg), overrides, _callbacks)
+        self._resume_args.fill(self.args)
+        self._exact_resume = ExactResume(self) if self.args.exact_resume else None
+
+    def _do_train(self, *args, **kwargs):
+        try:
+            return super()._do_train(*args, **kwargs)
+        finally:  # stopped (Ctrl-C, an error) or finished: the last epoch's state is on disk now
+            if self._exact_resume is not None:
+                self._exact_resume.wait()
+
+    @property
+    def accumulate(self) -> int:
+        """Batches per optimizer step; until the first step after an exact resume, plus the offset that puts that
+        step where the uninterrupted run made it."""
+        exact_resume = getattr(self, "_exact_resume", None)
+        return self._accumulate + (exact_resume.step_offset if exact_resume is not None else 0)
+
+    @accumulate.setter
+    def accumulate(self, value: int) -> None:
+        self._accumulate = value
+
+    def optimizer_step(self):
+        super().optimizer_step()
+        if self._exact_resume is not None:
+            self._exact_resume.on_optimizer_step()
+
+    def _build_train_pipeline(self):
+        super()._build_train_pipeline()
+        if self._exact_resume is not None:
+            make_order_resumable(self.train_loader)
+            self._exact_resume.step_offset = 0  # ultralytics' OOM retry rebuilds the loaders and restarts its count
+
+    def get_validator(self):
+        with self._resume_args.hidden(self):
+            return super().get_validator()

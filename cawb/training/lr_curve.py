@@ -15,9 +15,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Mapping
 
-from cawb.hyp import HypError, schedule_from_hyp, ultralytics_defaults
 from cawb.schedule import CawbSchedule
+from cawb.training.hyp import schedule_from_hyp
+from cawb.training.ultralytics_settings import ultralytics_defaults
 from cawb.utils.atomic_files import write_text_atomic
+from cawb.utils.checks import is_int, require_int
+from cawb.utils.errors import HypError
+from cawb.yolov5.recipe import with_warmup_floor
 
 __all__ = [
     "MAX_PLOT_POINTS",
@@ -27,7 +31,6 @@ __all__ = [
     "plot_hyp_lr",
     "stock_lr_factor",
     "warmup_iterations",
-    "with_warmup_floor",
     "write_lr_csv",
 ]
 
@@ -48,15 +51,6 @@ def stock_lr_factor(hyp: Mapping[str, Any], epochs: int) -> Callable[[float], fl
     stand_in = _trainer_stand_in(hyp, epochs)
     BaseTrainer._setup_scheduler(stand_in)
     return stand_in.lf
-
-
-def with_warmup_floor(iterations: int, hyp: Mapping[str, Any], epochs: int, batches_per_epoch: int) -> int:
-    """ultralytics' warmup length ``iterations`` raised to the hyp's ``warmup_min_iters`` (v5.0's 1000-iteration
-    floor), as CawbDetectionTrainer applies it: only when warmup is on, and never into the last epoch."""
-    floor = hyp.get("warmup_min_iters") or 0
-    if not iterations or floor <= iterations:
-        return iterations
-    return min(floor, max(epochs - 1, 0) * batches_per_epoch)
 
 
 def warmup_iterations(hyp: Mapping[str, Any], epochs: int, batches_per_epoch: int) -> int:
@@ -94,23 +88,24 @@ def lr_curve(
     batches_per_epoch: int | None = None,
     label: str = "",
     source: str = "hyp",
+    factor: Callable[[float], float] | None = None,
 ) -> LrCurve:
     """The weights group's lr (base ``lr0``) per epoch, or per iteration with the warmup ramp when
-    ``batches_per_epoch`` is given, as ultralytics' trainer would apply it.
+    ``batches_per_epoch`` is given, as ultralytics' trainer would apply it. ``factor`` is the per-epoch multiplier
+    when it is known already (a planned run's schedule, a trainer's ``lf``); by default it is the hyp's.
 
     Raises:
         HypError: bad epochs/batches or an invalid CAWB setting.
     """
     defaults = ultralytics_defaults()
     total = epochs if epochs is not None else hyp.get("epochs", defaults["epochs"])
-    if isinstance(total, bool) or not isinstance(total, int) or total < 1:
+    if not is_int(total, 1):
         raise HypError(f"{source}: epochs={total!r} is invalid: it must be an integer >= 1")
-    if batches_per_epoch is not None and (
-        isinstance(batches_per_epoch, bool) or not isinstance(batches_per_epoch, int) or batches_per_epoch < 1
-    ):
-        raise HypError(f"batches per epoch={batches_per_epoch!r} is invalid: it must be an integer >= 1")
+    if batches_per_epoch is not None:
+        require_int(batches_per_epoch, "batches per epoch", 1, error=HypError)
     lr0 = float(hyp.get("lr0", defaults["lr0"]))
-    factor = epoch_lr_factor(hyp, total, source)
+    if factor is None:
+        factor = epoch_lr_factor(hyp, total, source)
     cawb = isinstance(factor, CawbSchedule)
     restarts = {"restart_epochs": list(factor.restart_epochs) if cawb else [],
                 "dropped_restart_epochs": list(factor.dropped_restart_epochs) if cawb else [],
@@ -149,6 +144,7 @@ def write_lr_csv(curve: LrCurve, path: str | Path) -> Path:
 #: wide, could not show more apart, and after the warmup the lr changes only once per epoch anyway.
 MAX_PLOT_POINTS = 2_000_000
 
+
 def plot_hyp_lr(
     hyp_path: str | Path,
     out: str | Path,
@@ -164,16 +160,14 @@ def plot_hyp_lr(
     ``dropped_restart_epochs`` lists the file's restarts that fall outside ``epochs``.
 
     Everything is checked before anything is computed or written: ``out`` (a ``.png`` file name in a writable
-    place) and ``csv_path`` (a ``.csv`` one), the hyp files, every ultralytics value in them as training checks it
-    (:func:`cawb.training.ultralytics_settings.check_ultralytics_settings`), and the number of points (at most
-    :data:`MAX_PLOT_POINTS` per curve).
+    place) and ``csv_path`` (a ``.csv`` one), the hyp files, every value in them as training checks it
+    (:func:`cawb.training.hyp.validate_hyp`), and the number of points (at most :data:`MAX_PLOT_POINTS` per curve).
 
     Raises:
         HypError: a bad hyp file, setting, output place or size, before anything is written.
         FileNotFoundError: a hyp file that is neither a path nor a bundled name.
     """
-    from cawb.hyp import load_hyp
-    from cawb.training.ultralytics_settings import check_ultralytics_settings
+    from cawb.training.hyp import load_hyp
     from cawb.utils.resources import resolve_hyp
     from cawb.utils.user_files import UserFileError, check_output_file
 
@@ -195,7 +189,6 @@ def plot_hyp_lr(
             raise HypError(f"{path}: {total} epochs x {batches_per_epoch} batches = {points:,} "
                            f"points, more than plot_lr draws ({MAX_PLOT_POINTS:,}); after the warmup the lr changes "
                            "once per epoch, so leave out --batches or give fewer --epochs")
-        check_ultralytics_settings(hyp, source=str(path))  # what training would refuse, it does not draw
     curves = [lr_curve(hyp, epochs, batches_per_epoch, label=path.stem, source=str(path)) for path, hyp in hyps]
     from cawb.utils.plots import plot_lr_curves  # matplotlib: once everything has been checked
 

@@ -2,25 +2,30 @@
 
 ultralytics reaches for the network in three places a cawb run passes through:
 
-* its online checks (pip updates, hub, analytics): off with ``YOLO_OFFLINE=1``, which ``import cawb`` sets unless
-  the environment already sets it; ultralytics reads it once, when first imported, so when it was imported before
-  cawb, ``import cawb`` also switches its cached online flags off (:mod:`cawb.utils.network`);
+* its online checks (pip updates, hub, analytics): off with ``YOLO_OFFLINE=1``, which cawb's commands set at their
+  start and cawb's trainers when they are built, unless the environment sets it; ultralytics reads it once, when
+  first imported, so its cached online flags are switched off too (:mod:`cawb.utils.network`). ``import cawb``
+  alone changes nothing;
 * ``check_font("Arial.ttf")``, called by every dataset check and by its plots: it sends a request to its assets
   server unless the font is in its config dir. :func:`ensure_local_fonts` puts matplotlib's bundled DejaVu Sans
   there under the names ultralytics asks for (DejaVu Sans is freely redistributable; Arial is not);
 * on CUDA, its AMP check loads ``yolo26n.pt`` and downloads it when absent: :func:`offline_amp_check` skips the
   check unless those weights are already on disk.
+
+:class:`OfflineMixin` is the trainer part that does all three.
 """
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from cawb.utils.atomic_files import copy_atomic
+from cawb.utils.network import keep_ultralytics_offline
+from cawb.utils.trainer_parts import TrainerPart
 
-__all__ = ["AMP_CHECK_WEIGHTS", "ULTRALYTICS_FONTS", "ensure_local_fonts", "offline_amp_check"]
+__all__ = ["AMP_CHECK_WEIGHTS", "ULTRALYTICS_FONTS", "OfflineMixin", "ensure_local_fonts", "offline_amp_check"]
 
 #: Font files ultralytics' check_font() looks for in its config dir before downloading them.
 ULTRALYTICS_FONTS = ("Arial.ttf", "Arial.Unicode.ttf")
@@ -74,3 +79,17 @@ def offline_amp_check() -> Iterator[None]:
         yield
     finally:
         ultralytics_trainer.check_amp = original
+
+
+class OfflineMixin(TrainerPart):
+    """An ultralytics trainer that never reaches for the network: offline checks, local fonts before its dataset
+    check asks its server for one, and no AMP-check download."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        keep_ultralytics_offline()
+        ensure_local_fonts()
+        super().__init__(*args, **kwargs)
+
+    def _setup_train(self):
+        with offline_amp_check():
+            super()._setup_train()

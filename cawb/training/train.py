@@ -1,33 +1,25 @@
 """YOLOv5-style training with CAWB: the library behind ``train_cawb.py``.
 
-Settings come from three places, later ones winning: the defaults (the article's setup when ``--data`` is given,
-the embedded offline demo when it is not), the hyp YAML file, and the command line / keyword arguments.
-Everything is checked before any training starts: the hyp file, the flags, the schedule for the final epoch count,
-the dataset yaml and the model files. Nothing is ever downloaded: models are built from their yaml and a
-``--weights`` file must exist locally.
+:func:`train` trains one planned run (:class:`~cawb.training.config.RunConfig`, from
+:func:`~cawb.training.config.plan_run`) with :class:`~cawb.training.trainer.CawbDetectionTrainer` and says where
+the results are. Given options instead of a plan, it plans first: ``train(data="my.yaml", epochs=100)``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
-from cawb.hyp import CAWB_HYP_KEYS, HypError, hyp_for_model, kind_defaults, load_hyp, schedule_from_hyp, validate_hyp
-from cawb.training.checkpoints import (
-    check_run_dir_reuse,
-    checkpoint_finished,
-    is_finished,
-    load_ultralytics_checkpoint,
-    resume_directory,
-)
-from cawb.utils.resources import bundled_data, bundled_hyp, resolve_data, resolve_hyp
-from cawb.yolov5.kind import model_kind
-from cawb.yolov5.sources import BUNDLED_MODELS, ModelYamlError, is_v5_yaml, resolve_model_yaml
+from cawb.training.checkpoints import checkpoint_finished
+from cawb.training.config import ARTICLE_DEFAULTS, EMBEDDED_DEFAULTS, RunConfig, plan_run
+from cawb.utils.errors import InputError, Interrupted
 
 __all__ = [
     "ARTICLE_DEFAULTS",
     "EMBEDDED_DEFAULTS",
+    "Callbacks",
     "TrainResult",
     "TrainingInterrupted",
     "checkpoint_finished",
@@ -35,48 +27,12 @@ __all__ = [
     "train",
 ]
 
-#: Defaults when ``--data`` is given: the seed article's setup (YOLOv5s of release v5.0 from scratch, 640 px, batch 16,
-#: the CAWB arm's hyp).
-ARTICLE_DEFAULTS: dict[str, Any] = {
-    "cfg": "yolov5s-v5.0.yaml",
-    "hyp": bundled_hyp("hyp.scratch-cawb.yaml"),
-    "imgsz": 640,
-    "batch": 16,
-    "workers": 8,
-    "project": "runs/train",
-    "name": "exp",
-    "seed": 0,
-}
-
-#: Defaults with no ``--data``: an offline demo on the generated shapes dataset, on the CPU, in a few minutes. It trains
-#: ultralytics' yolov5n: v5.0's network at nano size (``--cfg yolov5n-v5.0.yaml``) barely starts learning in these 320
-#: iterations (mAP50 ~0.06 against ~0.9, docs/RESULTS.md), its loss gains being scaled down for 128 px.
-EMBEDDED_DEFAULTS: dict[str, Any] = {
-    "data": bundled_data("shapes.yaml"),
-    "cfg": "yolov5n.yaml",
-    "hyp": bundled_hyp("hyp.shapes-cawb.yaml"),
-    "imgsz": 128,
-    "batch": 16,
-    "device": "cpu",
-    "workers": 0,
-    "project": "runs/train",
-    "name": "shapes",
-    "seed": 0,
-}
-
-# Options that are not ultralytics keys: how the run is assembled rather than how it trains.
-_RUN_OPTIONS = ("data", "cfg", "weights", "hyp", "resume", "scheduler")
-# ultralytics keys that would take the run over from a hyp file ('cfg' there replaces every setting).
-_NOT_HYP_KEYS = frozenset({"cfg", "data", "model", "mode", "task", "resume"})
-# ultralytics keys that would take the run over as key=value, with what to give instead.
-_NOT_OPTION_KEYS = {
-    "model": "it would silently replace --cfg; give the model yaml as --cfg, or weights as --weights",
-    "mode": "train_cawb.py trains (mode=train)",
-    "task": "train_cawb.py trains detection models (task=detect)",
-}
+#: ultralytics callbacks by event: a list of functions of the trainer per event, as ultralytics keeps them (a single
+#: function is taken as a list of one).
+Callbacks = Mapping[str, "Callable[[Any], None] | Sequence[Callable[[Any], None]]"]
 
 
-class TrainingInterrupted(Exception):
+class TrainingInterrupted(Interrupted):
     """Training stopped by Ctrl-C; ``last`` is the checkpoint to resume from (None if no epoch finished)."""
 
     def __init__(self, last: Path | None):
@@ -97,283 +53,47 @@ class TrainResult:
     notes: list[str] = dataclasses.field(default_factory=list)
 
 
-@dataclasses.dataclass
-class RunPlan:
-    """A fully checked run: the model to build and ultralytics' train() keyword arguments."""
-
-    model_source: str
-    weights: Path | None
-    overrides: dict[str, Any]
-    resume: Path | None = None
-    #: things the user should know before training (logged as warnings at the start, repeated in the summary)
-    notes: list[str] = dataclasses.field(default_factory=list)
+def callback_lists(callbacks: Callbacks | None) -> dict[str, list[Callable[[Any], None]]]:
+    """``callbacks`` with every event's value as a list (a single function becomes a list of one)."""
+    return {event: [functions] if callable(functions) else list(functions)
+            for event, functions in (callbacks or {}).items()}
 
 
-def _check_positive_int(options: dict[str, Any], key: str, minimum: int, what: str) -> None:
-    if key in options:
-        value = options[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise HypError(f"--{key.replace('_', '-')} {value!r} is invalid: it must be {what}")
+def train(config: RunConfig | None = None, *, callbacks: Callbacks | None = None,
+          refuse_restarts_outside: bool = True, **options: Any) -> TrainResult:
+    """Train the planned run ``config``, or plan one from ``options`` first (see :func:`plan_run`).
 
-
-def plan_run(*, refuse_restarts_outside: bool = True, resolve_dataset: bool = True, **options: Any) -> RunPlan:
-    """Merge defaults < hyp file < options and check everything a run needs, without training.
-
-    Keyword options: the ``train_cawb.py`` flags by their destination names (``data``, ``cfg``, ``weights``,
-    ``hyp``, ``epochs``, ``batch``, ``imgsz``, ``device``, ``workers``, ``seed``, ``project``, ``name``,
-    ``exist_ok``, ``resume``, ``scheduler``, ``cawb_*``) and any ultralytics training key.
-
-    The checks, in order, all before the dataset (which may be generated) and the model are built: the hyp file
-    and every ultralytics value in it and in the options (ultralytics' own type and range rules,
-    :mod:`cawb.training.ultralytics_settings`); ``model``, ``mode``, ``task`` refused as options; the output place
-    (``project``) and, with ``exist_ok``, a ``project/name`` that holds a run; the model files (``cfg`` read and
-    built, ``weights`` loaded); the loss keys for that kind of model; the schedule for the final epoch count, a
-    custom ``cawb_lf`` tried at every epoch. Restarts of the options (``cawb_steps`` given as a flag or keyword)
-    that fall outside the run are refused unless ``refuse_restarts_outside`` is False (compare's restarts scaled
-    from a hyp file); restarts that come from the hyp file and fall outside (a shorter ``epochs``) are named in
-    :attr:`RunPlan.notes`. Last, the dataset yaml is resolved (the demo dataset generated when missing), unless
-    ``resolve_dataset`` is False (a caller planning several runs first checks them all): then ``overrides['data']``
-    is the dataset yaml as found, not yet resolved.
+    ``callbacks`` maps ultralytics callback events (e.g. ``"on_fit_epoch_end"``) to functions of the trainer, or to
+    lists of them, added to ultralytics' own.
 
     Raises:
-        HypError, ValueError, FileNotFoundError: one-line messages, before anything is built or trained.
-    """
-    from cawb.datasets.resolve import resolve_dataset_yaml
-    from cawb.training.ultralytics_settings import check_device, check_ultralytics_settings
-
-    if options.get("resume"):
-        return _plan_resume(options)
-
-    cawb_flags = [key for key in options if key in CAWB_HYP_KEYS and key != "cawb"]
-    scheduler = options.pop("scheduler", None)
-    if scheduler == "cos" and cawb_flags:
-        raise HypError(f"--scheduler cos contradicts {', '.join('--' + k.replace('_', '-') for k in cawb_flags)}")
-    if scheduler is not None:
-        options["cawb"] = scheduler == "cawb"
-    elif cawb_flags:
-        options["cawb"] = True
-
-    defaults = dict(EMBEDDED_DEFAULTS if options.get("data") is None else ARTICLE_DEFAULTS)
-    hyp_path = resolve_hyp(options.pop("hyp", None) or defaults["hyp"])
-    hyp = load_hyp(hyp_path)
-    misplaced = sorted(set(hyp) & _NOT_HYP_KEYS)
-    if misplaced:
-        raise HypError(f"{hyp_path}: {', '.join(misplaced)} cannot be set in a hyp file (give data and model as "
-                       "--data, --cfg, --weights)")
-    check_ultralytics_settings(hyp, source=str(hyp_path))
-
-    run_keys = {key: options.pop(key) for key in list(options) if key in _RUN_OPTIONS}
-    taken = sorted(set(options) & set(_NOT_OPTION_KEYS))
-    if taken:
-        raise HypError(f"{taken[0]}={options[taken[0]]!r} cannot be given as key=value: "
-                       f"{_NOT_OPTION_KEYS[taken[0]]}")
-    given = validate_hyp(options, source="command line")
-    _check_positive_int(given, "epochs", 1, "an integer >= 1")
-    _check_positive_int(given, "imgsz", 32, "an integer >= 32 (pixels)")
-    _check_positive_int(given, "workers", 0, "an integer >= 0")
-    if "batch" in given and not (given["batch"] == -1 or 0 < given["batch"] < 1 or
-                                 (isinstance(given["batch"], int) and given["batch"] >= 1)):
-        raise HypError(f"--batch-size {given['batch']!r} is invalid: it must be an integer >= 1, -1 (auto) or a "
-                       "fraction of GPU memory in (0, 1)")
-    check_ultralytics_settings(given, source="command line")
-
-    for key in ("project", "name"):  # empty (project=): the default, not a directory named None
-        for source in (hyp, given):
-            if key in source and source[key] is None:
-                del source[key]
-    merged = {**{k: v for k, v in defaults.items() if k not in _RUN_OPTIONS}, **hyp, **given}
-    # ultralytics puts a relative project under its own runs dir (runs/detect/<project>); ours is the working dir's.
-    project = Path(str(merged["project"])).expanduser()
-    _check_output_place(project, f"{hyp_path}: project" if "project" in hyp and "project" not in given
-                        else "--project")
-    project = project.absolute()
-    if merged.get("exist_ok"):
-        check_run_dir_reuse(project / str(merged["name"]))
-    check_device(merged.get("device"))  # a GPU this machine lacks: now, not once the data is loaded
-
-    # --weights alone is the model (as in YOLOv5); --cfg with --weights builds the yaml and loads what matches.
-    cfg = run_keys.get("cfg") or (None if run_keys.get("weights") else defaults["cfg"])
-    model_source, weights = _check_model_files(cfg, run_keys.get("weights"))
-    # The loss keys mean what they mean for this kind of model (v5.0's or ultralytics'); unset ones take its defaults.
-    kind = model_kind(model_source)
-    hyp = hyp_for_model(hyp, kind, source=str(hyp_path))
-    given = hyp_for_model(given, kind, source="command line")
-
-    settings = {**{k: v for k, v in defaults.items() if k not in _RUN_OPTIONS}, **kind_defaults(kind), **hyp, **given}
-    settings["project"] = str(project)
-    if settings.get("optimizer", "auto") == "auto":
-        from ultralytics.utils import LOGGER
-
-        LOGGER.warning("optimizer=auto ignores lr0 and picks its own optimizer and lr: set optimizer: SGD to train "
-                       "with the hyp file's learning rates")
-    # the schedule for the final epoch count (a custom cawb_lf is tried at every epoch of it)
-    schedule = schedule_from_hyp(settings, source=f"{hyp_path} + command line")
-    notes = _restarts_outside(schedule, hyp_path, "cawb_steps" in given and refuse_restarts_outside)
-
-    data = resolve_data(run_keys.get("data") or defaults["data"])
-    overrides = {**settings, "data": str(resolve_dataset_yaml(data).yaml if resolve_dataset else data)}
-    return RunPlan(model_source=model_source, weights=weights, overrides=overrides, notes=notes)
-
-
-def _check_output_place(path: Path, flag: str) -> None:
-    from cawb.utils.user_files import UserFileError, check_output_dir
-
-    try:
-        check_output_dir(path, flag)
-    except UserFileError as error:
-        raise HypError(str(error)) from None
-
-
-def _restarts_outside(schedule: Any, hyp_path: Path, given: bool) -> list[str]:
-    """Restart epochs outside the run (only ``warmup_epochs < s < epochs`` count): refused when they were given
-    explicitly (``given``), else a note naming the hyp file they come from."""
-    if schedule is None or not schedule.dropped_restart_epochs:
-        return []
-    dropped = ", ".join(f"{epoch:g}" for epoch in schedule.dropped_restart_epochs)
-    where = (f"restart epoch(s) {dropped} fall outside this {schedule.epochs}-epoch run (only warmup_epochs "
-             f"{schedule.warmup_epochs:g} < s < {schedule.epochs} count)")
-    if given:
-        raise HypError(f"cawb_steps: {where}: give restarts inside the run")
-    return [f"{hyp_path}: {where} and are ignored; the schedule has "
-            + (f"restarts at {', '.join(f'{s:g}' for s in schedule.restart_epochs)}" if schedule.restart_epochs
-               else "no restart")]
-
-
-def _plan_resume(options: dict[str, Any]) -> RunPlan:
-    resume = options["resume"]
-    allowed = {"device", "batch", "workers", "imgsz", "resume", "project"}
-    ignored = sorted(set(options) - allowed)
-    if ignored:
-        raise HypError(f"--resume continues the run with its own settings; it only takes --device, --batch-size, "
-                       f"--workers and --imgsz, not {', '.join(ignored)}")
-    if resume is True:
-        from ultralytics.utils.files import get_latest_run
-
-        latest = get_latest_run(str(Path(options.get("project") or "runs")))
-        if not latest:
-            raise FileNotFoundError("--resume: no last.pt found under runs/; pass the checkpoint path")
-        resume = latest
-    path = Path(resume)
-    if not path.exists() and not path.is_symlink():
-        raise FileNotFoundError(f"--resume {path}: no such checkpoint")
-    checkpoint = load_ultralytics_checkpoint(path, "--resume")
-    if is_finished(checkpoint):
-        raise ValueError(f"--resume {path}: this run already finished; start a new run to train further")
-    save_dir, notes = resume_directory(path, checkpoint)
-    overrides = {key: options[key] for key in ("device", "batch", "workers", "imgsz") if key in options}
-    return RunPlan(model_source=str(path), weights=None, overrides={**overrides, "save_dir": str(save_dir)},
-                   resume=path, notes=notes)
-
-
-def _check_model_files(cfg: str | None, weights: str | None) -> tuple[str, Path | None]:
-    """The model yaml to build (a YOLOv5 v5.0 yaml by name or path, or one ultralytics resolves) and the local weights
-    file, or a one-line error. A model yaml given as a path is read and built (a layer with an unknown module fails
-    here); weights are loaded (an ultralytics checkpoint, not a state_dict or another file)."""
-    weights_path = None
-    if weights:
-        weights_path = Path(weights)
-        if not weights_path.exists() and not weights_path.is_symlink():
-            raise FileNotFoundError(f"--weights {weights}: not found (cawb never downloads weights: give a .pt file "
-                                    "on disk)")
-        if weights_path.suffix != ".pt":
-            raise ValueError(f"--weights {weights}: expected a .pt file (an ultralytics checkpoint); a model yaml "
-                             "goes to --cfg")
-        load_ultralytics_checkpoint(weights_path, "--weights")
-    if cfg:
-        return _check_model_yaml(cfg), weights_path
-    if weights_path is None:
-        raise ValueError("give --cfg (a model yaml) or --weights (a .pt file)")
-    return str(weights_path), None
-
-
-def _check_model_yaml(cfg: str) -> str:
-    """What ``--cfg`` names, checked: a path is read and built; a bundled or ultralytics name is resolved."""
-    from cawb.hyp import ultralytics_defaults
-    from cawb.utils.user_files import UserFileError, read_yaml
-
-    path = Path(cfg)
-    if path.suffix.lower() == ".pt":
-        raise ValueError(f"--cfg {cfg}: is weights, not a model yaml; give weights as --weights")
-    if path.exists() or path.is_symlink():
-        try:
-            data = read_yaml(path, "--cfg", mapping_of="a model's layers (backbone, head)")
-        except UserFileError as error:
-            raise ModelYamlError(str(error)) from None
-        if "backbone" not in data or "head" not in data:
-            settings = set(data) & (set(ultralytics_defaults()) | set(CAWB_HYP_KEYS))
-            hint = "; it holds training settings: give a hyp file as --hyp" if settings else ""
-            raise ModelYamlError(f"--cfg {cfg}: not a model yaml (it has no backbone and head){hint}")
-        try:
-            if is_v5_yaml(data):
-                from cawb.yolov5.model import build_model
-
-                build_model(path)  # a malformed layer fails here, before any data is touched
-            else:
-                _build_ultralytics_model(path)
-        except ModelYamlError as error:
-            reason = str(error).removeprefix(f"{path}: ")  # the v5.0 builder names the file too
-            raise ModelYamlError(f"--cfg {cfg}: {reason}") from None
-        return str(path)
-    local = resolve_model_yaml(cfg)  # a bundled v5.0 name
-    if local is not None:
-        return str(local)
-    from ultralytics.nn.tasks import yaml_model_load
-
-    try:
-        yaml_model_load(cfg)  # as ultralytics resolves it: yolov5s.yaml is yolov5.yaml at scale 's'
-    except (FileNotFoundError, AssertionError):  # AssertionError: ultralytics' check of the suffix
-        raise FileNotFoundError(f"--cfg {cfg}: model yaml not found (e.g. {', '.join(BUNDLED_MODELS[:2])}, "
-                                "ultralytics' yolov5n.yaml, yolov5s.yaml, or a path)") from None
-    return cfg
-
-
-def _build_ultralytics_model(path: Path) -> None:
-    """Build an ultralytics model yaml once, so that a bad layer (an unknown module, wrong arguments) is found now.
-
-    Raises:
-        ModelYamlError: one line with what ultralytics' builder raised.
-    """
-    from ultralytics.nn.tasks import DetectionModel
-
-    try:
-        DetectionModel(str(path), verbose=False)
-    except Exception as error:  # whatever the builder raises on a bad layer
-        reason = " ".join(str(error).split()) or type(error).__name__
-        if isinstance(error, KeyError):
-            reason = f"unknown module {reason} (not a module ultralytics builds)"
-        raise ModelYamlError(f"cannot build a model from it: {reason}") from None
-
-
-def train(callbacks: dict[str, Callable] | None = None, refuse_restarts_outside: bool = True,
-          **options: Any) -> TrainResult:
-    """Train as ``train_cawb.py`` does; keyword options as in :func:`plan_run`. Returns where the results are.
-
-    ``callbacks`` maps ultralytics callback events (e.g. ``"on_fit_epoch_end"``) to functions of the trainer.
-
-    Raises:
-        HypError, ValueError, FileNotFoundError: bad input, before training.
+        InputError: bad options, before training (only when planning here).
         TrainingInterrupted: Ctrl-C during training (its ``last`` is the checkpoint to resume from).
     """
-    plan = plan_run(refuse_restarts_outside=refuse_restarts_outside, **options)
+    if config is None:
+        config = plan_run(refuse_restarts_outside=refuse_restarts_outside, **options)
+    elif options:
+        raise InputError(f"train() takes a planned RunConfig or options, not both ({', '.join(sorted(options))})")
     from ultralytics.utils import LOGGER
 
     from cawb.training.model import YOLO  # ultralytics' YOLO that also builds the v5.0 yamls
     from cawb.training.trainer import CawbDetectionTrainer
 
-    for note in plan.notes:
+    for note in config.notes:
         LOGGER.warning(note)
 
-    model = YOLO(plan.model_source)
-    for event, function in (callbacks or {}).items():
-        model.add_callback(event, function)
-    if plan.weights is not None:
-        model.load(plan.weights)
-    resume = {"resume": True} if plan.resume is not None else {}
+    model = YOLO(config.model_source)
+    for event, functions in callback_lists(callbacks).items():
+        for function in functions:
+            model.add_callback(event, function)
+    if config.weights is not None:
+        model.load(config.weights)
+    resume = {"resume": True} if config.resume is not None else {}
+    trainer = functools.partial(CawbDetectionTrainer.configured, config)
     try:
-        model.train(trainer=CawbDetectionTrainer, **resume, **plan.overrides)
+        model.train(trainer=trainer, **resume, **config.overrides)
     except KeyboardInterrupt:
-        trainer = getattr(model, "trainer", None)
-        last = getattr(trainer, "last", None)
+        last = getattr(getattr(model, "trainer", None), "last", None)
         raise TrainingInterrupted(Path(last) if last is not None and Path(last).is_file() else None) from None
     trainer = model.trainer
     metrics = model.metrics
@@ -385,5 +105,5 @@ def train(callbacks: dict[str, Callable] | None = None, refuse_restarts_outside:
         map50=metrics.get("metrics/mAP50(B)"),
         map50_95=metrics.get("metrics/mAP50-95(B)"),
         metrics=metrics,
-        notes=list(plan.notes),
+        notes=list(config.notes),
     )

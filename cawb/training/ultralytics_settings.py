@@ -3,7 +3,7 @@
 ultralytics checks its settings (``ultralytics.cfg.check_cfg``) only when a trainer is built, after the model and
 often the data: a bad ``lr0`` is found late, as a ``TypeError`` naming nothing the user typed. This module runs the
 same check up front, on any mapping of settings (a hyp file, ``key=value`` flags, a search space's bounds), and
-restates a failure as :class:`cawb.hyp.HypError` naming the source, the key, the value and what is allowed.
+restates a failure as :class:`cawb.utils.errors.HypError` naming the source, the key, the value and what is allowed.
 
 The key lists are ultralytics' own (``CFG_FLOAT_KEYS``, ``CFG_FRACTION_KEYS``, ``CFG_INT_KEYS`` with
 ``CFG_INT_MIN``, ``CFG_BOOL_KEYS``, ``CFG_STR_KEYS``), and so is the list of optimizers (read from its trainer, which
@@ -11,20 +11,46 @@ has no constant for it). On top of them, a few values ultralytics accepts but tr
 mishandles: NaN or infinite numbers, a negative ``lr0`` or ``weight_decay`` (torch's optimizers refuse them), a
 negative ``warmup_epochs``, booleans given for numbers, a ``cache`` other than true/false/ram/disk, a training
 ``imgsz`` that is not an integer >= 32, a ``project`` or ``name`` that is not text. Keys that are not ultralytics
-settings (the ``cawb_*`` keys, unknown keys) are left to :func:`cawb.hyp.validate_hyp`.
+settings (the ``cawb_*`` keys, unknown keys) are left to :func:`cawb.training.hyp.validate_hyp`.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import importlib.util
 import math
 import re
+from pathlib import Path
 from typing import Any, Mapping
 
-from cawb.hyp import HypError, ultralytics_defaults
+import yaml
 
-__all__ = ["check_device", "check_ultralytics_settings", "tunable_ultralytics_keys", "ultralytics_optimizers"]
+from cawb.utils.checks import is_int
+from cawb.utils.errors import HypError, error_line
+
+__all__ = [
+    "check_device",
+    "check_ultralytics_settings",
+    "tunable_ultralytics_keys",
+    "ultralytics_defaults",
+    "ultralytics_optimizers",
+]
+
+
+@functools.lru_cache(maxsize=1)
+def _ultralytics_default_yaml() -> dict[str, Any]:
+    spec = importlib.util.find_spec("ultralytics")  # locates the package without importing it (2 s, torch)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("ultralytics is not installed: pip install ultralytics")
+    path = Path(next(iter(spec.submodule_search_locations))) / "cfg" / "default.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def ultralytics_defaults() -> dict[str, Any]:
+    """ultralytics' own default settings (``ultralytics/cfg/default.yaml``, what its ``DEFAULT_CFG_DICT`` holds),
+    read from the installed package's file without importing ultralytics."""
+    return dict(_ultralytics_default_yaml())
 
 # Lower bounds training needs beyond ultralytics' own check (torch's optimizers refuse negative lr and decay).
 _MINIMUMS: dict[str, float] = {"lr0": 0.0, "weight_decay": 0.0, "warmup_epochs": 0.0}
@@ -71,8 +97,7 @@ def _extra_check(key: str, value: Any) -> str | None:
             return f"one of {', '.join(names)} (ultralytics' optimizers; SGD is YOLOv5's)"
     if key == "cache" and value not in _CACHE_VALUES:
         return "true (or ram), disk or false"
-    if key == "imgsz" and value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                                 or value < _MIN_IMGSZ):
+    if key == "imgsz" and value is not None and not is_int(value, _MIN_IMGSZ):
         return f"an integer >= {_MIN_IMGSZ} (pixels; training takes one size)"
     if key in _TEXT_KEYS and value is not None and not isinstance(value, str):
         return "text (a directory name)"
@@ -116,11 +141,6 @@ def _is_numeric_key(key: str) -> bool:
     return key in CFG_FLOAT_KEYS or key in CFG_FRACTION_KEYS or key in CFG_INT_KEYS
 
 
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
 def check_ultralytics_settings(settings: Mapping[str, Any], source: str = "settings") -> None:
     """Check every ultralytics key of ``settings`` as ultralytics' trainer will, before anything is built.
 
@@ -147,7 +167,7 @@ def check_ultralytics_settings(settings: Mapping[str, Any], source: str = "setti
             check_cfg({key: value}, hard=True)
         except (TypeError, ValueError) as error:
             if requirement is None:
-                raise HypError(f"{source}: {_first_line(error)}") from None
+                raise HypError(f"{source}: {error_line(error)}") from None
             raise HypError(f"{source}: {_shown(key, value)}: it must be {requirement}") from None
         extra = _extra_check(key, value)
         if extra is not None:
@@ -186,6 +206,6 @@ def check_device(device: Any, flag: str = "--device") -> None:
     try:
         select_device(str(device), verbose=False)
     except ValueError as error:
-        raise HypError(f"{flag} {device}: {_first_line(error)}") from None
+        raise HypError(f"{flag} {device}: {error_line(error)}") from None
     finally:
         LOGGER.setLevel(level)

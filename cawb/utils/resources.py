@@ -18,6 +18,8 @@ import importlib.resources
 import os
 from pathlib import Path
 
+from cawb.utils.errors import InputFileNotFoundError
+
 __all__ = [
     "bundled_data",
     "bundled_data_dir",
@@ -37,13 +39,13 @@ def _folder(kind: str) -> Path:
     """The directory of bundled ``kind`` (``hyp`` or ``data``) files: the package's, else the checkout's."""
     package = importlib.resources.files("cawb")
     if not isinstance(package, Path):  # e.g. imported from a zip archive: the files must be on disk to be read
-        raise FileNotFoundError(f"cawb is installed as {package!r}, not as files on disk: install it with pip")
+        raise InputFileNotFoundError(f"cawb is installed as {package!r}, not as files on disk: install it with pip")
     installed = package / "_bundled" / kind
     if installed.is_dir():
         return installed.resolve()
     source = _CHECKOUT / kind  # a clone (installed editable, or not at all): the same files, at their source
     if not (_CHECKOUT / "pyproject.toml").is_file():
-        raise FileNotFoundError(f"cawb's bundled {kind} files are missing from {installed}: reinstall cawb")
+        raise InputFileNotFoundError(f"cawb's bundled {kind} files are missing from {installed}: reinstall cawb")
     return source
 
 
@@ -95,7 +97,7 @@ def _resolve(kind: str, value: str | Path, flag: str) -> Path:
         for candidate in _folder(kind).glob("*.yaml"):
             if _short_name(kind, candidate.name) == short:
                 return candidate
-    raise FileNotFoundError(f"{flag} {value}: not found: no such file, nor a bundled {kind} name (bundled: "
+    raise InputFileNotFoundError(f"{flag} {value}: not found: no such file, nor a bundled {kind} name (bundled: "
                             f"{', '.join(_names(kind))})")
 
 

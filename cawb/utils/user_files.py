@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from cawb.utils.errors import InputError, InputFileNotFoundError
+
 __all__ = [
     "UserFileError",
     "UserFileNotFoundError",
@@ -33,6 +35,8 @@ __all__ = [
     "check_input_file",
     "check_output_dir",
     "check_output_file",
+    "display_path",
+    "move_aside",
     "parse_yaml",
     "read_text",
     "read_yaml",
@@ -43,11 +47,11 @@ __all__ = [
 MAX_YAML_BYTES = 10 * 1024 * 1024
 
 
-class UserFileError(ValueError):
+class UserFileError(InputError):
     """A file or place the user named cannot be used; the message is one line naming it and what is expected."""
 
 
-class UserFileNotFoundError(UserFileError, FileNotFoundError):
+class UserFileNotFoundError(UserFileError, InputFileNotFoundError):
     """The named file does not exist (both a :class:`UserFileError` and a ``FileNotFoundError``)."""
 
 
@@ -323,3 +327,22 @@ def check_output_dir(path: str | Path, flag: str) -> Path:
         raise UserFileError(f"{flag} {path}: is a file, not a directory; expected a directory")
     _check_creatable(path.absolute(), flag, path)
     return path
+
+
+def move_aside(path: str | Path) -> Path:
+    """Rename ``path`` to ``<name>.aside-<n>`` beside it, the first free ``n`` >= 1, and return the new path: work in
+    the way of a new one is kept, never deleted or overwritten."""
+    path = Path(path)
+    number = 1
+    while os.path.lexists(aside := path.with_name(f"{path.name}.aside-{number}")):
+        number += 1
+    os.rename(path, aside)
+    return aside
+
+
+def display_path(path: str | Path) -> str:
+    """A path as people read it: relative to the working directory when under it (presets hold absolute paths)."""
+    try:
+        return str(Path(path).absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

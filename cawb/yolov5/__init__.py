@@ -11,11 +11,13 @@ task-aligned assigner. This package brings back v5.0's own network and loss so t
   exporter expect; :mod:`.sources` finds the yamls, :func:`model_kind` (:mod:`.kind`) tells a v5.0 model source
   from an ultralytics one;
 * :mod:`.loss`: :class:`YOLOv5Loss`, v5.0's loss with v5.0's contract, and the gain scaling of v5.0's train.py;
-* :mod:`.autoanchor`: v5.0's AutoAnchor (best possible recall; k-means and evolution when it is below 0.98).
+* :mod:`.autoanchor`: v5.0's AutoAnchor (best possible recall; k-means and evolution when it is below 0.98);
+* :mod:`.recipe`: v5.0's recipe as settings (the keys it adds, their checks, each kind's defaults);
+* :mod:`.trainer`: :class:`~cawb.yolov5.trainer.V5RecipeMixin`, the trainer part that builds and trains v5.0 models.
 
-May import: the core (``cawb.hyp``), ``cawb.utils``, torch, numpy and ultralytics' building blocks (``ultralytics.nn``,
-its box IoU and torch helpers). Not ``cawb.training`` or anything above it. torch and ultralytics load on first use
-of :func:`build_model`, :class:`YOLOv5Loss` or the model classes, not on ``import cawb.yolov5``.
+May import: the schedule (``cawb.schedule``), ``cawb.utils``, torch, numpy and ultralytics (its building blocks, box
+IoU, torch helpers and trainer). Not ``cawb.training`` or anything above it. torch and ultralytics load on first use
+of :func:`build_model`, :class:`YOLOv5Loss`, the model classes or the trainer part, not on ``import cawb.yolov5``.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ algorithm with 30 restarts, as SciPy's ``kmeans(iter=30)`` that v5.0 called (Sci
 
 from __future__ import annotations
 
+from cawb.utils.errors import InputError
 import dataclasses
 from typing import Any, Sequence
 
@@ -98,7 +99,7 @@ def fit_anchors(wh: np.ndarray, n: int, anchor_t: float, rng: np.random.Generato
     threshold = 1 / anchor_t
     kept = wh[(wh >= 2.0).any(1)]
     if len(kept) < n:
-        raise ValueError(f"{len(kept)} labels of 2 pixels or more, fewer than the {n} anchors to fit")
+        raise InputError(f"{len(kept)} labels of 2 pixels or more, fewer than the {n} anchors to fit")
     sigma = kept.std(0)
     anchors = _kmeans(kept / sigma, n, rng) * sigma
 

@@ -1,6 +1,6 @@
 """Which kind a model source is: a YOLOv5 v5.0 model (cawb.yolov5) or one of ultralytics' own.
 
-The kind decides what the loss keys of a hyp file mean (see :func:`cawb.hyp.hyp_for_model`). No torch import
+The kind decides what the loss keys of a hyp file mean (see :func:`cawb.yolov5.recipe.hyp_for_model`). No torch import
 unless the source is a checkpoint or a model object.
 """
 

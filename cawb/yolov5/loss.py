@@ -32,6 +32,8 @@ from torch import nn
 from torch.nn import functional as F
 from ultralytics.utils.metrics import bbox_iou
 
+from cawb.utils.errors import InputError
+
 __all__ = ["LOSS_NAMES", "UltralyticsBatchLoss", "YOLOv5Loss", "scaled_loss_gains"]
 
 #: The loss items, as results.csv names them (``train/box_loss``, ...), in v5.0's order.
@@ -187,7 +189,7 @@ class UltralyticsBatchLoss:
         args = args if isinstance(args, Mapping) else vars(args)
         missing = [key for key in _HYP_KEYS if args.get(key) is None]
         if missing:
-            raise ValueError(f"cawb.yolov5: the model's args lack the v5.0 loss settings {', '.join(missing)} (train "
+            raise InputError(f"cawb.yolov5: the model's args lack the v5.0 loss settings {', '.join(missing)} (train "
                              "it with cawb's trainer, which sets them)")
         imgsz = args.get("imgsz", 640)
         imgsz = max(imgsz) if isinstance(imgsz, (list, tuple)) else imgsz

@@ -11,6 +11,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from cawb.utils.errors import InputError
+
 __all__ = [
     "BUNDLED_MODELS",
     "KIND_ULTRALYTICS",
@@ -22,7 +24,7 @@ __all__ = [
     "resolve_model_yaml",
 ]
 
-#: The two kinds of model cawb trains; the kind decides what the loss keys mean (see cawb.hyp).
+#: The two kinds of model cawb trains; the kind decides what the loss keys mean (see cawb.yolov5.recipe).
 KIND_V5 = "v5.0"
 KIND_ULTRALYTICS = "ultralytics"
 
@@ -31,7 +33,7 @@ _MODELS_DIR = Path(__file__).resolve().parent / "models"
 BUNDLED_MODELS = tuple(f"yolov5{size}-v5.0.yaml" for size in "nsmlx")
 
 
-class ModelYamlError(ValueError):
+class ModelYamlError(InputError):
     """A model yaml that cannot be read or built; one line naming the file and what is wrong."""
 
 

@@ -170,7 +170,7 @@ def test_a_failed_run_is_reported_and_the_others_complete(tiny_shapes, tmp_path)
     log = []
     result = compare(callbacks={"on_pretrain_routine_start": fail_cos}, log=log.append, **tiny(tiny_shapes, tmp_path))
     assert result.exit_code == 1
-    assert [(run.arm, run.status) for run in result.runs] == [(COS, "failed"), (CAWB, "finished")]
+    assert [(run.arm.label, run.status) for run in result.runs] == [(COS, "failed"), (CAWB, "finished")]
     assert result.runs[0].error == "RuntimeError: simulated failure"
     assert any("FAILED: RuntimeError: simulated failure" in line for line in log)
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -354,7 +354,7 @@ def test_a_directory_not_made_by_compare_is_refused(tiny_shapes, tmp_path):
 
 
 def test_results_csv_keeps_the_last_row_of_a_repeated_epoch(tmp_path):
-    from cawb.experiment.compare import _best_epoch
+    from cawb.experiment.compare.rundir import best_epoch as _best_epoch
 
     csv = tmp_path / "results.csv"
     csv.write_text("epoch,time,metrics/mAP50(B),metrics/mAP50-95(B)\n1,1,0.1,0.05\n2,2,0.3,0.2\n2,3,0.35,0.25\n"
@@ -376,3 +376,38 @@ def test_help_explains_every_flag_and_the_presets():
     assert "data shapes, arms shapes-cos shapes-cawb" in result.stdout
     assert "Exit status" in result.stdout and "--device 0,1,2,3\n--jobs 4 gives each run a GPU" in result.stdout
     assert "+0.008 mAP_0.5" in result.stdout
+
+
+def counting(monkeypatch, module, name):
+    """Wrap ``module.name`` (the real function) so that its calls are counted."""
+    real, calls = getattr(module, name), []
+
+    def wrapper(*args, **kwargs):
+        calls.append(args[0] if args else None)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, wrapper)
+    return calls
+
+
+def test_each_hyp_file_is_read_and_each_arm_planned_once_and_runs_are_not_planned_again(tiny_shapes, tmp_path,
+                                                                                        monkeypatch):
+    from cawb.experiment.compare import execution, planning
+    from cawb.training import config, train
+
+    read = counting(monkeypatch, planning, "read_hyp_file")
+    planned = counting(monkeypatch, planning, "plan_run")
+    replanned = [counting(monkeypatch, module, "plan_run") for module in (config, train)]
+    plan = plan_comparison(resolve_settings(**{**tiny(tiny_shapes, tmp_path), "seeds": [0, 1]}))
+    assert sorted(Path(path).name for path in read) == sorted(f"{arm}.yaml" for arm in (COS, CAWB))
+    assert len(planned) == 2 and len(plan.runs) == 4  # one plan per arm, shared by its runs
+
+    run = plan.runs[0]
+    config_of_run = planning.run_config(run, plan.settings)  # what execution trains: the arm's plan, reseeded
+    assert config_of_run.overrides["seed"] == run.seed and config_of_run.schedule == run.arm.config.schedule
+    trained = counting(monkeypatch, execution, "train")
+    with execution.Claims(tmp_path, 60.0) as claims:
+        assert execution.begin_run(plan, run, claims, log=lambda line: None)
+        execution.execute_run(plan, run, callbacks=None)
+    assert run.status == "finished" and len(trained) == 1
+    assert len(read) == 2 and len(planned) == 2 and replanned == [[], []]  # nothing read or planned again

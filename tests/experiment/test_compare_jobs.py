@@ -14,8 +14,8 @@ from types import SimpleNamespace
 import pytest
 
 from cawb.experiment.compare import compare, shard_runs
-from cawb.experiment.parallel import PROGRESS_FILE, RUN_LOG, Slot, deal_devices, default_threads
-from cawb.experiment.report import RunRecord
+from cawb.experiment.compare.model import Run
+from cawb.experiment.compare.processes import PROGRESS_FILE, RUN_LOG, Slot, deal_devices, default_threads
 from cawb.utils.live_view import LiveView
 from cawb.utils.locks import pid_alive
 
@@ -59,13 +59,13 @@ def test_cpu_slots_split_the_threads():
 
 
 def test_shards_partition_the_plan():
-    runs = [RunRecord(arm=arm, seed=seed, run_dir=Path(f"{arm}{seed}"), action="train")
-            for arm in "ab" for seed in range(3)]
+    arms = {label: SimpleNamespace(label=label) for label in "ab"}  # a run's arm: only its label matters here
+    runs = [Run(arm=arms[label], seed=seed, run_dir=Path(f"{label}{seed}")) for label in "ab" for seed in range(3)]
     for n in range(1, 8):
         parts = [shard_runs(runs, (k, n)) for k in range(1, n + 1)]
         assert sorted((id(run) for part in parts for run in part)) == sorted(id(run) for run in runs)
         assert max(map(len, parts)) - min(map(len, parts)) <= 1
-    assert [(run.arm, run.seed) for run in shard_runs(runs, (1, 2))] == [("a", 0), ("a", 2), ("b", 1)]
+    assert [(run.arm.label, run.seed) for run in shard_runs(runs, (1, 2))] == [("a", 0), ("a", 2), ("b", 1)]
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def parallel(tiny_shapes, tmp_path_factory):
 
 def test_a_failed_worker_is_reported_and_the_other_runs_finish(parallel):
     first = parallel.first
-    assert first.exit_code == 1 and [(run.arm, run.status) for run in first.runs] == [(COS, "failed"),
+    assert first.exit_code == 1 and [(run.arm.label, run.status) for run in first.runs] == [(COS, "failed"),
                                                                                       (CAWB, "finished")]
     log_file = parallel.project / "runs" / f"{COS}-seed0" / RUN_LOG
     assert first.runs[0].error == f"RuntimeError: simulated failure (log: {log_file})"

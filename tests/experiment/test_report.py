@@ -1,4 +1,4 @@
-"""cawb/experiment/report.py: statistics on hand-made numbers, the report files, and where they go."""
+"""cawb/experiment/compare/report.py: statistics on hand-made numbers, the report files, and where they go."""
 
 import csv
 import io
@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from cawb.experiment.compare.model import Arm, Run, RunStatus
 from cawb.experiment.power import paired_t_power
-from cawb.experiment.report import (
-    Arm,
-    RunRecord,
+from cawb.experiment.compare.report import (
     mean_std,
     paired_difference,
     report_paths,
@@ -90,13 +89,14 @@ def test_report_paths_never_reuse_an_existing_report(tmp_path):
 
 
 def _arm(label, cawb):
-    from cawb.hyp import load_hyp
+    from cawb.training.config import RunConfig
+    from cawb.training.hyp import read_hyp_file, schedule_from_hyp
 
-    path = REPO_ROOT / "hyp" / f"hyp.shapes-{'cawb' if cawb else 'cos'}.yaml"
-    hyp = load_hyp(path)
-    return Arm(label=label, hyp_path=path, cawb=cawb, epochs=20, hyp_epochs=20, settings=hyp,
-               restarts_hyp=(4, 11) if cawb else None, restarts_used=(4, 11) if cawb else None,
-               restarts_effective=(4.0, 11.0) if cawb else ())
+    hyp = read_hyp_file(REPO_ROOT / "hyp" / f"hyp.shapes-{'cawb' if cawb else 'cos'}.yaml")
+    config = RunConfig(model_source="yolov5n.yaml", weights=None, overrides=dict(hyp.settings),
+                       schedule=schedule_from_hyp(hyp.settings))
+    return Arm(label=label, hyp=hyp, config=config, restarts_hyp=(4, 11) if cawb else None,
+               restarts_used=(4, 11) if cawb else None)
 
 
 def _run(arm, seed, final50, final5095, tmp_path, status="finished"):
@@ -107,10 +107,10 @@ def _run(arm, seed, final50, final5095, tmp_path, status="finished"):
                   "best_epoch": 2}
     curve = {"epoch": [1, 2, 3], "map50": [0.1, final50 - 0.1, final50], "map50_95": [0.05, 0.1, final5095]}
     if status != "finished":
-        return RunRecord(arm=arm, seed=seed, run_dir=tmp_path / f"{arm}-{seed}", action="train", status=status,
-                         error="RuntimeError: boom")
-    return RunRecord(arm=arm, seed=seed, run_dir=tmp_path / f"{arm}-{seed}", action="train", status=status,
-                     evaluation=evaluation, curve=curve)
+        return Run(arm=arm, seed=seed, run_dir=tmp_path / f"{arm.label}-{seed}", status=RunStatus(status),
+                   error="RuntimeError: boom")
+    return Run(arm=arm, seed=seed, run_dir=tmp_path / f"{arm.label}-{seed}", status=RunStatus(status),
+               evaluation=evaluation, curve=curve)
 
 
 SETTINGS = {"data": "data/shapes.yaml", "cfg": "yolov5n.yaml", "epochs": 20, "imgsz": 128, "batch": 16,
@@ -119,10 +119,11 @@ SETTINGS = {"data": "data/shapes.yaml", "cfg": "yolov5n.yaml", "epochs": 20, "im
 
 def test_report_on_hand_made_runs(tmp_path):
     arms = [_arm("cos-arm", False), _arm("cawb-arm", True)]
-    runs = [_run("cos-arm", 0, 0.30, 0.16, tmp_path), _run("cos-arm", 1, 0.32, 0.17, tmp_path),
-            _run("cos-arm", 2, 0.34, 0.18, tmp_path),
-            _run("cawb-arm", 0, 0.31, 0.165, tmp_path), _run("cawb-arm", 1, 0.34, 0.18, tmp_path),
-            _run("cawb-arm", 2, 0.0, 0.0, tmp_path, status="failed")]
+    cos_arm, cawb_arm = arms
+    runs = [_run(cos_arm, 0, 0.30, 0.16, tmp_path), _run(cos_arm, 1, 0.32, 0.17, tmp_path),
+            _run(cos_arm, 2, 0.34, 0.18, tmp_path),
+            _run(cawb_arm, 0, 0.31, 0.165, tmp_path), _run(cawb_arm, 1, 0.34, 0.18, tmp_path),
+            _run(cawb_arm, 2, 0.0, 0.0, tmp_path, status="failed")]
     paths = report_paths(tmp_path / "project", exist_ok=False)
     summary = write_report(arms, runs, SETTINGS, paths)
 
@@ -173,7 +174,7 @@ def test_report_on_hand_made_runs(tmp_path):
 
 def test_one_seed_shows_n_a_and_three_arms_difference_against_the_first(tmp_path):
     arms = [_arm("a", False), _arm("b", True), _arm("c", True)]
-    runs = [_run(label, 0, 0.3, 0.15, tmp_path) for label in ("a", "b", "c")]
+    runs = [_run(arm, 0, 0.3, 0.15, tmp_path) for arm in arms]
     summary = write_report(arms, runs, {**SETTINGS, "seeds": [0]}, report_paths(tmp_path, exist_ok=False))
     assert [d["label"] for d in summary["differences"]] == ["b - a", "c - a"]
     assert [d["article"] for d in summary["differences"]] == [{"map50": 0.008, "map50_95": 0.004}] * 2
@@ -188,8 +189,8 @@ def test_one_seed_shows_n_a_and_three_arms_difference_against_the_first(tmp_path
 def test_a_chosen_effect_is_used_and_table_csv_keeps_full_precision(tmp_path):
     arms = [_arm("cos-arm", False), _arm("cawb-arm", True)]
     values = {0: (0.123456789012345, 0.1), 1: (0.2, 0.11), 2: (0.3, 0.12)}
-    runs = [_run("cos-arm", seed, a, b, tmp_path) for seed, (a, b) in values.items()]
-    runs += [_run("cawb-arm", seed, a + 0.01 * (seed + 1), b, tmp_path) for seed, (a, b) in values.items()]
+    runs = [_run(arms[0], seed, a, b, tmp_path) for seed, (a, b) in values.items()]
+    runs += [_run(arms[1], seed, a + 0.01 * (seed + 1), b, tmp_path) for seed, (a, b) in values.items()]
     paths = report_paths(tmp_path / "p", exist_ok=False)
     summary = write_report(arms, runs, {**SETTINGS, "effect": {"map50": 0.02, "map50_95": 0.01}}, paths)
     record = summary["differences"][0]["final"]["map50"]
@@ -202,7 +203,7 @@ def test_a_chosen_effect_is_used_and_table_csv_keeps_full_precision(tmp_path):
 
 
 def test_map_curves_use_the_epochs_every_seed_has_and_draw_few_seeds_one_by_one():
-    from cawb.experiment.report import MAX_SEED_LINES, _band
+    from cawb.experiment.compare.report import MAX_SEED_LINES, _band
 
     arm = _arm("arm", True)
     band = _band(arm, [{"epoch": [1, 2, 3], "map50": [0.1, 0.2, 0.3]}, {"epoch": [1, 2], "map50": [0.3, 0.4]}],

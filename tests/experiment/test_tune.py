@@ -15,26 +15,20 @@ from optuna.trial import TrialState, create_trial
 from cawb.cli import plot_lr as plot_lr_cli
 from cawb.cli import train as train_cli
 from cawb.cli import tune as tune_cli
-from cawb.experiment import compare
-from cawb.experiment.tune import (
-    CPU_PRESET_MODEL,
-    DEFAULT_PRUNE_AFTER,
-    PRESETS,
+from cawb.experiment.presets import COMPARE_PRESETS
+from cawb.experiment.tune import TuneInterrupted, _move_aside, _objective, plan_tune, tune
+from cawb.experiment.tune_report import OUTPUT_NAMES
+from cawb.experiment.tune_settings import CPU_PRESET_MODEL, DEFAULT_PRUNE_AFTER, PRESETS, TuneSettings, resolve_settings
+from cawb.experiment.tune_space import build_space
+from cawb.experiment.tune_study import (
     PRUNER_STARTUP_TRIALS,
     RestartGracePruner,
     TrialSeededTPESampler,
-    TuneInterrupted,
-    TuneSettings,
-    _move_aside,
-    _objective,
     in_restart_grace,
     make_pruner,
-    plan_tune,
-    resolve_settings,
-    tune,
 )
-from cawb.experiment.tune_report import OUTPUT_NAMES
-from cawb.experiment.tune_space import build_space
+from cawb.training import config as config_module
+from cawb.training import hyp as hyp_module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "tune.py"
@@ -131,7 +125,7 @@ def test_a_directory_in_a_trials_way_is_moved_aside_not_overwritten(tmp_path):
     (old / "weights" / "best.pt").write_bytes(b"finished work")
     lines = []
     _move_aside(old, lines.append)
-    moved = [path for path in old.parent.iterdir() if path.name.startswith("trial-0.moved-")]
+    moved = [path for path in old.parent.iterdir() if path.name.startswith("trial-0.aside-")]
     assert not old.exists() and len(moved) == 1 and (moved[0] / "weights" / "best.pt").read_bytes() == b"finished work"
     assert str(moved[0]) in lines[0]
 
@@ -141,7 +135,7 @@ def test_a_directory_in_a_trials_way_is_moved_aside_not_overwritten(tmp_path):
 
 def test_cpu_preset_follows_compares_cpu_preset():
     fields = set(TuneSettings.__dataclass_fields__)
-    shared = {key: value for key, value in compare.PRESETS["cpu"].items()
+    shared = {key: value for key, value in COMPARE_PRESETS["cpu"].items()
               if key not in ("arms", "seeds", "project", *CPU_PRESET_MODEL)}
     assert shared and all(PRESETS["cpu"][key] == value for key, value in shared.items())
     assert all(PRESETS["cpu"][key] == value for key, value in CPU_PRESET_MODEL.items())
@@ -233,6 +227,35 @@ def test_pruning_stops_training_cleanly_and_keeps_the_epoch_reached(tiny_shapes,
     run_dir = Path(trial.user_attrs["run_dir"])
     rows = list(csv.DictReader((run_dir / "results.csv").open()))
     assert len(rows) == 1 and (run_dir / "weights" / "last.pt").is_file()  # stopped after epoch 1 of 2, intact
+
+
+def calls_of(monkeypatch, function):
+    """Record every call of ``function`` made through any cawb module that holds it (where it is defined and where
+    it was imported by name), still calling the real one."""
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append((args, kwargs))
+        return function(*args, **kwargs)
+
+    for name, module in list(sys.modules.items()):
+        if name == "cawb" or name.startswith("cawb."):
+            for attribute, value in list(vars(module).items()):
+                if value is function:
+                    monkeypatch.setattr(module, attribute, recording)
+    return calls
+
+
+def test_a_study_reads_and_checks_its_base_hyp_once_and_a_trial_plans_nothing_again(tiny_shapes, tmp_path,
+                                                                                    monkeypatch):
+    reads = calls_of(monkeypatch, hyp_module.read_hyp_file)
+    plans = calls_of(monkeypatch, config_module.plan_run)
+    plan = plan_tune(resolve_settings(trials=1, **{**tiny(tiny_shapes, tmp_path / "p"), "epochs": 1}))
+    assert [Path(args[0]).resolve() for args, _ in reads] == [SHAPES_HYP.resolve()] and len(plans) == 1
+    study = optuna.create_study(direction="maximize")
+    study.optimize(_objective(plan, {}, log=lambda line: None), n_trials=1)
+    assert study.trials[0].state == TrialState.COMPLETE
+    assert len(reads) == 1 and len(plans) == 1  # the trial trained the planned base run with its values set
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from cawb.experiment.tune_space import (
     restart_epochs_from_fractions,
     spaced_fractions,
 )
-from cawb.hyp import HypError, schedule_from_hyp
+from cawb.training.hyp import HypError, schedule_from_hyp
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 

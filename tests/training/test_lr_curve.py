@@ -10,7 +10,7 @@ import pytest
 from ultralytics.utils.torch_utils import one_cycle
 
 from cawb.cli import plot_lr
-from cawb.hyp import load_hyp, schedule_from_hyp
+from cawb.training.hyp import load_hyp, schedule_from_hyp
 from cawb.training.lr_curve import epoch_lr_factor, lr_curve, warmup_iterations
 
 REPO = Path(__file__).resolve().parents[2]

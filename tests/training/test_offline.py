@@ -21,32 +21,49 @@ def test_fonts_are_local_so_check_font_never_downloads():
 
 
 # In a subprocess: name resolution is made to succeed (this machine has no network, so ultralytics would find itself
-# offline anyway and the check could not fail), then the two modules are imported in the order given.
+# offline anyway and the check could not fail), then the steps given are taken in order: "import:<module>" imports
+# it, "command" runs an empty command through cawb's faces' run_cli, "trainer" builds a cawb trainer part. The
+# flags are printed on the last line: ultralytics may print notices of its own on stdout before it.
 ONLINE_FLAGS = """
-import socket, sys
+import os, socket, sys
 socket.getaddrinfo = lambda *args, **kwargs: [()]
-for name in sys.argv[1:]:
-    __import__(name)
+for step in sys.argv[1:]:
+    if step.startswith("import:"):
+        __import__(step.removeprefix("import:"))
+    elif step == "command":
+        from cawb.cli.common import run_cli
+        run_cli(lambda: 0)
+    elif step == "trainer":
+        from cawb.training.offline import OfflineMixin
+        type("Part", (OfflineMixin,), {})()
 import ultralytics.utils
 from ultralytics.utils import checks, events
-print(ultralytics.utils.ONLINE, checks.ONLINE, events.ONLINE, events.events.enabled)
+print(ultralytics.utils.ONLINE, checks.ONLINE, events.ONLINE, events.events.enabled, os.environ.get("YOLO_OFFLINE"))
 """
 
 
-def online_flags(*modules, offline=None):
+def online_flags(*steps, offline=None):
     env = {k: v for k, v in os.environ.items() if k != "YOLO_OFFLINE"}
     if offline is not None:
         env["YOLO_OFFLINE"] = offline
-    result = subprocess.run([sys.executable, "-c", ONLINE_FLAGS, *modules], env=env, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", ONLINE_FLAGS, *steps], env=env, capture_output=True, text=True,
                             check=True)
-    return result.stdout.split()
+    return result.stdout.strip().splitlines()[-1].split()
 
 
-def test_importing_cawb_keeps_ultralytics_offline_in_either_import_order():
-    assert online_flags("ultralytics")[0] == "True"  # the stand-in network is reachable: the test can fail
-    assert online_flags("cawb", "ultralytics") == ["False"] * 4
-    assert online_flags("ultralytics", "cawb") == ["False"] * 4  # ultralytics first: its cached flags switched off
-    assert online_flags("ultralytics", "cawb", offline="0")[0] == "True"  # the user's own YOLO_OFFLINE=0 stands
+def test_importing_cawb_changes_nothing_outside_it():
+    alone = online_flags("import:ultralytics")
+    assert alone[0] == "True" and alone[-1] == "None"  # the stand-in network is reachable: the test can fail
+    imported = ("import:cawb", "import:cawb.schedule", "import:cawb.lr_scheduler", "import:cawb.training.trainer")
+    assert online_flags(*imported, "import:ultralytics") == alone
+    assert online_flags("import:ultralytics", *imported) == alone
+
+
+def test_cawb_commands_and_trainers_keep_ultralytics_offline_in_either_import_order():
+    for steps in (("command", "import:ultralytics"), ("import:ultralytics", "command"),
+                  ("import:ultralytics", "trainer")):
+        assert online_flags(*steps) == ["False", "False", "False", "False", "1"], steps
+    assert online_flags("import:ultralytics", "command", offline="0")[0] == "True"  # the user's YOLO_OFFLINE=0 stands
 
 
 def test_amp_check_is_skipped_without_its_weights_and_restored_after(tmp_path, monkeypatch):

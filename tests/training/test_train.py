@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cawb.cli.train import build_parser, main, options_from_args
-from cawb.hyp import load_hyp
+from cawb.training.hyp import load_hyp
 from cawb.training.train import EMBEDDED_DEFAULTS, plan_run
 from cawb.yolov5 import bundled_model_yaml
 

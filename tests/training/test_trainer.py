@@ -11,7 +11,7 @@ from ultralytics.utils.dist import ddp_cleanup, generate_ddp_file
 from ultralytics.utils.patches import torch_load
 
 from cawb import CawbDetectionTrainer, CosineAnnealingWarmbootingLR
-from cawb.hyp import HypError, schedule_from_hyp
+from cawb.training.hyp import HypError, schedule_from_hyp
 from cawb.schedule import CawbSchedule
 from cawb.training.train import TrainingInterrupted, train
 
@@ -209,3 +209,19 @@ def test_resuming_a_copy_of_last_pt_never_writes_over_the_finished_run(tiny_shap
     assert from_moved.save_dir == moved_copy.parents[1]
     assert {name: (original / name).read_bytes() for name in finished} == finished
     assert [row["epoch"] for row in results(from_moved.save_dir)] == [2]
+
+
+def test_a_trainer_built_from_a_planned_run_checks_nothing_again(tiny_shapes, tmp_path, monkeypatch):
+    from cawb.training import cawb_mixin
+    from cawb.training.config import plan_run
+
+    config = plan_run(data=str(tiny_shapes), cfg="yolov5n.yaml", hyp=str(REPO_ROOT / "hyp/hyp.shapes-cawb.yaml"),
+                      epochs=2, imgsz=64, batch=8, workers=0, plots=False, project=str(tmp_path), name="planned")
+    calls = []
+    real = cawb_mixin.schedule_from_hyp
+    monkeypatch.setattr(cawb_mixin, "schedule_from_hyp", lambda *a, **k: calls.append(a) or real(*a, **k))
+    run_dir = train(config).save_dir
+    assert calls == [] and (run_dir / "weights" / "last.pt").is_file()  # the planned schedule was used as it was
+
+    CawbDetectionTrainer(overrides={**run_args(tiny_shapes, tmp_path, "raw", **CAWB), "model": "yolov5n.yaml"})
+    assert len(calls) == 1  # built from raw args (ultralytics' way), the trainer checks them itself, once

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cawb.hyp import HypError
+from cawb.utils.errors import HypError
 from cawb.training.ultralytics_settings import check_ultralytics_settings, tunable_ultralytics_keys
 
 

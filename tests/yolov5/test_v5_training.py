@@ -16,7 +16,7 @@ from ultralytics.utils.dist import ddp_cleanup, generate_ddp_file
 from ultralytics.utils.patches import torch_load
 
 from cawb import YOLO, CawbDetectionTrainer, CosineAnnealingWarmbootingLR
-from cawb.hyp import schedule_from_hyp
+from cawb.training.hyp import schedule_from_hyp
 from cawb.training.lr_curve import lr_curve
 from cawb.training.train import TrainingInterrupted, train
 from cawb.yolov5 import bundled_model_yaml

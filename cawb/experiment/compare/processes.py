@@ -1,8 +1,10 @@
 """Several comparison runs at once (``compare.py --jobs N``): device slots, worker processes, their progress.
 
-Each run of a ``--jobs N`` comparison (N > 1) trains in its own process, ``python -m cawb.experiment.worker SPEC``,
-which runs the same code as a ``--jobs 1`` run (:func:`cawb.experiment.compare.execute_run`, hence
-:func:`cawb.training.train.train`). This module holds what the runner needs around those processes:
+Each run of a ``--jobs N`` comparison (N > 1) trains in its own process,
+``python -m cawb.experiment.compare.worker SPEC``, which runs the same code as a ``--jobs 1`` run
+(:func:`cawb.experiment.compare.execution.execute_run`, hence :func:`cawb.training.train.train`). The runner claims
+each run (its lock names the runner and the worker; a worker whose runner is gone stops at its next batch) and
+prepares its directory before starting the worker. This module holds what the runner needs around those processes:
 
 * :func:`deal_devices`: the ``--device`` list dealt out to N slots (one GPU each, several GPUs each for DDP inside
   a run, several runs per GPU, or the CPU's threads split between runs);
@@ -30,6 +32,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from cawb.utils.atomic_files import write_text_atomic
+from cawb.utils.checks import require_int
+from cawb.utils.errors import InputError
 
 __all__ = [
     "PROGRESS_FILE",
@@ -95,8 +99,7 @@ def deal_devices(device: str, jobs: int, threads: int | None = None, cuda_device
     Raises:
         ValueError: ``jobs`` < 1, or an entry of the GPU list that is not a device number.
     """
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"--jobs {jobs!r} is invalid: it must be an integer >= 1")
+    require_int(jobs, "--jobs", 1)
     text = device.strip().lower().replace("cuda:", "")
     if not text:
         text = ",".join(map(str, range(cuda_devices))) if cuda_devices else "cpu"
@@ -105,7 +108,7 @@ def deal_devices(device: str, jobs: int, threads: int | None = None, cuda_device
         return [Slot(index, text, per_run) for index in range(jobs)], []
     gpus = [part.strip() for part in text.split(",") if part.strip()]
     if not all(gpu.isdigit() for gpu in gpus):
-        raise ValueError(f"--device {device}: give cpu, mps, or GPU numbers such as 0 or 0,1,2,3")
+        raise InputError(f"--device {device}: give cpu, mps, or GPU numbers such as 0 or 0,1,2,3")
     notes = [f"--threads {threads} ignored: it sets the CPU threads of runs on --device cpu"] if threads else []
     if jobs <= len(gpus):
         size = len(gpus) // jobs
@@ -276,4 +279,5 @@ def worker_environment(threads: int | None) -> dict[str, str]:
 
 def worker_command(spec: Path) -> list[str]:
     """The command line of a worker for one spec file."""
-    return [sys.executable, "-m", "cawb.experiment.worker", str(spec)]
+    return [sys.executable, "-m", "cawb.experiment.compare.worker", str(spec)]
+

@@ -1,4 +1,4 @@
-"""cawb/hyp.py: hyp files with ultralytics keys, cawb_* keys and YOLOv5 keys."""
+"""cawb/training/hyp.py and cawb/yolov5/recipe.py: hyp files with ultralytics keys, cawb_* keys and YOLOv5 keys."""
 
 import logging
 import textwrap
@@ -6,20 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from cawb.hyp import (
+from cawb.schedule import CawbSchedule
+from cawb.training.hyp import (
     CAWB_HYP_KEYS,
     HypError,
     cawb_hyp_defaults,
-    hyp_for_model,
-    kind_defaults,
     load_hyp,
     resolve_lf,
     schedule_from_hyp,
     validate_hyp,
 )
-from cawb.schedule import CawbSchedule
+from cawb.yolov5.recipe import hyp_for_model, kind_defaults
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write(tmp_path, text, name="hyp.yaml"):
@@ -219,6 +218,6 @@ def test_missing_file():
 def test_ultralytics_defaults_are_ultralytics_own_without_importing_it():
     from ultralytics.utils import DEFAULT_CFG_DICT
 
-    from cawb.hyp import ultralytics_defaults
+    from cawb.training.ultralytics_settings import ultralytics_defaults
 
     assert ultralytics_defaults() == dict(DEFAULT_CFG_DICT)

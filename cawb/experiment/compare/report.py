@@ -1,6 +1,7 @@
 """The cos-vs-CAWB report: statistics over seeds, table.md / table.csv / summary.json, lr.png and map.png.
 
-Input is what :mod:`cawb.experiment.compare` collected: the arms (:class:`Arm`) and one :class:`RunRecord` per (arm, seed),
+Input is what :mod:`cawb.experiment.compare` collected: the arms (:class:`~cawb.experiment.compare.model.Arm`) and
+one :class:`~cawb.experiment.compare.model.Run` per (arm, seed),
 holding the run's evaluation record (pycocotools and ultralytics mAPs of ``last.pt`` and ``best.pt``) and its
 per-epoch validation curve from ``results.csv``. Nothing here trains or evaluates.
 
@@ -31,9 +32,11 @@ import statistics
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from cawb.experiment.compare.model import Arm, Run, RunStatus
 from cawb.experiment.power import ALPHA, POWER, detectable_difference, seeds_needed, t_quantile
 from cawb.training.lr_curve import lr_curve
 from cawb.utils.atomic_files import write_text_atomic
+from cawb.utils.user_files import display_path
 from cawb.utils.plots import BandCurve, plot_lr_curves, plot_map_curves
 
 __all__ = [
@@ -44,12 +47,9 @@ __all__ = [
     "METRICS",
     "SOURCES",
     "WEIGHTS",
-    "Arm",
     "PairedDifference",
     "ReportPaths",
-    "RunRecord",
     "build_summary",
-    "display_path",
     "draw_lr_curves",
     "draw_map_curves",
     "mean_std",
@@ -85,58 +85,6 @@ MAX_SEED_LINES = 5
 
 
 @dataclasses.dataclass(frozen=True)
-class Arm:
-    """One arm of the comparison: a hyp file, run with the shared settings.
-
-    ``settings`` is the hyp as the runs use it (the file's keys with the comparison's ``epochs`` and, for a CAWB
-    arm, the restarts actually passed), enough to draw its lr curve. ``restarts_hyp`` / ``restarts_used`` are
-    the CAWB restarts written in the file / passed to training (None for a cos arm); ``restarts_effective`` those
-    the schedule keeps (after the warmup, before the end).
-    """
-
-    label: str
-    hyp_path: Path
-    cawb: bool
-    epochs: int
-    hyp_epochs: int | None
-    settings: Mapping[str, Any]
-    restarts_hyp: tuple[float, ...] | None = None
-    restarts_used: tuple[float, ...] | None = None
-    restarts_effective: tuple[float, ...] = ()
-
-    @property
-    def schedule(self) -> str:
-        """``cos`` or ``CAWB``: what the table calls the arm's schedule."""
-        return "CAWB" if self.cawb else "cos"
-
-    @property
-    def restarts_scaled(self) -> bool:
-        """True when the restarts were moved from the hyp file's epoch count to the comparison's."""
-        return self.restarts_used is not None and self.restarts_used != self.restarts_hyp
-
-
-@dataclasses.dataclass
-class RunRecord:
-    """One (arm, seed) run: where it lives, what happened, and its numbers when it finished.
-
-    ``action`` is what the runner did: ``skip`` (already evaluated), ``resume``, ``evaluate`` (training had
-    finished) or ``train``. ``status`` is ``finished``, ``failed`` (``error`` holds one line) or ``pending`` (not
-    finished: another shard's or process's, or not run yet; ``error`` may say why).
-    ``evaluation`` is the run's ``eval.json``; ``curve`` its per-epoch validation from ``results.csv``:
-    ``{"epoch": [...], "map50": [...], "map50_95": [...]}``.
-    """
-
-    arm: str
-    seed: int
-    run_dir: Path
-    action: str
-    status: str = "pending"
-    error: str | None = None
-    evaluation: dict[str, Any] | None = None
-    curve: dict[str, list[float]] | None = None
-
-
-@dataclasses.dataclass(frozen=True)
 class PairedDifference:
     """``other - base`` per common seed, with its mean, spread and 95% t-interval (None where n is too small)."""
 
@@ -165,14 +113,6 @@ class ReportPaths:
 
     def all(self) -> tuple[Path, ...]:
         return (self.table_md, self.table_csv, self.summary_json, self.lr_png, self.map_png)
-
-
-def display_path(path: Path) -> str:
-    """A path as people read it: relative to the working directory when under it (presets hold absolute paths)."""
-    try:
-        return str(Path(path).absolute().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def report_paths(project: Path, exist_ok: bool) -> ReportPaths:
@@ -243,10 +183,10 @@ def _pairs(arms: Sequence[Arm]) -> tuple[list[tuple[Arm, Arm, str, str, str]], s
             f"each arm's seed k minus {base.label} seed k")
 
 
-def _values(runs: Sequence[RunRecord], arm: str, weights: str, key: str) -> dict[int, float]:
+def _values(runs: Sequence[Run], arm: Arm, weights: str, key: str) -> dict[int, float]:
     """seed -> value of one number of the finished runs of ``arm``."""
     return {run.seed: float(run.evaluation[weights][key]) for run in runs
-            if run.arm == arm and run.status == "finished" and run.evaluation is not None}
+            if run.arm is arm and run.status == RunStatus.FINISHED and run.evaluation is not None}
 
 
 def _spread(values: Mapping[int, float]) -> dict[str, Any]:
@@ -273,12 +213,12 @@ def seed_power(difference: PairedDifference, effect: float) -> dict[str, Any]:
             "detectable_difference": detectable_difference(difference.n, difference.std)}
 
 
-def build_summary(arms: Sequence[Arm], runs: Sequence[RunRecord], settings: Mapping[str, Any],
+def build_summary(arms: Sequence[Arm], runs: Sequence[Run], settings: Mapping[str, Any],
                   paths: ReportPaths) -> dict[str, Any]:
     """Every number of the report as plain JSON data (paths as strings)."""
     summary_arms = {}
     for arm in arms:
-        numbers = {weights: {metric: {source: _spread(_values(runs, arm.label, weights, prefix + metric))
+        numbers = {weights: {metric: {source: _spread(_values(runs, arm, weights, prefix + metric))
                                       for source, prefix in SOURCES.items()}
                              for metric in METRICS} for weights in WEIGHTS}
         summary_arms[arm.label] = {
@@ -298,8 +238,8 @@ def build_summary(arms: Sequence[Arm], runs: Sequence[RunRecord], settings: Mapp
         for weights in WEIGHTS:
             record[weights] = {}
             for metric in METRICS:
-                by_source = {source: paired_difference(_values(runs, base.label, weights, prefix + metric),
-                                                       _values(runs, other.label, weights, prefix + metric))
+                by_source = {source: paired_difference(_values(runs, base, weights, prefix + metric),
+                                                       _values(runs, other, weights, prefix + metric))
                              for source, prefix in SOURCES.items()}
                 record[weights][metric] = {source: _difference_record(d) for source, d in by_source.items()}
                 record[weights][metric]["verdict"] = verdict(by_source["pycocotools"], other_name, base_name)
@@ -317,9 +257,8 @@ def build_summary(arms: Sequence[Arm], runs: Sequence[RunRecord], settings: Mapp
                   "fields": "differences[].{final,best}.{map50,map50_95}.seeds_needed / detectable_difference"},
         "article_note": ARTICLE_NOTE,
         "runs": [_run_summary(run) for run in runs],
-        "failed": [f"{run.arm} seed {run.seed}: {run.error}" for run in runs if run.status == "failed"],
-        "missing": [f"{run.arm} seed {run.seed}: {run.error or 'not finished'}" for run in runs
-                    if run.status == "pending"],
+        "failed": [f"{run.name}: {run.error}" for run in runs if run.status == RunStatus.FAILED],
+        "missing": [f"{run.name}: {run.error or 'not finished'}" for run in runs if run.status == RunStatus.PENDING],
         "outputs": {name: str(path) for name, path in zip(("table_md", "table_csv", "summary_json", "lr_png",
                                                              "map_png"), paths.all())},
     }
@@ -331,9 +270,9 @@ def _article_difference(base: Arm, other: Arm) -> dict[str, float] | None:
     return {metric: round(ARTICLE[other.cawb][metric] - ARTICLE[base.cawb][metric], 6) for metric in METRICS}
 
 
-def _run_summary(run: RunRecord) -> dict[str, Any]:
-    record = {"arm": run.arm, "seed": run.seed, "run_dir": str(run.run_dir), "action": run.action,
-              "status": run.status, "error": run.error}
+def _run_summary(run: Run) -> dict[str, Any]:
+    record = {"arm": run.arm.label, "seed": run.seed, "run_dir": str(run.run_dir), "action": run.action.value,
+              "status": run.status.value, "error": run.error}
     if run.evaluation is not None:
         keep = ("weights", "map50", "map50_95", "ultralytics_map50", "ultralytics_map50_95", "stats",
                 "num_detections", "predictions")
@@ -516,14 +455,14 @@ MAP_SOURCE_NOTE = ("Per-epoch mAP from ultralytics' validator during training (r
                    "from pycocotools on the final and best weights, and differ slightly (docs/COMPARE.md, Caveats).")
 
 
-def draw_map_curves(arms: Sequence[Arm], runs: Sequence[RunRecord], path: Path, title: str) -> Path:
+def draw_map_curves(arms: Sequence[Arm], runs: Sequence[Run], path: Path, title: str) -> Path:
     """map.png: per-epoch mAP_0.5 and mAP_0.5:0.95 (ultralytics' validation during training), mean over seeds
     with a min-max band and, with at most :data:`MAX_SEED_LINES` seeds, each seed's line; one colour per schedule
     (as in lr.png); CAWB restarts dotted. Arms without a finished run are left out."""
     panels: dict[str, list[BandCurve]] = {f"{name} (ultralytics validator, per epoch)": []
                                           for name in METRICS.values()}
     for arm in arms:
-        curves = [run.curve for run in runs if run.arm == arm.label and run.status == "finished" and run.curve]
+        curves = [run.curve for run in runs if run.arm is arm and run.status == RunStatus.FINISHED and run.curve]
         if not curves:
             continue
         for (metric, _), panel in zip(METRICS.items(), panels.values()):
@@ -535,12 +474,12 @@ def draw_lr_curves(arms: Sequence[Arm], batches_per_epoch: int | None, path: Pat
     """lr.png: each arm's planned lr (weights group), per iteration with the warmup ramp when the batch count is
     known, overlaid."""
     curves = [lr_curve(arm.settings, epochs=arm.epochs, batches_per_epoch=batches_per_epoch, label=arm.label,
-                       source=str(arm.hyp_path)) for arm in arms]
+                       source=str(arm.hyp_path), factor=arm.config.schedule) for arm in arms]
     per = f"{batches_per_epoch} batches per epoch, warmup included" if batches_per_epoch else "per epoch"
     return plot_lr_curves(curves, path, title=f"Learning rate by arm ({per})")
 
 
-def write_report(arms: Sequence[Arm], runs: Sequence[RunRecord], settings: Mapping[str, Any],
+def write_report(arms: Sequence[Arm], runs: Sequence[Run], settings: Mapping[str, Any],
                  paths: ReportPaths) -> dict[str, Any]:
     """Write table.md, table.csv, summary.json, lr.png and map.png (each atomically); return the summary.
 
