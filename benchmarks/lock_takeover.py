@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import errno
-import os
 import platform
 import signal
 import subprocess

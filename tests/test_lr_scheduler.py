@@ -229,3 +229,21 @@ def test_tensor_learning_rates_are_updated_in_place():
     assert float(lrs[0]) == pytest.approx(0.1 * scheduler.schedule(5), rel=1e-6)
     assert all(isinstance(lr, torch.Tensor) for lr in history[-1])
     assert history[-1][0] is not lrs[0]  # get_last_lr() returns copies
+
+
+def test_the_plainest_recipe_torch_lambda_lr_over_a_schedule_gives_the_same_lrs():
+    schedule = schedule_for(SETTINGS)
+    plain = torch.optim.lr_scheduler.LambdaLR(make_optimizer(), schedule)
+    ours = CosineAnnealingWarmbootingLR(make_optimizer(), schedule=schedule)
+    flat = lambda history: [lr for lrs in history for lr in lrs]  # noqa: E731
+    assert flat(lrs_over(plain, 60)) == pytest.approx(flat(lrs_over(ours, 60)), rel=1e-12)
+
+
+def test_help_shows_every_default_as_a_value():
+    import inspect
+
+    signature = inspect.signature(CosineAnnealingWarmbootingLR.__init__)
+    assert "<object" not in str(signature)
+    defaults = {name: parameter.default for name, parameter in signature.parameters.items()}
+    assert (defaults["lf_min"], defaults["step_scale"], defaults["epoch_scale"]) == (0.05, 0.8, 1.0)  # the schedule's
+    assert defaults["eta_min"] is None and defaults["warmup_epoch"] is None  # the reference's names: "not given"

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds and installs the wheel, then trains from it
+
 REPO = Path(__file__).resolve().parents[1]
 # What the build reads: pyproject.toml and setup.py name the rest.
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "cawb", "hyp", "data")
@@ -110,7 +112,7 @@ def test_installed_wheel_runs_from_an_empty_directory_and_writes_nothing_inside_
     before = _snapshot(venv)
 
     # The demo's planning: bundled hyp file, bundled dataset yaml, the data generated here, not in the installation.
-    plan = _run([python, "-c", "import json, cawb; from cawb.training.train import plan_run; p = plan_run(); "
+    plan = _run([python, "-c", "import json, cawb; from cawb.training.config import plan_run; p = plan_run(); "
                  "print(json.dumps({**p.overrides, 'module': cawb.__file__}, default=str))"],
                 cwd=work, env=env)
     planned = json.loads(plan.stdout.strip().splitlines()[-1])

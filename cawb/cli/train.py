@@ -14,10 +14,10 @@ from typing import Any, Sequence
 
 from cawb.cli.common import add_version_flag, bundled_data_help, bundled_hyp_help, run_cli
 from cawb.cli.parsing import OneLineErrorParser
-from cawb.utils.errors import HypError
 from cawb.schedule import EPOCH_SCALE_MODES
 from cawb.training.config import ARTICLE_DEFAULTS, EMBEDDED_DEFAULTS, plan_run  # light: torch loads when it trains
 from cawb.training.train import train
+from cawb.utils.errors import HypError
 from cawb.yolov5.sources import BUNDLED_MODELS
 
 __all__ = ["batch_size", "build_parser", "key_value", "main", "options_from_args"]

@@ -37,9 +37,9 @@ import yaml
 
 from cawb.datasets.shapes import generate_shapes_dataset
 from cawb.utils.atomic_files import write_text_atomic
+from cawb.utils.errors import InputError, InputFileNotFoundError
 from cawb.utils.resources import is_bundled
 from cawb.utils.user_files import read_yaml
-from cawb.utils.errors import InputError, InputFileNotFoundError
 
 # generator name -> function(root, **kwargs) -> path of the dataset yaml it wrote
 GENERATORS = {"shapes": generate_shapes_dataset}

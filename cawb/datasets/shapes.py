@@ -18,8 +18,6 @@ generator seeded by ``(seed, split, index)``, so changing one split's size never
 
 from __future__ import annotations
 
-from cawb.utils.checks import is_int, is_number
-from cawb.utils.errors import CawbError, InputError
 import json
 import shutil
 import tempfile
@@ -28,6 +26,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import yaml
+
+from cawb.utils.checks import is_int, is_number
+from cawb.utils.errors import CawbError, InputError
 
 CLASS_NAMES = ("circle", "rectangle", "triangle")
 # Deliberately non-contiguous, so class index -> COCO category id is a real mapping (as COCO's 80 -> 91).

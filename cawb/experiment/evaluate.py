@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cawb.datasets.resolve import ResolvedDataset, check_dataset_yaml, resolve_dataset_yaml
-from cawb.training.ultralytics_settings import ultralytics_defaults
-from cawb.yolov5.recipe import kind_defaults
 from cawb.training.checkpoints import load_ultralytics_checkpoint
 from cawb.training.offline import ensure_local_fonts
-from cawb.utils.user_files import check_checkpoint_file, check_output_dir
-from cawb.yolov5 import model_kind
+from cawb.training.ultralytics_settings import ultralytics_defaults
 from cawb.utils.checks import require_int
 from cawb.utils.errors import InputError
 from cawb.utils.network import keep_ultralytics_offline
+from cawb.utils.user_files import check_checkpoint_file, check_output_dir
+from cawb.yolov5 import model_kind
+from cawb.yolov5.recipe import kind_defaults
 
 if TYPE_CHECKING:
     from pycocotools.coco import COCO

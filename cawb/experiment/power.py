@@ -18,8 +18,9 @@ scipy is imported inside the functions, so importing this module stays cheap.
 
 from __future__ import annotations
 
-from cawb.utils.errors import InputError
 import math
+
+from cawb.utils.errors import InputError
 
 __all__ = ["ALPHA", "POWER", "detectable_difference", "paired_t_power", "seeds_needed", "t_quantile"]
 

@@ -55,15 +55,15 @@ from cawb.experiment.tune_report import (
     trial_counts,
     write_outputs,
 )
-from cawb.experiment.tune_space import Choices, Range, SearchSpace, effective_warmup, load_space, restart_slots
 from cawb.experiment.tune_settings import TunePlan, TuneSettings, resolve_settings
+from cawb.experiment.tune_space import Choices, Range, SearchSpace, effective_warmup, load_space, restart_slots
 from cawb.experiment.tune_study import check_project, open_study, resolve_storage
 from cawb.training.config import ARTICLE_DEFAULTS, RUNNER_KEYS, RunConfig, plan_run
 from cawb.training.hyp import HypFile, read_hyp_file
 from cawb.training.train import Callbacks, TrainingInterrupted, callback_lists, train
 from cawb.training.ultralytics_settings import ultralytics_defaults
 from cawb.utils.checks import is_number, require_int
-from cawb.utils.errors import HypError, InputError, Interrupted, error_line
+from cawb.utils.errors import CawbError, HypError, InputError, Interrupted, error_line
 from cawb.utils.resources import resolve_data, resolve_hyp
 from cawb.utils.user_files import move_aside
 
@@ -80,7 +80,7 @@ class TuneInterrupted(Interrupted):
     """Ctrl-C (or SIGTERM) stopped the worker; the interrupted trial ended FAIL and does not count."""
 
 
-class TrialFailed(Exception):
+class TrialFailed(CawbError):
     """A trial's training raised: recorded as FAIL (with the error in its user attributes); the study goes on."""
 
 
@@ -292,8 +292,8 @@ def _objective(plan: TunePlan, callbacks: Callbacks, log: Callable[[str], None])
         events = {**extra, "on_fit_epoch_end": [reporter.on_fit_epoch_end, *extra.get("on_fit_epoch_end", [])]}
         try:
             # the base run's project is the trials directory; a restart the schedule drops is logged by the trainer
-            config = plan.base_config.with_settings(source=f"trial {trial.number}", **drawn.hyp, name=run_dir.name,
-                                                    exist_ok=False)
+            config = plan.base_config.with_settings({**drawn.hyp, "name": run_dir.name, "exist_ok": False},
+                                                    source=f"trial {trial.number}")
             result = train(config, callbacks=events)
         except (TrainingInterrupted, KeyboardInterrupt):
             trial.set_user_attr(ERROR_ATTR, "interrupted")

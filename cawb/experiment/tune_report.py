@@ -22,10 +22,10 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from cawb.utils.atomic_files import write_text_atomic
-from cawb.utils.user_files import display_path
 from cawb.experiment.tune_settings import TunePlan
+from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.errors import error_line
+from cawb.utils.user_files import display_path
 
 __all__ = [
     "METRICS",

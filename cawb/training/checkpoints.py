@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from cawb.utils.user_files import UserFileError, check_checkpoint_file, check_output_dir
 from cawb.utils.errors import InputError
+from cawb.utils.user_files import UserFileError, check_checkpoint_file, check_output_dir
 
 __all__ = [
     "RUN_STATE",

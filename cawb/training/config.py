@@ -103,7 +103,7 @@ class RunConfig:
     resume: Path | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
 
-    def with_settings(self, source: str = "settings", **changes: Any) -> RunConfig:
+    def with_settings(self, changes: Mapping[str, Any], source: str = "settings") -> RunConfig:
         """A copy with some settings changed, without planning again: the run's seed, name, project or device, a
         tuner trial's drawn values. Each new value is checked as :func:`plan_run` checks options; the schedule is
         rebuilt only when a key it depends on changes.
@@ -119,13 +119,6 @@ class RunConfig:
         if _SCHEDULE_KEYS & set(given):
             schedule = schedule_from_hyp(overrides, source=source)
         return dataclasses.replace(self, overrides=overrides, schedule=schedule)
-
-    @property
-    def save_dir(self) -> Path:
-        """Where the run writes when ``name`` is free (ultralytics numbers it otherwise, ``exp-2``)."""
-        if "save_dir" in self.overrides:
-            return Path(self.overrides["save_dir"])
-        return Path(self.overrides["project"]) / str(self.overrides["name"])
 
 
 def _check_flag_int(options: Mapping[str, Any], key: str, minimum: int, what: str) -> None:

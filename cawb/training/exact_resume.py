@@ -43,8 +43,8 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from cawb.training.hyp import PART_KEYS
 from cawb.utils.atomic_files import write_bytes_atomic
-from cawb.utils.trainer_parts import AddedArgs, TrainerPart
 from cawb.utils.errors import InputError
+from cawb.utils.trainer_parts import AddedArgs, TrainerPart
 
 __all__ = ["STATE_SUFFIX", "ExactResume", "ExactResumeMixin", "ResumableRandomSampler", "state_path"]
 

@@ -12,20 +12,10 @@ import functools
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from cawb.training.checkpoints import checkpoint_finished
-from cawb.training.config import ARTICLE_DEFAULTS, EMBEDDED_DEFAULTS, RunConfig, plan_run
+from cawb.training.config import RunConfig, plan_run
 from cawb.utils.errors import InputError, Interrupted
 
-__all__ = [
-    "ARTICLE_DEFAULTS",
-    "EMBEDDED_DEFAULTS",
-    "Callbacks",
-    "TrainResult",
-    "TrainingInterrupted",
-    "checkpoint_finished",
-    "plan_run",
-    "train",
-]
+__all__ = ["Callbacks", "TrainResult", "TrainingInterrupted", "callback_lists", "train"]
 
 #: ultralytics callbacks by event: a list of functions of the trainer per event, as ultralytics keeps them (a single
 #: function is taken as a list of one).

@@ -127,7 +127,7 @@ def read_text(path: str | Path, what: str, expected: str = "a text file", max_by
                             f"{error.start}); expected {expected}") from None
 
 
-class DuplicateKeyError(yaml.MarkedYAMLError):
+class _DuplicateKeyError(yaml.MarkedYAMLError):
     """A mapping gives the same key twice; ``key``, ``line`` and ``first_line`` (1-based) say where."""
 
     def __init__(self, key: Any, line: int, first_line: int, mark: yaml.Mark):
@@ -154,7 +154,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 continue
             line = key_node.start_mark.line + 1
             if first is not None:
-                raise DuplicateKeyError(key, line, first, key_node.start_mark)
+                raise _DuplicateKeyError(key, line, first, key_node.start_mark)
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
@@ -175,7 +175,7 @@ def parse_yaml(text: str, source: str) -> Any:
     """
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
-    except DuplicateKeyError as error:
+    except _DuplicateKeyError as error:
         raise UserFileError(f"{source} line {error.line}: duplicate key {error.key!r} (first at line "
                             f"{error.first_line}); each key may appear once") from None
     except yaml.YAMLError as error:

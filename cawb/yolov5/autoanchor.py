@@ -14,11 +14,12 @@ algorithm with 30 restarts, as SciPy's ``kmeans(iter=30)`` that v5.0 called (Sci
 
 from __future__ import annotations
 
-from cawb.utils.errors import InputError
 import dataclasses
 from typing import Any, Sequence
 
 import numpy as np
+
+from cawb.utils.errors import InputError
 
 __all__ = ["AnchorCheck", "best_possible_recall", "check_anchors", "fit_anchors", "label_sizes"]
 

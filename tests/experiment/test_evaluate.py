@@ -116,6 +116,7 @@ def test_no_detections_scores_zero_without_crashing(shapes):
     assert len(stats) == 12 and stats[0] == 0.0 and stats[1] == 0.0
 
 
+@pytest.mark.slow
 def test_pycocotools_agrees_with_ultralytics_on_trained_weights(trained, shapes, tmp_path):
     result = evaluate_coco(trained, shapes.source, imgsz=128, save_dir=tmp_path / "eval")
     assert len(result["stats"]) == 12
@@ -135,6 +136,7 @@ def test_pycocotools_agrees_with_ultralytics_on_trained_weights(trained, shapes,
         assert 0.001 <= r["score"] <= 1
 
 
+@pytest.mark.slow
 def test_no_detections_end_to_end(trained, shapes, tmp_path):
     result = evaluate_coco(trained, shapes.yaml, imgsz=128, conf=1.0, save_dir=tmp_path / "eval")
     assert result["num_detections"] == 0
@@ -142,6 +144,7 @@ def test_no_detections_end_to_end(trained, shapes, tmp_path):
     assert result["map50"] == 0.0 and result["map50_95"] == 0.0 and result["ultralytics_map50"] == 0.0
 
 
+@pytest.mark.slow
 def test_model_and_data_with_different_class_counts_are_refused(trained, shapes, tmp_path):
     data = yaml.safe_load(shapes.yaml.read_text())
     data.update(names={0: "circle", 1: "rectangle"}, category_ids=list(CATEGORY_IDS[:2]))

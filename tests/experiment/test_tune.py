@@ -201,6 +201,7 @@ def test_a_project_directory_of_another_study_or_with_foreign_files_is_refused(t
     assert (project / "best_hyp.yaml").read_text() == "lr0: 0.02\n"
 
 
+@pytest.mark.slow
 def test_bad_input_through_the_script_has_no_traceback(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPT), "--preset", "cpu", "--trials", "2", "lr0=abc",
                              "--project", str(tmp_path / "p")], capture_output=True, text=True, cwd=tmp_path)
@@ -213,6 +214,7 @@ def test_bad_input_through_the_script_has_no_traceback(tmp_path):
 # --- real tiny studies -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_pruning_stops_training_cleanly_and_keeps_the_epoch_reached(tiny_shapes, tmp_path):
     class AlwaysPrune(optuna.pruners.BasePruner):
         def prune(self, study, trial):
@@ -246,6 +248,7 @@ def calls_of(monkeypatch, function):
     return calls
 
 
+@pytest.mark.slow
 def test_a_study_reads_and_checks_its_base_hyp_once_and_a_trial_plans_nothing_again(tiny_shapes, tmp_path,
                                                                                     monkeypatch):
     reads = calls_of(monkeypatch, hyp_module.read_hyp_file)
@@ -282,6 +285,7 @@ def study_runs(tiny_shapes, tmp_path_factory):
                 logs=logs, final_trials=trials_of(project))
 
 
+@pytest.mark.slow
 def test_a_study_finishes_and_writes_every_output(study_runs):
     project, first = study_runs["project"], study_runs["first"]
     assert first.exit_code == 0 and first.ran == 4
@@ -306,6 +310,7 @@ def test_a_study_finishes_and_writes_every_output(study_runs):
     assert any(line.startswith("best: fitness") for line in first.summary)
 
 
+@pytest.mark.slow
 def test_interrupting_a_worker_counts_no_unfinished_trial(study_runs):
     assert "rerun the same command" in str(study_runs["interrupted"])
     states = [t.state for t in study_runs["after_interrupt"]]
@@ -313,6 +318,7 @@ def test_interrupting_a_worker_counts_no_unfinished_trial(study_runs):
     assert study_runs["after_interrupt"][4].user_attrs["error"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_a_rerun_continues_to_the_total_and_no_further(study_runs):
     second, third = study_runs["second"], study_runs["third"]
     assert second.ran == 1 and second.counts["COMPLETE"] + second.counts["PRUNED"] == 5
@@ -321,6 +327,7 @@ def test_a_rerun_continues_to_the_total_and_no_further(study_runs):
     assert third.counts == second.counts
 
 
+@pytest.mark.slow
 def test_best_hyp_trains_with_train_cawb_and_draws_with_plot_lr(study_runs, tiny_shapes, tmp_path):
     best = study_runs["project"] / "best_hyp.yaml"
     assert plot_lr_cli.main(["--hyp", str(best), "--out", str(tmp_path / "lr.png")]) == 0
@@ -330,6 +337,7 @@ def test_best_hyp_trains_with_train_cawb_and_draws_with_plot_lr(study_runs, tiny
     assert (tmp_path / "best" / "weights" / "last.pt").is_file()
 
 
+@pytest.mark.slow
 def test_two_workers_on_one_sqlite_storage_share_the_total(tiny_shapes, tmp_path):
     project = tmp_path / "shared"
     command = [sys.executable, str(SCRIPT), "--data", str(tiny_shapes), "--hyp", str(SHAPES_HYP), "--cfg",
@@ -350,6 +358,7 @@ def test_two_workers_on_one_sqlite_storage_share_the_total(tiny_shapes, tmp_path
     assert (project / "best_hyp.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_failing_trials_are_recorded_and_a_worker_stops_after_three_in_a_row(tiny_shapes, tmp_path):
     def boom(trainer):
         raise RuntimeError("out of memory, say")

@@ -15,6 +15,8 @@ import torch
 from cawb.training.exact_resume import STATE_SUFFIX, state_path
 from cawb.training.train import TrainingInterrupted, train
 
+pytestmark = pytest.mark.slow  # every test trains
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = dict(cfg="yolov5n.yaml", epochs=4, imgsz=64, batch=6, nbs=12, device="cpu", workers=0, lr0=0.01,
                 warmup_epochs=1, close_mosaic=2, seed=0, val=False, plots=False, cawb=True, cawb_steps=[2],
@@ -32,14 +34,14 @@ def run(data, project, name, **extra):
                  **{**SETTINGS, **extra})
 
 
-def stopped(data, project, name, after_epochs):
+def stopped(data, project, name, after_epochs, **extra):
     """A run stopped as by Ctrl-C once epoch ``after_epochs`` is saved: its last.pt."""
     def stop(trainer):
         if trainer.epoch == after_epochs - 1:
             raise KeyboardInterrupt
 
     with pytest.raises(TrainingInterrupted) as interrupted:
-        run(data, project, name, callbacks={"on_fit_epoch_end": stop})
+        run(data, project, name, callbacks={"on_fit_epoch_end": stop}, **extra)
     return interrupted.value.last
 
 
@@ -96,3 +98,15 @@ def test_a_state_that_does_not_belong_to_last_pt_is_not_used(damage, tiny_shapes
         result = train(resume=str(last))
     assert expected in caplog.text and "exact resume from" not in caplog.text
     assert [row["epoch"] for row in results(result.save_dir)] == [1, 2, 3, 4]
+
+
+def test_switched_off_no_state_is_written_and_the_resume_is_ultralytics_own(tiny_shapes, tmp_path, caplog):
+    last = stopped(tiny_shapes, tmp_path, "off", after_epochs=1, exact_resume=False)
+    assert last.is_file() and not state_path(last).exists()
+    on = stopped(tiny_shapes, tmp_path, "on", after_epochs=1)
+    assert state_path(on).is_file()  # the same run with the part on writes its state
+
+    with caplog.at_level(logging.INFO):
+        rows = results(train(resume=str(last)).save_dir)
+    assert [row["epoch"] for row in rows] == [1, 2, 3, 4]
+    assert "exact resume from" not in caplog.text and not state_path(last).exists()

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 import ultralytics.engine.trainer as ultralytics_trainer
 from ultralytics.utils import USER_CONFIG_DIR
@@ -51,6 +52,7 @@ def online_flags(*steps, offline=None):
     return result.stdout.strip().splitlines()[-1].split()
 
 
+@pytest.mark.slow
 def test_importing_cawb_changes_nothing_outside_it():
     alone = online_flags("import:ultralytics")
     assert alone[0] == "True" and alone[-1] == "None"  # the stand-in network is reachable: the test can fail
@@ -59,6 +61,7 @@ def test_importing_cawb_changes_nothing_outside_it():
     assert online_flags("import:ultralytics", *imported) == alone
 
 
+@pytest.mark.slow
 def test_cawb_commands_and_trainers_keep_ultralytics_offline_in_either_import_order():
     for steps in (("command", "import:ultralytics"), ("import:ultralytics", "command"),
                   ("import:ultralytics", "trainer")):

@@ -8,7 +8,7 @@ import pytest
 
 from cawb.cli.train import build_parser, main, options_from_args
 from cawb.training.hyp import load_hyp
-from cawb.training.train import EMBEDDED_DEFAULTS, plan_run
+from cawb.training.config import EMBEDDED_DEFAULTS, plan_run
 from cawb.yolov5 import bundled_model_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -156,6 +156,7 @@ def test_resume_refuses_new_training_settings_and_unreadable_files(tmp_path, cap
     assert "is not a checkpoint (the file starts with" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_end_to_end_run_prints_results_and_map(tiny_shapes, tmp_path, capsys, monkeypatch):
     # A relative --project is the working directory's (ultralytics alone would put it under runs/detect/), and a
     # bundled hyp file can be named by its short name.
@@ -207,6 +208,7 @@ def test_a_v5_0_hyp_file_with_an_anchor_free_model_stops_naming_the_file(tmp_pat
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_help_explains_every_flag():
     result = subprocess.run([sys.executable, str(REPO_ROOT / "train_cawb.py"), "--help"], capture_output=True, text=True)
     assert result.returncode == 0

@@ -11,9 +11,11 @@ from ultralytics.utils.dist import ddp_cleanup, generate_ddp_file
 from ultralytics.utils.patches import torch_load
 
 from cawb import CawbDetectionTrainer, CosineAnnealingWarmbootingLR
-from cawb.training.hyp import HypError, schedule_from_hyp
 from cawb.schedule import CawbSchedule
+from cawb.training.hyp import HypError, schedule_from_hyp
 from cawb.training.train import TrainingInterrupted, train
+
+pytestmark = pytest.mark.slow  # every test trains
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

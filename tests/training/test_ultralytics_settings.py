@@ -2,8 +2,8 @@
 
 import pytest
 
-from cawb.utils.errors import HypError
 from cawb.training.ultralytics_settings import check_ultralytics_settings, tunable_ultralytics_keys
+from cawb.utils.errors import HypError
 
 
 @pytest.mark.parametrize("settings,message", [

@@ -22,6 +22,8 @@ from cawb.training.train import TrainingInterrupted, train
 from cawb.yolov5 import bundled_model_yaml
 from cawb.yolov5.model import YOLOv5Model
 
+pytestmark = pytest.mark.slow  # every test trains
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 V5_ANCHOR_ROWS = ("[10,13, 16,30, 33,23]", "[30,61, 62,45, 59,119]", "[116,90, 156,198, 373,326]")
 LR_COLUMNS = ("lr/pg0", "lr/pg1", "lr/pg2")

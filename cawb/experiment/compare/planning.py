@@ -85,8 +85,8 @@ def shard_runs(runs: Sequence[Run], shard: tuple[int, int] | None) -> list[Run]:
 
 def run_config(run: Run, settings: CompareSettings) -> RunConfig:
     """The training run of ``run``: its arm's planned configuration with the run's seed and directory."""
-    return run.arm.config.with_settings(source=run.name, seed=run.seed, name=run.run_dir.name,
-                                        project=str(run.run_dir.parent.absolute()))
+    return run.arm.config.with_settings({"seed": run.seed, "name": run.run_dir.name,
+                                         "project": str(run.run_dir.parent.absolute())}, source=run.name)
 
 
 def _check_before_any_work(settings: CompareSettings) -> list[HypFile]:

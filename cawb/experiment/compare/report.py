@@ -36,8 +36,8 @@ from cawb.experiment.compare.model import Arm, Run, RunStatus
 from cawb.experiment.power import ALPHA, POWER, detectable_difference, seeds_needed, t_quantile
 from cawb.training.lr_curve import lr_curve
 from cawb.utils.atomic_files import write_text_atomic
-from cawb.utils.user_files import display_path
 from cawb.utils.plots import BandCurve, plot_lr_curves, plot_map_curves
+from cawb.utils.user_files import display_path
 
 __all__ = [
     "ARTICLE",

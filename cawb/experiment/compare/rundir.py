@@ -15,7 +15,6 @@ training leaves before its first epoch ends, those files are removed; anything e
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import re

@@ -10,10 +10,10 @@ from cawb.experiment.compare.execution import Claims, run_sequentially
 from cawb.experiment.compare.model import Action, Run, RunStatus
 from cawb.experiment.compare.planning import ComparisonPlan, plan_comparison, shard_runs
 from cawb.experiment.compare.processes import Slot
-from cawb.experiment.compare.worker_pool import WorkerPool, slots_for
 from cawb.experiment.compare.report import ReportPaths
 from cawb.experiment.compare.rundir import EVAL_RECORD
 from cawb.experiment.compare.settings import DEFAULT_LOCK_TIMEOUT, ExecutionOptions, parse_shard, resolve_settings
+from cawb.experiment.compare.worker_pool import WorkerPool, slots_for
 from cawb.training.train import Callbacks
 from cawb.utils.errors import InputError, error_line
 from cawb.utils.user_files import display_path

@@ -1,4 +1,4 @@
-"""cawb/experiment/compare.py and scripts/compare.py: real tiny comparisons (yolov5n, 64 px, 2 epochs, CPU).
+"""cawb/experiment/compare (compare()) and scripts/compare.py: real tiny comparisons (yolov5n, 64 px, 2 epochs, CPU).
 
 The mAP of such tiny models is ~0, so the pycocotools/ultralytics agreement checked here is weak; the meaningful
 agreement test, on a model that learnt something, is tests/experiment/test_evaluate.py::
@@ -26,7 +26,7 @@ from cawb.experiment.compare import (
     resolve_settings,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = REPO_ROOT / "scripts" / "compare.py"
 PNG = b"\x89PNG\r\n\x1a\n"
 # As tests/experiment/test_evaluate.py: the two interpolate the precision-recall curve differently (measured gap 0.002-0.017).
@@ -71,6 +71,7 @@ def resumed(tiny_shapes, tmp_path_factory):
                            before=before, result=result, log=log)
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_and_finished_run_is_skipped(resumed):
     assert "rerun the same command" in str(resumed.interrupted)
     assert str(resumed.interrupted.last).endswith(f"{CAWB}-seed0/weights/last.pt")
@@ -89,6 +90,7 @@ def test_interrupted_run_resumes_and_finished_run_is_skipped(resumed):
     assert (second / "eval.json").is_file() and resumed.result.exit_code == 0
 
 
+@pytest.mark.slow
 def test_every_output_is_written_with_its_fields(resumed):
     project = resumed.project
     for name in REPORT:
@@ -127,6 +129,7 @@ def test_every_output_is_written_with_its_fields(resumed):
     assert (project / "table.csv").read_text().splitlines()[0].startswith("arm,schedule,n,final_map50_mean")
 
 
+@pytest.mark.slow
 def test_pycocotools_and_ultralytics_numbers_agree(resumed):
     for run in resumed.result.runs:
         record = json.loads((run.run_dir / "eval.json").read_text())
@@ -139,6 +142,7 @@ def test_pycocotools_and_ultralytics_numbers_agree(resumed):
             assert Path(numbers["predictions"]).is_file()
 
 
+@pytest.mark.slow
 def test_an_existing_table_is_kept_unless_exist_ok(resumed, tiny_shapes, tmp_path):
     project = tmp_path / "copy"
     shutil.copytree(resumed.project, project)
@@ -156,12 +160,14 @@ def test_an_existing_table_is_kept_unless_exist_ok(resumed, tiny_shapes, tmp_pat
     assert json.loads((project / "summary.json").read_text())["outputs"]["table_md"] == str(project / "table.md")
 
 
+@pytest.mark.slow
 def test_runs_made_with_other_settings_are_refused(resumed, tiny_shapes):
     with pytest.raises(ValueError, match=r"made with other settings \(epochs 2 -> 3") as caught:
         plan_comparison(resolve_settings(**{**tiny(tiny_shapes, resumed.project), "epochs": 3}))
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.slow
 def test_a_failed_run_is_reported_and_the_others_complete(tiny_shapes, tmp_path):
     def fail_cos(trainer):
         if Path(trainer.save_dir).name.startswith(COS):
@@ -209,6 +215,7 @@ def test_without_a_preset_the_arms_hyp_files_give_epochs_batch_and_imgsz(tiny_sh
         plan_comparison(settings)
 
 
+@pytest.mark.slow
 def test_an_unreadable_last_pt_moves_the_run_aside_and_deletes_nothing(resumed, tiny_shapes, tmp_path):
     """issue 10: the runner used to rmtree a run dir whose last.pt it could not read, best.pt and user files too."""
     project = tmp_path / "project"
@@ -232,6 +239,7 @@ def test_an_unreadable_last_pt_moves_the_run_aside_and_deletes_nothing(resumed, 
     assert (run / "run.json").is_file() and not (run / "notes.txt").exists()  # the new attempt's own dir
 
 
+@pytest.mark.slow
 def test_a_corrupt_eval_json_is_named_and_the_run_evaluated_again(resumed, tiny_shapes, tmp_path):
     project = tmp_path / "project"
     shutil.copytree(resumed.runs, project / "runs")
@@ -365,6 +373,7 @@ def test_results_csv_keeps_the_last_row_of_a_repeated_epoch(tmp_path):
     assert read_epoch_metrics(tmp_path / "missing.csv") is None
 
 
+@pytest.mark.slow
 def test_help_explains_every_flag_and_the_presets():
     result = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True)
     assert result.returncode == 0
@@ -390,6 +399,7 @@ def counting(monkeypatch, module, name):
     return calls
 
 
+@pytest.mark.slow
 def test_each_hyp_file_is_read_and_each_arm_planned_once_and_runs_are_not_planned_again(tiny_shapes, tmp_path,
                                                                                         monkeypatch):
     from cawb.experiment.compare import execution, planning

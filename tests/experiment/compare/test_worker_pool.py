@@ -19,7 +19,7 @@ from cawb.experiment.compare.processes import PROGRESS_FILE, RUN_LOG, Slot, deal
 from cawb.utils.live_view import LiveView
 from cawb.utils.locks import pid_alive
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = REPO_ROOT / "scripts" / "compare.py"
 COS, CAWB = "hyp.shapes-cos", "hyp.shapes-cawb"
 RUNS = (f"{COS}-seed0", f"{CAWB}-seed0")
@@ -96,6 +96,7 @@ def parallel(tiny_shapes, tmp_path_factory):
                            second=second, view=view.getvalue(), log=log)
 
 
+@pytest.mark.slow
 def test_a_failed_worker_is_reported_and_the_other_runs_finish(parallel):
     first = parallel.first
     assert first.exit_code == 1 and [(run.arm.label, run.status) for run in first.runs] == [(COS, "failed"),
@@ -112,6 +113,7 @@ def test_a_failed_worker_is_reported_and_the_other_runs_finish(parallel):
     assert (parallel.project / "table-2.md").is_file()
 
 
+@pytest.mark.slow
 def test_the_live_view_shows_every_run_and_each_worker_logs_to_its_run_dir(parallel):
     lines = parallel.first_view.splitlines()
     assert any(line.strip().startswith(f"{CAWB} seed 0") and "epoch    1/2" in line for line in lines)
@@ -154,10 +156,12 @@ def assert_same_results(project, reference):
         assert all(torch.equal(weights[key], expected[2][key]) for key in weights), name  # bit for bit
 
 
+@pytest.mark.slow
 def test_jobs_2_gives_the_same_per_run_results_as_jobs_1(sequential, parallel):
     assert_same_results(parallel.project, sequential)
 
 
+@pytest.mark.slow
 def test_two_shards_started_together_finish_every_run_once_and_one_writes_the_table(tiny_shapes, tmp_path,
                                                                                      sequential):
     project = tmp_path / "project"
@@ -186,6 +190,7 @@ def test_two_shards_started_together_finish_every_run_once_and_one_writes_the_ta
     assert again.exit_code == 0 and (project / "table-2.md").is_file()  # --report-only writes one every time
 
 
+@pytest.mark.slow
 def test_report_only_lists_the_missing_runs(tiny_shapes, sequential, tmp_path):
     import shutil
 
@@ -199,6 +204,7 @@ def test_report_only_lists_the_missing_runs(tiny_shapes, sequential, tmp_path):
     assert not (project / "runs" / f"{COS}-seed0").exists()  # nothing trained
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_worker_and_rerunning_resumes_them(tiny_shapes, tmp_path):
     project, epochs = tmp_path / "project", 4
     command = cli(tiny_shapes, project, "--jobs", "2", epochs=epochs)
