@@ -9,10 +9,13 @@ so the subset's symlinks have targets. Then, in separate child processes, interl
 
 * ``json.load`` of the train file;
 * ``build_coco_subset`` with the default command's settings (10,000 train from train2017, 1,000 val from
-  val2017, seed 0, labels and JSON written), into a fresh output directory.
+  val2017, seed 0, labels and JSON written), into a fresh output directory;
+* ``read_instances`` of the train file alone, keeping the default draw's 10,000 images: the parsing part of the
+  build, without the 22,000 files the build then creates (whose time varies with the file system's state).
 
 Time is measured inside each child around the operation alone (imports and interpreter start excluded on both
-sides); peak memory is each child's whole-process maximum RSS (``os.wait4``). Prints both ratios (build / load).
+sides); peak memory is each child's whole-process maximum RSS (``os.wait4``). Prints the ratios build / load, the
+goals, and read / load.
 """
 
 from __future__ import annotations
@@ -136,6 +139,24 @@ def child_build(coco: Path, out: Path) -> dict:
     return {"seconds": seconds, "boxes": sum(s.boxes for s in report.splits.values())}
 
 
+def child_read(coco: Path) -> dict:
+    from cawb.coco.classes import ultralytics_coco_classes
+    from cawb.coco.instances import read_instances
+    from cawb.coco.subset import rank_image_ids
+
+    category_ids = ultralytics_coco_classes().category_ids
+    t = time.perf_counter()
+    data = read_instances(
+        coco / "annotations/instances_train2017.json",
+        lambda images, annotated: rank_image_ids(images, 0)[:10_000],
+        want_annotated=False,
+        category_ids=category_ids,
+        progress=False,
+    )
+    seconds = time.perf_counter() - t
+    return {"seconds": seconds, "annotations": sum(len(pairs) for pairs in data.annotations.values())}
+
+
 def run_child(kind: str, workdir: Path, out: Path) -> dict:
     """Run one measurement in a fresh interpreter; add its peak RSS in MB (from the kernel, via wait4)."""
     cmd = [sys.executable, __file__, "--child", kind, "--workdir", str(workdir), "--out", str(out)]
@@ -158,17 +179,22 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=Path("/tmp/cawb-coco-bench"), help="where to generate data")
     p.add_argument("--repeat", type=int, default=1, help="measurements of each side, interleaved; medians used")
     p.add_argument("--keep", action="store_true", help="keep --workdir (the synthetic files are reused next run)")
-    p.add_argument("--child", choices=("json", "build"), help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=("json", "build", "read"), help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     coco = args.workdir / "coco"
     if args.child:
-        result = child_json_load(coco) if args.child == "json" else child_build(coco, args.out)
+        if args.child == "json":
+            result = child_json_load(coco)
+        elif args.child == "build":
+            result = child_build(coco, args.out)
+        else:
+            result = child_read(coco)
         print(json.dumps(result))
         return
     try:
         prepare(args.workdir)
-        loads, builds = [], []
+        loads, builds, reads = [], [], []
         for k in range(args.repeat):
             # A fresh output directory per run, all deleted at the end: deleting one between runs makes the
             # file system (ext4 with discard here) slow to create files for seconds afterwards.
@@ -176,20 +202,23 @@ def main() -> None:
             os.sync()  # flush earlier writes (generated data, previous run) so they are not charged to this run
             loads.append(run_child("json", args.workdir, out))
             builds.append(run_child("build", args.workdir, out))
-            for kind, r in (("json.load", loads[-1]), ("build", builds[-1])):
+            reads.append(run_child("read", args.workdir, out))
+            for kind, r in (("json.load", loads[-1]), ("build", builds[-1]), ("read", reads[-1])):
                 print(
                     f"{kind:9s} {r['seconds']:6.2f} s  peak {r['peak_mb']:5.0f} MB"
                     f"  (whole child process, interpreter start and imports included: {r['process_seconds']:.2f} s)",
                     flush=True,
                 )
         size_mb = (coco / "annotations/instances_train2017.json").stat().st_size / 1e6
-        load_s, build_s = (statistics.median(r["seconds"] for r in rs) for rs in (loads, builds))
-        load_mb, build_mb = (statistics.median(r["peak_mb"] for r in rs) for rs in (loads, builds))
+        load_s, build_s, read_s = (statistics.median(r["seconds"] for r in rs) for rs in (loads, builds, reads))
+        load_mb, build_mb, read_mb = (statistics.median(r["peak_mb"] for r in rs) for rs in (loads, builds, reads))
         print(f"train annotation file: {size_mb:.0f} MB, {TRAIN_IMAGES} images, {TRAIN_ANNOTATIONS} annotations")
         print(f"json.load: {load_s:.2f} s, peak {load_mb:.0f} MB")
         print(f"build 10k/1k: {build_s:.2f} s, peak {build_mb:.0f} MB")
         print(f"time ratio   {build_s / load_s:.3f}  (goal <= 0.5)")
         print(f"memory ratio {build_mb / load_mb:.3f}  (goal <= 0.25)")
+        print(f"read train2017 alone: {read_s:.2f} s, peak {read_mb:.0f} MB")
+        print(f"read / json.load: time {read_s / load_s:.3f}, memory {read_mb / load_mb:.3f}")
     finally:
         for out in args.workdir.glob("out-*"):
             shutil.rmtree(out, ignore_errors=True)

@@ -1,8 +1,7 @@
 """The COCO2017 subset builder behind ``scripts/sample_coco.py``.
 
 * :mod:`.subset`: the seeded draw, YOLO labels, the COCO JSON of the subset, the manifest (``build_coco_subset``);
-* :mod:`.instances`: the streaming reader of the instances JSON (only declared fields decoded);
-* :mod:`.json_stream`: the incremental JSON array parser it runs on;
+* :mod:`.instances`: the reader of the instances JSON (a whole-file msgspec decode of only the declared fields);
 * :mod:`.download`: the resumable, retrying downloader of just the drawn images;
 * :mod:`.classes`: COCO category ids to ultralytics' 80 class indices and names.
 

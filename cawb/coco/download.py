@@ -24,6 +24,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from cawb.utils.errors import CawbError
+
 DEFAULT_BASE_URL = "http://images.cocodataset.org"
 ANNOTATIONS_ARCHIVE = "annotations/annotations_trainval2017.zip"  # URL path under the base URL
 _RETRYABLE_HTTP = {408, 425, 429, 500, 502, 503, 504}
@@ -32,7 +34,7 @@ _CHUNK = 1 << 20
 _MAX_BACKOFF_S = 30.0
 
 
-class DownloadError(RuntimeError):
+class DownloadError(CawbError, RuntimeError):
     """A download failed for good (after retries, or at once for a permanent error). One-line message."""
 
 

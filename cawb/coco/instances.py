@@ -1,34 +1,33 @@
 """Read a COCO ``instances_*.json`` file for a subset: all image records, then only the chosen images' JSON.
 
-Built on ``cawb.coco.json_stream`` so that memory stays far below the file's size: only the fields declared in the
-Structs below are decoded (the polygons are skipped in C), and of the annotations only those of the chosen
-images are kept, as their verbatim JSON text (to be copied byte for byte into a subset file) plus the few
-fields a YOLO label needs.
-
-One pass suffices for the usual file order (``images`` before ``annotations``) when the choice does not depend
-on which images have annotations: the caller's ``choose`` runs as soon as the image list is complete. Otherwise
-(``want_annotated``, or annotations first) a second pass collects the chosen images' annotations.
+The file's bytes are read whole (hashed on the way, for the manifest) and decoded by msgspec twice, in C: once into
+Structs that declare only the fields a subset needs, so that the polygons and every other undeclared field are
+skipped without building Python objects; once into ``msgspec.Raw`` spans of each image and annotation, views into
+the same bytes, so that the chosen records are copied byte for byte into a subset file. Between the two the caller's
+``choose`` picks the images. What is returned holds the image records and the chosen records' text; the file's
+bytes are released on return.
 """
 
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
+import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
+from msgspec import UNSET, Raw, UnsetType
 from tqdm import tqdm
 
-from cawb.coco.json_stream import JsonStreamError, iter_members
+from cawb.utils.errors import InputError
 
 TOP_LEVEL_COPIED = ("info", "licenses", "categories")  # kept verbatim for the subset file
 _REQUIRED_KEYS = ("images", "annotations", "categories")
+_READ_CHUNK = 16 << 20  # bytes per read: progress bar and hash updates
 
 
-class CocoFileError(ValueError):
+class CocoFileError(InputError):
     """The file is not a usable COCO instances file; the message is one line and names the file."""
 
 
@@ -57,21 +56,33 @@ class _AnnotationImageId(msgspec.Struct, gc=False):
     image_id: int
 
 
-class _Nothing(msgspec.Struct, gc=False):
-    pass
-
-
-class _Category(msgspec.Struct):
+class _Category(msgspec.Struct, gc=False):
     id: int
     name: str
 
 
-_IMAGES = msgspec.json.Decoder(list[ImageRecord])
-_ANNOTATION_IMAGE_IDS = msgspec.json.Decoder(list[_AnnotationImageId])
-_SKIP = msgspec.json.Decoder(list[_Nothing])
-_RAWS = msgspec.json.Decoder(list[msgspec.Raw])
+class _DeclaredFields(msgspec.Struct, gc=False):
+    """The typed view of the whole file. Every annotation needs only an ``image_id`` here: the chosen ones are
+    decoded as ``Annotation`` afterwards. A missing key is UNSET (reported by name) rather than a decode error."""
+
+    images: list[ImageRecord] | UnsetType = UNSET
+    annotations: list[_AnnotationImageId] | UnsetType = UNSET
+    categories: list[_Category] | UnsetType = UNSET
+
+
+class _VerbatimText(msgspec.Struct, gc=False):
+    """The raw view of the whole file: each record's own JSON text, in file order (parallel to the typed lists)."""
+
+    info: Raw | UnsetType = UNSET
+    licenses: Raw | UnsetType = UNSET
+    categories: Raw | UnsetType = UNSET
+    images: list[Raw] = []
+    annotations: list[Raw] = []
+
+
+_DECLARED_FIELDS = msgspec.json.Decoder(_DeclaredFields)
+_VERBATIM_TEXT = msgspec.json.Decoder(_VerbatimText)
 _ANNOTATION = msgspec.json.Decoder(Annotation)
-_CATEGORIES = msgspec.json.Decoder(list[_Category])
 
 
 @dataclass
@@ -101,98 +112,77 @@ def read_instances(
 ) -> InstancesSubset:
     """Read ``path`` and keep the JSON of the images ``choose`` picks, with all their annotations.
 
+    Memory: the file's size, plus the image records and a small object per annotation while it is decoded.
+
     Args:
         choose: called once with all image records and, when ``want_annotated``, the set of ids of images with
             at least one annotation (else None); returns the ids to keep. Exceptions it raises propagate.
         category_ids: the category ids allowed in ``categories`` and in the kept annotations.
+        progress: show a progress bar over the bytes read.
 
     Raises:
         CocoFileError: malformed JSON, a missing key, a duplicate image id, an image ``file_name`` that is not a
-            plain file name, a non-positive image size, a category id not in ``category_ids``, a kept
-            annotation without ``id``, ``image_id``, ``category_id`` or a 4-number ``bbox``.
+            plain file name, a non-positive image size, a category id not in ``category_ids``, an annotation
+            without ``image_id``, a kept annotation without ``id``, ``category_id`` or a 4-number ``bbox``.
     """
     category_ids = frozenset(category_ids)
-    result = InstancesSubset(size=path.stat().st_size)
-    annotated: set[int] | None = set() if want_annotated else None
-    all_image_json: dict[int, bytes] = {}
-    collected_in_first_pass = False
-    keys = set()
-    hasher = _BackgroundSha256()
-    decoders = {"images": _IMAGES, "annotations": _ANNOTATION_IMAGE_IDS}
-
-    def choose_now() -> None:
-        result.chosen = set(choose(result.images, annotated))
-        result.image_json = {i: all_image_json[i] for i in result.chosen}
-        all_image_json.clear()
-
-    with _progress(path, "read", result.size, progress) as bar:
-
-        def on_read(chunk: bytes) -> None:
-            hasher.feed(chunk)
-            bar.update(len(chunk))
-
-        try:
-            for member in iter_members(path, decoders, on_read=on_read):
-                keys.add(member.key)
-                if member.key == "images":
-                    raws = _RAWS.decode(member.data)
-                    for k, (record, raw) in enumerate(zip(member.items, raws)):
-                        _check_image(record, member.first_index + k, path, result.images)
-                        result.images[record.id] = record
-                        all_image_json[record.id] = bytes(raw)
-                elif member.key == "annotations":
-                    if annotated is not None:
-                        annotated.update(a.image_id for a in member.items)
-                    elif "images" in keys:  # the image list is complete: choose now, collect in this pass
-                        if not collected_in_first_pass:
-                            choose_now()
-                            collected_in_first_pass = True
-                        _collect_batch(member, result, path, category_ids)
-                elif member.key in TOP_LEVEL_COPIED:
-                    result.top[member.key] = member.data
-                    if member.key == "categories":
-                        _check_categories(member.data, path, category_ids)
-        except JsonStreamError as e:
-            raise CocoFileError(f"{path} is not a valid COCO annotation file: {e}") from None
-        finally:
-            result.sha256 = hasher.hexdigest()
-    missing = [k for k in _REQUIRED_KEYS if k not in keys]
+    data, sha256 = _read_and_hash(path, progress)
+    result = InstancesSubset(sha256=sha256, size=len(data))
+    try:
+        fields = _DECLARED_FIELDS.decode(data)
+    except msgspec.DecodeError as e:
+        raise CocoFileError(f"{path} is not a valid COCO annotation file: {e}") from None
+    missing = [key for key in _REQUIRED_KEYS if getattr(fields, key) is UNSET]
     if missing:
         raise CocoFileError(f"{path} is not a COCO instances file: it has no {', '.join(map(repr, missing))}")
-    if not collected_in_first_pass:
-        choose_now()
-        _collect_second_pass(path, result, category_ids, progress)
-    return result
+    _check_categories(fields.categories, path, category_ids)
+    for index, record in enumerate(fields.images):
+        _check_image(record, index, path, result.images)
+        result.images[record.id] = record
+    annotated = {a.image_id for a in fields.annotations} if want_annotated else None
+    result.chosen = set(choose(result.images, annotated))
+    chosen_images = {k: record.id for k, record in enumerate(fields.images) if record.id in result.chosen}
+    chosen_annotations = [k for k, a in enumerate(fields.annotations) if a.image_id in result.chosen]
+    del fields, annotated  # one object per annotation: freed before the second decode makes one more each
 
-
-def _collect_second_pass(path: Path, result: InstancesSubset, category_ids: Collection[int], progress: bool) -> None:
-    with _progress(path, "collect", result.size, progress) as bar:
-        decoders = {"images": _SKIP, "annotations": _ANNOTATION_IMAGE_IDS}
-        try:
-            for member in iter_members(path, decoders, on_read=lambda chunk: bar.update(len(chunk))):
-                if member.key == "annotations":
-                    _collect_batch(member, result, path, category_ids)
-        except JsonStreamError as e:
-            raise CocoFileError(f"{path} is not a valid COCO annotation file: {e}") from None
-
-
-def _collect_batch(member, result: InstancesSubset, path: Path, category_ids: Collection[int]) -> None:
-    hits = [k for k, a in enumerate(member.items) if a.image_id in result.chosen]
-    if not hits:
-        return
-    raws = _RAWS.decode(member.data)
-    for k in hits:
-        raw = bytes(raws[k])
+    # Same bytes, already valid: this decode cannot fail.
+    text = _VERBATIM_TEXT.decode(data)
+    result.top = {key: bytes(raw) for key in TOP_LEVEL_COPIED if (raw := getattr(text, key)) is not UNSET}
+    result.image_json = {image_id: bytes(text.images[k]) for k, image_id in chosen_images.items()}
+    for k in chosen_annotations:
+        raw = bytes(text.annotations[k])
         try:
             annotation = _ANNOTATION.decode(raw)
         except msgspec.DecodeError as e:
-            raise CocoFileError(f"{path}: annotations[{member.first_index + k}]: {e}") from None
+            raise CocoFileError(f"{path}: annotations[{k}]: {e}") from None
         if annotation.category_id not in category_ids:
             raise CocoFileError(
                 f"{path}: annotation {annotation.id} has category_id {annotation.category_id}, not one of the 80 "
                 "COCO detection categories"
             )
         result.annotations.setdefault(annotation.image_id, []).append((annotation, raw))
+    return result
+
+
+def _read_and_hash(path: Path, progress: bool) -> tuple[bytearray, str]:
+    """The file's bytes and their sha256 hex digest, read in chunks under a progress bar.
+
+    Chunks are read into one buffer of the file's size, hashed there: joining separate chunks would hold the file
+    twice at the end."""
+    hasher = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        data = bytearray(size)
+        bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"read {path.name}", disable=not progress)
+        with memoryview(data) as view, bar:
+            position = 0
+            while position < size and (n := f.readinto(view[position : position + _READ_CHUNK])):
+                hasher.update(view[position : position + n])
+                bar.update(n)
+                position += n
+    if position != size:
+        raise CocoFileError(f"{path} changed while being read ({position} of {size} bytes read)")
+    return data, hasher.hexdigest()
 
 
 def _check_image(record: ImageRecord, index: int, path: Path, seen: dict[int, ImageRecord]) -> None:
@@ -205,11 +195,7 @@ def _check_image(record: ImageRecord, index: int, path: Path, seen: dict[int, Im
         raise CocoFileError(f"{path}: image {record.id} has size {record.width}x{record.height}")
 
 
-def _check_categories(data: bytes, path: Path, category_ids: Collection[int]) -> None:
-    try:
-        categories = _CATEGORIES.decode(data)
-    except msgspec.DecodeError as e:
-        raise CocoFileError(f"{path}: 'categories' is not a list of {{id, name}} objects: {e}") from None
+def _check_categories(categories: list[_Category], path: Path, category_ids: Collection[int]) -> None:
     seen = set()
     for category in categories:
         if category.id not in category_ids:
@@ -221,29 +207,3 @@ def _check_categories(data: bytes, path: Path, category_ids: Collection[int]) ->
             raise CocoFileError(f"{path}: category id {category.id} appears more than once")
         seen.add(category.id)
 
-
-def _progress(path: Path, verb: str, size: int, enabled: bool) -> tqdm:
-    return tqdm(total=size, unit="B", unit_scale=True, desc=f"{verb} {path.name}", disable=not enabled)
-
-
-class _BackgroundSha256:
-    """SHA-256 of the chunks fed to it, computed on another thread: hashlib releases the GIL on large buffers,
-    so hashing overlaps with parsing (which holds it) on a multi-core machine."""
-
-    def __init__(self) -> None:
-        self._hash = hashlib.sha256()
-        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (chunk := self._chunks.get()) is not None:
-            self._hash.update(chunk)
-
-    def feed(self, chunk: bytes) -> None:
-        self._chunks.put(chunk)
-
-    def hexdigest(self) -> str:
-        self._chunks.put(None)
-        self._thread.join()
-        return self._hash.hexdigest()

@@ -9,9 +9,9 @@
     dataset.yaml                  for ultralytics / train_cawb.py --data (no ``path:``: relative to itself)
     manifest.json                 settings, source checksums, counts, drawn image ids
 
-Parsing (``cawb.coco.instances``): each annotation file is streamed in batches, usually in one pass; the draw is
-made as soon as the image list is complete, and only the drawn images' JSON text (and their annotations') is
-kept, to be copied verbatim into the output. Memory stays far below loading the file.
+Parsing (``cawb.coco.instances``): each annotation file is decoded whole by msgspec into Structs of only the
+fields a subset needs; the draw is made from the image records, and only the drawn images' JSON text (and their
+annotations') is kept, to be copied verbatim into the output.
 
 Determinism: the draw ranks image ids by ``sha256(f"{seed}:{id}")``; every list written is sorted; JSON is
 assembled from the source's own bytes with fixed separators. Same seed and source files, same output bytes.
@@ -47,6 +47,7 @@ from cawb.coco.download import (
 )
 from cawb.coco.instances import Annotation, Chooser, CocoFileError, ImageRecord, InstancesSubset, read_instances
 from cawb.utils.atomic_files import copy_atomic, symlink_atomic, write_bytes_atomic, write_text_atomic
+from cawb.utils.errors import InputError
 from cawb.utils.user_files import UserFileError, UserFileNotFoundError, check_input_file, check_output_dir
 
 MANIFEST_NAME = "manifest.json"
@@ -72,7 +73,7 @@ COCO2017 = {
 }
 
 
-class CocoSubsetError(ValueError):
+class CocoSubsetError(InputError):
     """The subset cannot be built as asked; the message is one line and says what to change."""
 
 

@@ -20,6 +20,7 @@ from cawb.coco.download import (
     mirror_url,
 )
 from cawb.coco.subset import CocoSubsetError, SubsetOptions, build_coco_subset
+from cawb.utils.errors import CawbError
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = RetryPolicy(retries=3, backoff_s=0.01, timeout_s=10)
@@ -122,6 +123,7 @@ def test_corrupt_archive_is_reported_and_deleted(tmp_path: Path):
         with pytest.raises(DownloadError, match="unusable") as info:
             fetch_annotations(tmp_path, MEMBERS, base_url=bad.url, policy=FAST, progress=False)
     assert "\n" not in str(info.value)
+    assert isinstance(info.value, CawbError) and isinstance(info.value, RuntimeError)
     assert not list(tmp_path.iterdir())
 
 

@@ -23,6 +23,7 @@ from cawb.coco.subset import (
     rank_image_ids,
 )
 from cawb.datasets.resolve import resolve_dataset_yaml
+from cawb.utils.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -244,7 +245,7 @@ def test_corrupt_annotation_file(fake: FakeCoco, tmp_path: Path, corrupt, messag
     path.write_text(corrupt(path.read_text()))
     with pytest.raises(CocoSubsetError, match=message) as info:
         build(fake, tmp_path / "out")
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and isinstance(info.value, InputError)
     assert not (tmp_path / "out").exists()
 
 
