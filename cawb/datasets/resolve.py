@@ -37,6 +37,7 @@ import yaml
 
 from cawb.datasets.shapes import generate_shapes_dataset
 from cawb.utils.atomic_files import write_text_atomic
+from cawb.utils.checks import is_int
 from cawb.utils.errors import InputError, InputFileNotFoundError
 from cawb.utils.resources import is_bundled
 from cawb.utils.user_files import read_yaml
@@ -197,7 +198,7 @@ def _names(source: Path, data: dict) -> dict[int, str]:
     if not isinstance(names, dict) or not names:
         raise InputError(f"{source}: names={given!r} is invalid: it must be {allowed}")
     for key in names:
-        if isinstance(key, bool) or not isinstance(key, int):
+        if not is_int(key):
             raise InputError(f"{source}: names key {key!r} is not a class index: names must be {allowed} with the "
                              f"integer keys 0..{len(names) - 1}")
     if sorted(names) != list(range(len(names))):

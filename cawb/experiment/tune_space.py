@@ -89,7 +89,7 @@ class Choices:
         return {"choices": list(self.values)}
 
 
-#: The default search space (the issue's): 0-3 restarts, spaced 5% of the post-warmup training apart, and the CAWB
+#: The default search space: 0-3 restarts, spaced 5% of the post-warmup training apart, and the CAWB
 #: settings within the ranges the article's curves suggest (a restart may raise the peak: step_scale up to 1.2).
 DEFAULT_SPACE: dict[str, Any] = {
     N_RESTARTS: Range(0, 3, integer=True),

@@ -43,7 +43,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from cawb.training.hyp import PART_KEYS
 from cawb.utils.atomic_files import write_bytes_atomic
-from cawb.utils.errors import InputError
+from cawb.utils.errors import InputError, error_line
 from cawb.utils.trainer_parts import AddedArgs, TrainerPart
 
 __all__ = ["STATE_SUFFIX", "ExactResume", "ExactResumeMixin", "ResumableRandomSampler", "state_path"]
@@ -216,8 +216,8 @@ class ExactResume:
     def save(self, trainer) -> None:
         """After ultralytics wrote last.pt: the state that makes resuming it exact, paired with that file.
 
-        The tensors are copied to the CPU here; serialising and writing them (about 30 MB for a nano model, 90 MB
-        for yolov5s) happens in a thread while the next epoch trains. A new save, the end of the run and the
+        The tensors are copied to the CPU here; serialising and writing them (the model, EMA and optimizer state:
+        tens of MB) happens in a thread while the next epoch trains. A new save, the end of the run and the
         process's exit wait for it."""
         if not self._enabled() or not trainer.last.is_file():
             return
@@ -289,7 +289,7 @@ class ExactResume:
             trainer.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as error:  # another model or optimizer layout
             raise InputError(f"--resume {trainer.args.resume}: its {STATE_SUFFIX} file does not fit the model "
-                             f"({str(error).splitlines()[0]})") from None
+                             f"({error_line(error)})") from None
         self._pending = state
         if trainer.train_loader.num_workers == 0:
             what = "model, EMA and optimizer in full precision, accumulated gradients, random states and data order"

@@ -148,8 +148,8 @@ def _check_cawb_values(hyp: Mapping[str, Any], source: str) -> None:
     probe = {key: value for key, value in hyp.items() if key in CAWB_HYP_KEYS and key != "cawb"}
     if probe:
         # Checked against a run long enough for every restart, so that only the values, not the epochs, can fail.
-        steps = probe.get("cawb_steps")
-        numbers = [s for s in steps if is_number(s)] if isinstance(steps, (list, tuple)) else []
+        restarts = probe.get("cawb_steps")
+        numbers = [s for s in restarts if is_number(s)] if isinstance(restarts, (list, tuple)) else []
         schedule_from_hyp({**probe, "cawb": True, "warmup_epochs": 0}, epochs=1 + int(max([1, *numbers])),
                           source=source)
 
@@ -236,9 +236,9 @@ def schedule_from_hyp(hyp: Mapping[str, Any], epochs: int | None = None, source:
     warmup = hyp.get("warmup_epochs", ultralytics_defaults()["warmup_epochs"])
     if is_number(total) and is_number(warmup) and total >= 1:
         warmup = min(warmup, max(total - 1, 0))  # as ultralytics' trainer: warmup never takes the last epoch
-    steps = settings["cawb_steps"]
     fields = {key.field: settings[name] for name, key in CAWB_HYP_KEYS.items() if key.field}
-    fields.update(restart_epochs=[] if steps is None else steps, lf=resolve_lf(settings["cawb_lf"], source))
+    restarts = fields["restart_epochs"]
+    fields.update(restart_epochs=[] if restarts is None else restarts, lf=resolve_lf(settings["cawb_lf"], source))
     try:
         schedule = CawbSchedule(epochs=total, warmup_epochs=warmup, **fields)
     except CawbConfigError as error:

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from cawb.utils.errors import InputError
+from cawb.utils.errors import InputError, error_line
 
 __all__ = [
     "BUNDLED_MODELS",
@@ -69,7 +69,7 @@ def load_model_yaml(cfg: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise ModelYamlError(f"model yaml {path}: cannot be read ({str(error).splitlines()[0]})") from error
+        raise ModelYamlError(f"model yaml {path}: cannot be read ({error_line(error)})") from error
     if not isinstance(data, dict):
         raise ModelYamlError(f"model yaml {path}: must be a mapping with backbone and head, not {type(data).__name__}")
     data["yaml_file"] = str(path)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from cawb.cli.train import build_parser, main, options_from_args
-from cawb.training.hyp import load_hyp
 from cawb.training.config import EMBEDDED_DEFAULTS, plan_run
+from cawb.training.hyp import load_hyp
 from cawb.yolov5 import bundled_model_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
