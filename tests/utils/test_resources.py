@@ -33,7 +33,7 @@ def test_in_a_clone_the_bundled_files_are_the_top_level_folders_themselves():
 def test_names_list_every_bundled_file():
     hyp_files = sorted(p.name for p in (REPO / "hyp").glob("*.yaml"))
     assert [f"hyp.{name}.yaml" for name in bundled_hyp_names()] == hyp_files
-    assert [f"{name}.yaml" for name in bundled_data_names()] == sorted(p.name for p in (REPO / "data").glob("*.yaml"))
+    assert sorted(f"{name}.yaml" for name in bundled_data_names()) == sorted(p.name for p in (REPO / "data").glob("*.yaml"))
     assert "scratch-cawb" in bundled_hyp_names() and "shapes" in bundled_data_names()
 
 
