@@ -1,4 +1,6 @@
-"""Official COCO evaluation (pycocotools) of trained YOLO weights on a dataset's val split.
+"""Official COCO evaluation (pycocotools) of trained YOLO weights on a dataset's val split; for the tasks pycocotools
+does not score here (segmentation, pose, OBB, classification), ultralytics' validator of the task
+(:func:`evaluate_with_validator`).
 
 One prediction pass through ultralytics' own ``DetectionValidator`` (same letterbox/rect preprocessing and NMS as
 validation during training) yields both ultralytics' mAP and the detections, exported in COCO results format and
@@ -238,6 +240,33 @@ def evaluate_coco(
         "predictions": predictions,
         "num_detections": len(validator.jdict),
     }
+
+
+def evaluate_with_validator(weights: str | Path, data: str | Path, task: str, *, imgsz: int, save_dir: str | Path,
+                            batch: int = 16, device: str = "cpu") -> dict[str, float | None]:
+    """The numbers of ``task`` (:data:`cawb.training.tasks.TASK_METRICS`: mask mAP for segmentation, pose mAP,
+    OBB mAP, top-1/top-5 accuracy) of ``weights`` on the val split of ``data`` (what the task's trainer took as
+    ``data=``: a resolved dataset yaml, or a classification folder), from ultralytics' validator of the task with
+    the settings of the validation during training (``rect``, ultralytics' ``conf`` and ``iou``); its files go to
+    ``save_dir``.
+
+    Raises:
+        InputError: a bad ``imgsz``/``batch``, or ``weights`` not an ultralytics checkpoint.
+    """
+    from cawb.training.model import YOLO
+    from cawb.training.tasks import metric_values
+
+    require_int(imgsz, "imgsz", 32)
+    require_int(batch, "batch", 1)
+    weights = check_checkpoint_file(weights, "weights")
+    save_dir = check_output_dir(save_dir, "save_dir")
+    keep_ultralytics_offline()
+    load_ultralytics_checkpoint(weights, "weights")
+    ensure_local_fonts()
+    metrics = YOLO(str(weights)).val(data=str(data), split="val", imgsz=imgsz, batch=batch, device=device,
+                                     plots=False, project=str(save_dir.parent), name=save_dir.name, exist_ok=True,
+                                     verbose=False)
+    return metric_values(task, metrics.results_dict)
 
 
 @functools.cache

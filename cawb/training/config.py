@@ -1,7 +1,7 @@
 """One training run's settings, merged and checked once: :class:`RunConfig` and :func:`plan_run`.
 
 Settings come from three places, later ones winning: the defaults (the article's setup when ``data`` is given, the
-embedded offline demo when it is not), the hyp YAML file, and the options (``train_cawb.py``'s flags, ``key=value``
+embedded offline demo of the model's task when it is not), the hyp YAML file, and the options (``train_cawb.py``'s flags, ``key=value``
 settings, keyword arguments). :func:`plan_run` checks all of it before anything is built or trained and returns a
 frozen :class:`RunConfig`; :func:`cawb.training.train.train`, the comparison runner, the tuner and the trainer take
 that object and check nothing again. Nothing is ever downloaded: models are built from their yaml and a
@@ -22,9 +22,10 @@ from cawb.training.checkpoints import (
     resume_directory,
 )
 from cawb.training.hyp import CAWB_HYP_KEYS, HypFile, read_hyp_file, schedule_from_hyp, validate_hyp
+from cawb.training.tasks import check_task_fits_data, demo_data, model_task, trainer_data
 from cawb.utils.checks import is_int
 from cawb.utils.errors import HypError, InputError, InputFileNotFoundError
-from cawb.utils.resources import bundled_data, bundled_hyp, resolve_data, resolve_hyp
+from cawb.utils.resources import bundled_hyp, resolve_data, resolve_hyp
 from cawb.yolov5.kind import model_kind
 from cawb.yolov5.recipe import hyp_for_model, kind_defaults
 from cawb.yolov5.sources import BUNDLED_MODELS, KIND_ULTRALYTICS, ModelYamlError, is_v5_yaml, resolve_model_yaml
@@ -46,9 +47,11 @@ ARTICLE_DEFAULTS: dict[str, Any] = {
 
 #: Defaults with no ``data``: an offline demo on the generated shapes dataset, on the CPU, in a few minutes. It trains
 #: ultralytics' yolov5n: v5.0's network at nano size (``cfg: yolov5n-v5.0.yaml``) barely starts learning in these
-#: iterations, its loss gains being scaled down for 128 px (docs/RESULTS.md).
+#: iterations, its loss gains being scaled down for 128 px (docs/RESULTS.md). A model of another task (``cfg:
+#: yolo11n-seg.yaml``) trains on that task's shapes data instead (:func:`cawb.training.tasks.demo_data`), in a run
+#: named after it (``shapes-seg``).
 EMBEDDED_DEFAULTS: dict[str, Any] = {
-    "data": bundled_data("shapes.yaml"),
+    "data": demo_data("detect"),
     "cfg": "yolov5n.yaml",
     "hyp": bundled_hyp("hyp.shapes-cawb.yaml"),
     "imgsz": 128,
@@ -68,7 +71,7 @@ _NOT_HYP_KEYS = frozenset({"cfg", "data", "model", "mode", "task", "resume"})
 _NOT_OPTION_KEYS = {
     "model": "it would silently replace --cfg; give the model yaml as --cfg, or weights as --weights",
     "mode": "train_cawb.py trains (mode=train)",
-    "task": "train_cawb.py trains detection models (task=detect)",
+    "task": "the task is the model's (--cfg yolo11n-seg.yaml trains segmentation)",
 }
 #: Settings a runner of many runs (the comparison, the tuner) sets itself, per run or for all: not accepted from
 #: its ``key=value`` settings, where they would break its plan (``time`` replaces the epochs every run shares).
@@ -90,6 +93,8 @@ class RunConfig:
         overrides: ultralytics' ``train()`` keywords: every setting (defaults < hyp file < options, the model
             kind's recipe for what is unset), ``data``, ``project`` (absolute) and ``name``. Treat as read-only.
         kind: ``"v5.0"`` or ``"ultralytics"``: what the loss keys mean.
+        task: the model's ultralytics task (``detect``, ``segment``, ``pose``, ``obb``, ``classify``): which trainer
+            trains it (:data:`cawb.training.trainer.TASK_TRAINERS`) and which metrics judge it.
         schedule: the CAWB schedule for the final epoch count, or None for ultralytics' own cos/linear one.
         resume: the checkpoint a resumed run continues (its settings are the checkpoint's), else None.
         notes: what the user should know before training (logged at the start, repeated in the summary).
@@ -99,6 +104,7 @@ class RunConfig:
     weights: Path | None
     overrides: dict[str, Any]
     kind: str = KIND_ULTRALYTICS
+    task: str = "detect"
     schedule: CawbSchedule | None = None
     resume: Path | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
@@ -148,9 +154,10 @@ def plan_run(*, refuse_restarts_outside: bool = True, resolve_dataset: bool = Tr
 
     The checks, in order, all before the dataset (which may be generated) and the model are built: the hyp file
     and every value in it and in the options (keys, CAWB and recipe values, ultralytics' own type and range rules);
-    ``model``, ``mode``, ``task`` refused as options; the output place (``project``) and, with ``exist_ok``, a
-    ``project/name`` that holds a run; the device; the model files (``cfg`` read and built, ``weights`` loaded); the
-    loss keys for that kind of model; the schedule for the final epoch count, a custom ``cawb_lf`` tried at every
+    ``model``, ``mode``, ``task`` refused as options; the output place (``project``); the device; the model files
+    (``cfg`` read and built, ``weights`` loaded); the model's task against the dataset's
+    (:func:`cawb.training.tasks.check_task_fits_data`; with no ``data``, the task's offline shapes data); with
+    ``exist_ok``, a ``project/name`` that holds a run; the loss keys for that kind of model; the schedule for the final epoch count, a custom ``cawb_lf`` tried at every
     epoch. Restarts of the options (``cawb_steps`` given as a flag or keyword) that fall outside the run are refused
     unless ``refuse_restarts_outside`` is False (compare's restarts scaled from a hyp file); restarts that come from
     the hyp file and fall outside (a shorter ``epochs``) are named in :attr:`RunConfig.notes`. Last, the dataset
@@ -198,13 +205,20 @@ def plan_run(*, refuse_restarts_outside: bool = True, resolve_dataset: bool = Tr
     _check_output_place(project, f"{hyp_file.path}: project" if "project" in hyp and "project" not in given
                         else "--project")
     project = project.absolute()
-    if merged.get("exist_ok"):
-        check_run_dir_reuse(project / str(merged["name"]))
     check_device(merged.get("device"))  # a GPU this machine lacks: now, not once the data is loaded
 
     # --weights alone is the model (as in YOLOv5); --cfg with --weights builds the yaml and loads what matches.
     cfg = run_keys.get("cfg") or (None if run_keys.get("weights") else defaults["cfg"])
     model_source, weights = _check_model_files(cfg, run_keys.get("weights"))
+    model_flag = f"--cfg {cfg}" if cfg else f"--weights {run_keys['weights']}"
+    task = model_task(model_source, model_flag.split()[0])
+    data = resolve_data(run_keys.get("data") or demo_data(task))
+    if run_keys.get("data"):
+        check_task_fits_data(task, model_flag, data, f"--data {run_keys['data']}")
+    elif "name" not in hyp and "name" not in given:  # the demo's run is named after its data: shapes-seg, ...
+        base["name"] = merged["name"] = data.stem
+    if merged.get("exist_ok"):
+        check_run_dir_reuse(project / str(merged["name"]))
     # The loss keys mean what they mean for this kind of model (v5.0's or ultralytics'); unset ones take its defaults.
     kind = model_kind(model_source)
     hyp = hyp_for_model(hyp, kind, source=str(hyp_file.path))
@@ -220,10 +234,12 @@ def plan_run(*, refuse_restarts_outside: bool = True, resolve_dataset: bool = Tr
     schedule = schedule_from_hyp(settings, source=f"{hyp_file.path} + command line")
     notes = _restarts_outside(schedule, hyp_file.path, "cawb_steps" in given and refuse_restarts_outside)
 
-    data = resolve_data(run_keys.get("data") or defaults["data"])
-    settings["data"] = str(resolve_dataset_yaml(data).yaml if resolve_dataset else data)
-    return RunConfig(model_source=model_source, weights=weights, overrides=settings, kind=kind, schedule=schedule,
-                     notes=notes)
+    if not resolve_dataset or (task == "classify" and data.is_dir()):  # a folder: ultralytics' classify layout
+        settings["data"] = str(data.absolute())
+    else:
+        settings["data"] = trainer_data(task, resolve_dataset_yaml(data))
+    return RunConfig(model_source=model_source, weights=weights, overrides=settings, kind=kind, task=task,
+                     schedule=schedule, notes=notes)
 
 
 def _hyp_file(hyp: str | Path | HypFile) -> HypFile:
@@ -286,7 +302,8 @@ def plan_resume(resume: str | Path | bool, project: str | None = None, **options
         raise InputError(f"--resume {path}: this run already finished; start a new run to train further")
     save_dir, notes = resume_directory(path, checkpoint)
     return RunConfig(model_source=str(path), weights=None, overrides={**options, "save_dir": str(save_dir)},
-                     kind=model_kind(checkpoint.get("ema") or checkpoint.get("model")), resume=path, notes=notes)
+                     kind=model_kind(checkpoint.get("ema") or checkpoint.get("model")),
+                     task=model_task(path, "--resume"), resume=path, notes=notes)
 
 
 def _check_model_files(cfg: str | None, weights: str | None) -> tuple[str, Path | None]:
@@ -333,7 +350,7 @@ def _check_model_yaml(cfg: str) -> str:
 
                 build_model(path)  # a malformed layer fails here, before any data is touched
             else:
-                _build_ultralytics_model(path)
+                _build_ultralytics_model(path, data)
         except ModelYamlError as error:
             reason = str(error).removeprefix(f"{path}: ")  # the v5.0 builder names the file too
             raise ModelYamlError(f"--cfg {cfg}: {reason}") from None
@@ -351,16 +368,20 @@ def _check_model_yaml(cfg: str) -> str:
     return cfg
 
 
-def _build_ultralytics_model(path: Path) -> None:
-    """Build an ultralytics model yaml once, so that a bad layer (an unknown module, wrong arguments) is found now.
+def _build_ultralytics_model(path: Path, data: Mapping[str, Any]) -> None:
+    """Build an ultralytics model yaml (read as ``data``) once, as the model of its task, so that a bad layer (an
+    unknown module, wrong arguments) is found now.
 
     Raises:
         ModelYamlError: one line with what ultralytics' builder raised.
     """
-    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.nn.tasks import guess_model_task
 
+    from cawb.training.tasks import TASKS, ultralytics_model_class
+
+    task = guess_model_task(dict(data))
     try:
-        DetectionModel(str(path), verbose=False)
+        ultralytics_model_class(task if task in TASKS else "detect")(str(path), verbose=False)
     except Exception as error:  # whatever the builder raises on a bad layer
         reason = " ".join(str(error).split()) or type(error).__name__
         if isinstance(error, KeyError):

@@ -1,8 +1,10 @@
-"""``cawb.YOLO``: ultralytics' ``YOLO`` that also builds the YOLOv5 v5.0 yamls and trains with cawb's trainer.
+"""``cawb.YOLO``: ultralytics' ``YOLO`` that also builds the YOLOv5 v5.0 yamls and trains with cawb's trainers.
 
 ultralytics' own ``YOLO("yolov5s-v5.0.yaml")`` would hand the yaml to its anchor-free parser; this subclass builds
-it with :mod:`cawb.yolov5` (bundled names resolve, paths work) and makes :class:`CawbDetectionTrainer` the detection
-trainer, the one that can build and train v5.0 models (with ``cawb: false`` it trains exactly as ultralytics' own).
+it with :mod:`cawb.yolov5` (bundled names resolve, paths work) and makes cawb's trainer of each task the trainer of
+that task (:data:`cawb.training.trainer.TASK_TRAINERS`): :class:`CawbDetectionTrainer` for detection, the one that
+can build and train v5.0 models, ``CawbSegmentationTrainer`` for a ``yolo11n-seg.yaml``, and so on (with
+``cawb: false`` each trains exactly as ultralytics' own).
 Everything else is ultralytics': predict, val, export, and ``.pt`` checkpoints of either kind (a v5.0 ``best.pt``
 also loads in ultralytics' plain ``YOLO``, which can predict, validate and export it but not train it further).
 """
@@ -14,7 +16,7 @@ from typing import Any
 from ultralytics import YOLO as UltralyticsYOLO
 from ultralytics.utils import DEFAULT_CFG_DICT, RANK
 
-from cawb.training.trainer import CawbDetectionTrainer
+from cawb.training.trainer import TASK_TRAINERS
 from cawb.yolov5 import KIND_V5, model_kind, resolve_model_yaml
 from cawb.yolov5.model import build_model
 
@@ -47,5 +49,6 @@ class YOLO(UltralyticsYOLO):
     @property
     def task_map(self) -> dict[str, dict[str, Any]]:
         task_map = super().task_map
-        task_map["detect"] = {**task_map["detect"], "trainer": CawbDetectionTrainer}
+        for task, trainer in TASK_TRAINERS.items():
+            task_map[task] = {**task_map[task], "trainer": trainer}
         return task_map

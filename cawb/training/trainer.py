@@ -1,5 +1,7 @@
-"""``CawbDetectionTrainer``: ultralytics' detection trainer with cawb's parts, no ultralytics code copied or edited.
+"""cawb's trainers: ultralytics' trainer of each task with cawb's parts, no ultralytics code copied or edited.
 
+``CawbDetectionTrainer``, ``CawbSegmentationTrainer``, ``CawbPoseTrainer``, ``CawbOBBTrainer`` and
+``CawbClassificationTrainer`` (:data:`TASK_TRAINERS` by task) are each one line over ultralytics' trainer of the task.
 Each part is a mixin that works alone before any ultralytics trainer and adds its own settings to the trainer's
 ``args`` (so checkpoints, resume and DDP workers carry them):
 
@@ -7,20 +9,28 @@ Each part is a mixin that works alone before any ultralytics trainer and adds it
 * :class:`~cawb.yolov5.trainer.V5RecipeMixin`: YOLOv5 v5.0's models, loss settings, AutoAnchor and warmup floor;
 * :class:`~cawb.training.exact_resume.ExactResumeMixin`: a resumed run repeats the stopped one (``exact_resume``);
 * :class:`~cawb.training.lr_figure.LrFigureMixin`: ``lr.png``;
-* :class:`~cawb.training.offline.OfflineMixin`: nothing is downloaded.
+* :class:`~cawb.training.offline.OfflineMixin`: nothing is downloaded;
+* :class:`~cawb.training.warmup_floor.WarmupFloorMixin`: the recipe's keys for the other tasks (their anchor-free
+  models read ``warmup_min_iters`` of them; detection's ``V5RecipeMixin`` does that and more).
 """
 
 from __future__ import annotations
 
+from ultralytics.models.yolo.classify import ClassificationTrainer
 from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.models.yolo.obb import OBBTrainer
+from ultralytics.models.yolo.pose import PoseTrainer
+from ultralytics.models.yolo.segment import SegmentationTrainer
 
 from cawb.training.cawb_mixin import CawbMixin
 from cawb.training.exact_resume import ExactResumeMixin
 from cawb.training.lr_figure import LrFigureMixin
 from cawb.training.offline import OfflineMixin
+from cawb.training.warmup_floor import WarmupFloorMixin
 from cawb.yolov5.trainer import V5RecipeMixin
 
-__all__ = ["CawbDetectionTrainer"]
+__all__ = ["TASK_TRAINERS", "CawbClassificationTrainer", "CawbDetectionTrainer", "CawbOBBTrainer", "CawbPoseTrainer",
+           "CawbSegmentationTrainer", "trainer_for_task"]
 
 
 class CawbDetectionTrainer(OfflineMixin, ExactResumeMixin, LrFigureMixin, CawbMixin, V5RecipeMixin, DetectionTrainer):
@@ -39,3 +49,32 @@ class CawbDetectionTrainer(OfflineMixin, ExactResumeMixin, LrFigureMixin, CawbMi
     Raises:
         cawb.HypError: (a ValueError) an invalid ``cawb_*`` or loss setting, at construction, before any training.
     """
+
+
+class CawbSegmentationTrainer(OfflineMixin, ExactResumeMixin, LrFigureMixin, CawbMixin, WarmupFloorMixin,
+                              SegmentationTrainer):
+    """ultralytics' ``SegmentationTrainer`` with CAWB (``cawb=True``), exact resume, ``lr.png`` and nothing
+    downloaded; used as :class:`CawbDetectionTrainer` is."""
+
+
+class CawbPoseTrainer(OfflineMixin, ExactResumeMixin, LrFigureMixin, CawbMixin, WarmupFloorMixin, PoseTrainer):
+    """ultralytics' ``PoseTrainer`` (the data's ``kpt_shape``, the pose loss) with cawb's parts."""
+
+
+class CawbOBBTrainer(OfflineMixin, ExactResumeMixin, LrFigureMixin, CawbMixin, WarmupFloorMixin, OBBTrainer):
+    """ultralytics' ``OBBTrainer`` with cawb's parts."""
+
+
+class CawbClassificationTrainer(OfflineMixin, ExactResumeMixin, LrFigureMixin, CawbMixin, WarmupFloorMixin,
+                                ClassificationTrainer):
+    """ultralytics' ``ClassificationTrainer`` (``data`` is a folder of class folders) with cawb's parts."""
+
+
+#: cawb's trainer of each task (see :data:`cawb.training.tasks.TASKS`).
+TASK_TRAINERS = {"detect": CawbDetectionTrainer, "segment": CawbSegmentationTrainer, "pose": CawbPoseTrainer,
+                 "obb": CawbOBBTrainer, "classify": CawbClassificationTrainer}
+
+
+def trainer_for_task(task: str) -> type:
+    """cawb's trainer of ``task`` (``detect``, ``segment``, ``pose``, ``obb``, ``classify``)."""
+    return TASK_TRAINERS[task]
