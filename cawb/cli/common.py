@@ -17,7 +17,7 @@ from typing import Callable
 
 from cawb import __version__
 from cawb.utils.errors import InputError, Interrupted
-from cawb.utils.network import keep_ultralytics_offline
+from cawb.utils.ultralytics_compat import keep_ultralytics_offline
 from cawb.utils.resources import bundled_data_names, bundled_hyp_names
 from cawb.utils.signals import sigterm_as_ctrl_c
 

@@ -1,0 +1,322 @@
+"""cawb's one point of contact with ultralytics' internals, for the range of ultralytics releases it supports.
+
+cawb is a plugin: it runs on the ultralytics a user already has. Whatever it uses that ultralytics does not promise
+to keep (private trainer hooks, module constants, the settings file, cached online flags, the AMP check) is reached
+through this module, which finds out what the installed release offers by looking for the feature itself (a
+method, a constant, a module), not by reading its version string, and gives the rest of cawb one surface:
+
+* the range: :data:`OLDEST_SUPPORTED` up to :data:`NEWEST_TESTED` (docs/RESULTS.md lists the releases tried and
+  why older ones are not supported); :func:`require_supported_ultralytics` refuses any other installation, or a
+  newer one that lacks a trainer hook cawb's parts override (:data:`TRAINER_HOOKS`), with one line that names
+  the installed version, the range and the fix;
+* settings: ultralytics' defaults (:func:`default_settings`), its type lists (:func:`setting_rules`) and the
+  optimizer names its trainer builds (:func:`optimizer_names`, a fixed table: ultralytics keeps them in a local);
+* the trainer: its stock per-epoch lr multiplier (:func:`stock_lr_factor`), its warmup length
+  (:func:`stock_warmup_iterations`, and :func:`emulate_warmup_hook` for releases that count it inline), the
+  class names set before loading weights (:func:`model_names_for_load`) and the AMP check it runs
+  (:func:`replaced_amp_check`);
+* the network: :func:`keep_ultralytics_offline` (its offline variable and the online flags it caches).
+
+Imports ultralytics only inside functions: ``import cawb`` and every ``--help`` stay free of it (and of torch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable, Iterator, Mapping
+
+import yaml
+
+from cawb.utils.errors import InputError
+
+__all__ = [
+    "AMP_CHECK_WEIGHTS",
+    "NEWEST_TESTED",
+    "OFFLINE_VARIABLE",
+    "OLDEST_SUPPORTED",
+    "TRAINER_HOOKS",
+    "UnsupportedUltralytics",
+    "base_warmup_iterations",
+    "default_settings",
+    "effective_warmup_iterations",
+    "emulate_warmup_hook",
+    "installed_version",
+    "keep_ultralytics_offline",
+    "model_names_for_load",
+    "optimizer_names",
+    "replaced_amp_check",
+    "require_supported_ultralytics",
+    "setting_rules",
+    "stock_lr_factor",
+    "stock_warmup_iterations",
+    "supported_range",
+]
+
+#: The oldest ultralytics release cawb's tests pass on (pyproject.toml's lower bound says the same).
+OLDEST_SUPPORTED = "8.4.100"
+#: The newest release tested. Not an upper bound: a newer one runs while it has every hook cawb overrides.
+NEWEST_TESTED = "8.4.190"
+
+#: Methods of ultralytics' ``DetectionTrainer`` that cawb's trainer parts override or call; a release without one
+#: of them is refused at start (a missing private hook would otherwise be skipped silently or fail mid-run).
+TRAINER_HOOKS = ("_setup_scheduler", "get_dataloader", "get_model", "get_validator", "optimizer_step",
+                 "plot_metrics", "read_results_csv", "train")
+
+
+class UnsupportedUltralytics(InputError):
+    """The installed ultralytics is outside the supported range (or lacks a hook cawb needs); the message is the
+    one line a command prints."""
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """``"8.4.103"`` -> ``(8, 4, 103)``; the digits each dot-separated part starts with (``8.4.0rc1`` -> (8, 4, 0))."""
+    numbers = []
+    for part in version.split("."):
+        digits = part[: len(part) - len(part.lstrip("0123456789"))]
+        if not digits:
+            break
+        numbers.append(int(digits))
+    return tuple(numbers)
+
+
+def installed_version() -> str | None:
+    """The version of the ultralytics Python would import (the first on ``sys.path``), or None when there is none;
+    read from its package metadata, without importing it."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("ultralytics")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def supported_range() -> str:
+    """The range in words, for messages and ``--help``."""
+    return f"{OLDEST_SUPPORTED} to {NEWEST_TESTED} (tested; newer releases run while they keep the trainer hooks " \
+           "cawb uses)"
+
+
+def _fix() -> str:
+    return f'pip install "ultralytics>={OLDEST_SUPPORTED},<={NEWEST_TESTED}"'
+
+
+@functools.cache
+def _missing_hooks() -> tuple[str, ...]:
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    return tuple(name for name in TRAINER_HOOKS if not callable(getattr(DetectionTrainer, name, None)))
+
+
+def require_supported_ultralytics() -> str:
+    """Check the installed ultralytics before any work; return its version.
+
+    Older than :data:`OLDEST_SUPPORTED` is refused by its version (older releases lack what cawb needs or compute
+    what it relies on differently: docs/RESULTS.md); any release is refused when its detection trainer lacks one
+    of :data:`TRAINER_HOOKS` (checked on the class itself, which imports ultralytics and torch).
+
+    Raises:
+        UnsupportedUltralytics: one line naming the installed version, the supported range and the fix.
+    """
+    version = installed_version()
+    if version is None:
+        raise UnsupportedUltralytics(f"ultralytics is not installed; cawb needs ultralytics {OLDEST_SUPPORTED} to "
+                                     f"{NEWEST_TESTED}: {_fix()}")
+    if _release(version) < _release(OLDEST_SUPPORTED):
+        raise UnsupportedUltralytics(f"ultralytics {version} is installed, older than cawb supports (ultralytics "
+                                     f"{OLDEST_SUPPORTED} to {NEWEST_TESTED}): {_fix()}")
+    missing = _missing_hooks()
+    if missing:
+        raise UnsupportedUltralytics(
+            f"ultralytics {version} is installed, whose trainer lacks {', '.join(missing)}, which cawb needs "
+            f"(supported: ultralytics {OLDEST_SUPPORTED} to {NEWEST_TESTED}): {_fix()}, or upgrade cawb")
+    return version
+
+
+# -- settings -------------------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _default_yaml() -> dict[str, Any]:
+    # ultralytics' DEFAULT_CFG_DICT is this file's content; found without importing the package (2 s: torch)
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        raise UnsupportedUltralytics(f"ultralytics is not installed: {_fix()}")
+    path = Path(next(iter(spec.submodule_search_locations))) / "cfg" / "default.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def default_settings() -> dict[str, Any]:
+    """ultralytics' own default settings (its ``cfg/default.yaml``, what ``DEFAULT_CFG_DICT`` holds), read without
+    importing ultralytics."""
+    return dict(_default_yaml())
+
+
+@functools.cache
+def setting_rules() -> SimpleNamespace:
+    """ultralytics' type lists of its settings: ``float_keys``, ``fraction_keys``, ``int_keys``, ``bool_keys``,
+    ``str_keys`` (frozensets) and ``int_minimums`` (key -> smallest valid integer). A list a release does not
+    have (``CFG_INT_MIN`` and ``CFG_STR_KEYS`` are recent) is empty."""
+    import ultralytics.cfg as cfg
+
+    return SimpleNamespace(
+        float_keys=frozenset(getattr(cfg, "CFG_FLOAT_KEYS", ())),
+        fraction_keys=frozenset(getattr(cfg, "CFG_FRACTION_KEYS", ())),
+        int_keys=frozenset(getattr(cfg, "CFG_INT_KEYS", ())),
+        bool_keys=frozenset(getattr(cfg, "CFG_BOOL_KEYS", ())),
+        str_keys=frozenset(getattr(cfg, "CFG_STR_KEYS", ())),
+        int_minimums=dict(getattr(cfg, "CFG_INT_MIN", {})),
+    )
+
+
+#: The optimizers ``BaseTrainer.build_optimizer`` builds by name, in every supported release (it keeps them in a
+#: local set; it ignores case). MuSGD is added where ultralytics ships it (:func:`optimizer_names`).
+_OPTIMIZERS = ("Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSProp", "SGD", "auto")
+
+
+@functools.cache
+def optimizer_names() -> tuple[str, ...]:
+    """The ``optimizer:`` names ultralytics' trainer builds, sorted (case does not matter to it)."""
+    import ultralytics.optim as optim  # noqa: F401 - the MuSGD optimizer lives here where ultralytics has it
+
+    names = (*_OPTIMIZERS, *(("MuSGD",) if hasattr(optim, "MuSGD") else ()))
+    return tuple(sorted(names, key=str.lower))
+
+
+# -- the trainer ----------------------------------------------------------------------------------------------------
+def _trainer_stand_in(settings: Mapping[str, Any], epochs: int) -> SimpleNamespace:
+    """Just enough of a trainer for ultralytics' scheduler and warmup methods to run on."""
+    import torch
+
+    args = SimpleNamespace(**{**default_settings(), **settings, "epochs": epochs})
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    return SimpleNamespace(args=args, epochs=epochs, optimizer=optimizer)
+
+
+def stock_lr_factor(settings: Mapping[str, Any], epochs: int) -> Callable[[float], float]:
+    """ultralytics' own per-epoch lr multiplier for these settings (one-cycle cosine 1 -> ``lrf`` with ``cos_lr``,
+    else linear), taken from its trainer so that the two cannot drift apart."""
+    from ultralytics.engine.trainer import BaseTrainer
+
+    stand_in = _trainer_stand_in(settings, epochs)
+    BaseTrainer._setup_scheduler(stand_in)
+    return stand_in.lf
+
+
+def _has_warmup_hook() -> bool:
+    from ultralytics.engine.trainer import BaseTrainer
+
+    return callable(getattr(BaseTrainer, "_get_warmup_iterations", None))
+
+
+def _inline_warmup_iterations(warmup_epochs: float, batches_per_epoch: int) -> int:
+    # what releases without _get_warmup_iterations compute inside _do_train: at least 100 iterations when warmup is
+    # on (they write -1 for off: 0 here, as the hook does)
+    return max(round(warmup_epochs * batches_per_epoch), 100) if warmup_epochs > 0 else 0
+
+
+def stock_warmup_iterations(settings: Mapping[str, Any], epochs: int, batches_per_epoch: int) -> int:
+    """How many iterations ultralytics' own trainer ramps the lr over (0: no warmup): its
+    ``_get_warmup_iterations`` (which leaves the last epoch unwarmed), or, on a release without that hook, the
+    count its training loop computes inline."""
+    if _has_warmup_hook():
+        from ultralytics.engine.trainer import BaseTrainer
+
+        return BaseTrainer._get_warmup_iterations(_trainer_stand_in(settings, epochs), batches_per_epoch)
+    warmup_epochs = {**default_settings(), **settings}["warmup_epochs"]
+    return _inline_warmup_iterations(warmup_epochs, batches_per_epoch)
+
+
+def effective_warmup_iterations(stock: int, wanted: int) -> int:
+    """The warmup a trainer that asks for ``wanted`` iterations gets when ultralytics' own count is ``stock``: the
+    wanted count where ultralytics asks the trainer (``_get_warmup_iterations``); where it counts inline, only a
+    longer one (:func:`emulate_warmup_hook` can lengthen its count, not shorten it)."""
+    return wanted if _has_warmup_hook() else max(stock, wanted)
+
+
+def emulate_warmup_hook(trainer: Any) -> None:
+    """Make ``trainer._get_warmup_iterations(batches)`` decide the warmup also on a release whose training loop
+    counts it inline (from ``args.warmup_epochs``, right after ``on_pretrain_routine_end``). There, for the moment
+    between that callback and ``on_train_start`` (the loop reads nothing else in between, and nothing is saved),
+    ``args.warmup_epochs`` is set to the wanted count in epochs. Nothing to do where the hook exists."""
+    if _has_warmup_hook():
+        return
+    saved: list[float] = []
+
+    def lengthen(trainer: Any) -> None:
+        batches = len(trainer.train_loader)
+        stock = _inline_warmup_iterations(trainer.args.warmup_epochs, batches)
+        wanted = trainer._get_warmup_iterations(batches)
+        if stock and wanted > stock:
+            saved.append(trainer.args.warmup_epochs)
+            trainer.args.warmup_epochs = wanted / batches
+
+    def restore(trainer: Any) -> None:
+        if saved:
+            trainer.args.warmup_epochs = saved.pop()
+
+    trainer.add_callback("on_pretrain_routine_end", lengthen)
+    trainer.add_callback("on_train_start", restore)
+
+
+def base_warmup_iterations(trainer: Any, batches_per_epoch: int) -> int:
+    """ultralytics' own warmup count for a trainer (what its ``_get_warmup_iterations`` returns, or its inline
+    count): the base a trainer part's ``_get_warmup_iterations`` builds on."""
+    return stock_warmup_iterations(vars(trainer.args), trainer.epochs, batches_per_epoch)
+
+
+def model_names_for_load(trainer: Any, model: Any) -> Any:
+    """``model`` with the dataset's class names set where ultralytics does that before loading weights (so that
+    its loader can remap class heads by name); unchanged on releases that do not."""
+    set_names = getattr(trainer, "set_model_names_for_load", None)
+    return set_names(model) if callable(set_names) else model
+
+
+#: The weights ultralytics' AMP check runs in every supported release (it downloads them when they are not in its
+#: weights dir).
+AMP_CHECK_WEIGHTS = "yolo26n.pt"
+
+
+@contextlib.contextmanager
+def replaced_amp_check(replacement: Callable[..., bool]) -> Iterator[None]:
+    """Within the block ultralytics' trainer runs ``replacement(original_check, model, ...)`` as its AMP check."""
+    import ultralytics.engine.trainer as ultralytics_trainer
+
+    original = ultralytics_trainer.check_amp
+    ultralytics_trainer.check_amp = functools.partial(replacement, original)
+    try:
+        yield
+    finally:
+        ultralytics_trainer.check_amp = original
+
+
+# -- the network ----------------------------------------------------------------------------------------------------
+#: The environment variable ultralytics reads to stay offline.
+OFFLINE_VARIABLE = "YOLO_OFFLINE"
+#: The value cawb sets: every supported release reads "true" as offline (newer ones also take 1, yes, on, ...).
+_OFFLINE_VALUE = "true"
+# values ultralytics' env_bool reads as true (case-insensitive, trimmed)
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+# modules that hold their own copy of ultralytics.utils.ONLINE, taken when they were imported
+_ONLINE_HOLDERS = ("ultralytics.utils", "ultralytics.utils.checks", "ultralytics.utils.events")
+
+
+def keep_ultralytics_offline() -> bool:
+    """Set ``YOLO_OFFLINE`` unless the environment sets it, and, when it is on and ultralytics is already imported,
+    switch the online flags it cached at its import (and its analytics) off. Imports nothing of ultralytics: it
+    touches only modules already in ``sys.modules``. Returns whether ultralytics is kept offline (False only when
+    the user set ``YOLO_OFFLINE`` to a false value)."""
+    os.environ.setdefault(OFFLINE_VARIABLE, _OFFLINE_VALUE)
+    if os.environ[OFFLINE_VARIABLE].strip().lower() not in _TRUE:
+        return False
+    for name in _ONLINE_HOLDERS:
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "ONLINE", False):
+            module.ONLINE = False
+    events = getattr(sys.modules.get("ultralytics.utils.events"), "events", None)
+    if events is not None and getattr(events, "enabled", False):
+        events.enabled = False
+    return True
