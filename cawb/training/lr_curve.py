@@ -21,7 +21,7 @@ from cawb.training.ultralytics_settings import ultralytics_defaults
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.checks import is_int, require_int
 from cawb.utils.errors import HypError
-from cawb.utils.ultralytics_compat import effective_warmup_iterations, stock_lr_factor, stock_warmup_iterations
+from cawb.utils.ultralytics_compat import stock_lr_factor, stock_warmup_iterations, warmup_lands_on_target
 from cawb.yolov5.recipe import with_warmup_floor
 
 __all__ = [
@@ -36,10 +36,9 @@ __all__ = [
 
 
 def warmup_iterations(hyp: Mapping[str, Any], epochs: int, batches_per_epoch: int) -> int:
-    """How many iterations the trainer ramps the lr over: ultralytics' count (recent releases leave the last epoch
-    unwarmed), raised to ``warmup_min_iters``."""
-    stock = stock_warmup_iterations(hyp, epochs, batches_per_epoch)
-    return effective_warmup_iterations(stock, with_warmup_floor(stock, hyp, epochs, batches_per_epoch))
+    """How many iterations the trainer ramps the lr over: ultralytics' count (it leaves the last epoch unwarmed),
+    raised to ``warmup_min_iters``."""
+    return with_warmup_floor(stock_warmup_iterations(hyp, epochs, batches_per_epoch), hyp, epochs, batches_per_epoch)
 
 
 def epoch_lr_factor(hyp: Mapping[str, Any], epochs: int, source: str = "hyp") -> Callable[[float], float]:
@@ -95,13 +94,20 @@ def lr_curve(
         return LrCurve(epochs=xs, lrs=[lr0 * factor(epoch) for epoch in range(total)], label=label, **restarts)
 
     warmup = warmup_iterations(hyp, total, batches_per_epoch)
+    # Same rule as the installed ultralytics' trainer: ramp from 0 while iteration <= warmup, landing on the target
+    # at the end; older releases ramp while iteration < warmup and keep the ramp's last value to the epoch's end.
+    last_ramped = warmup if warmup_lands_on_target() else warmup - 1
     xs, lrs = [], []
     for epoch in range(total):
         target = lr0 * factor(epoch)
         for batch in range(batches_per_epoch):
             iteration = batch + batches_per_epoch * epoch
-            # Same rule as the trainer: ramp from 0 while iteration <= warmup, landing on the target at the end.
-            lr = target * iteration / warmup if warmup and iteration <= warmup else target
+            if warmup and iteration <= last_ramped:
+                lr = target * iteration / warmup
+            elif warmup and batch and iteration - batch <= last_ramped:  # warmup ended earlier in this epoch
+                lr = target * last_ramped / warmup
+            else:
+                lr = target
             xs.append(epoch + batch / batches_per_epoch)
             lrs.append(lr)
     return LrCurve(epochs=xs, lrs=lrs, label=label, **restarts)

@@ -12,7 +12,7 @@ method, a constant, a module), not by reading its version string, and gives the 
 * settings: ultralytics' defaults (:func:`default_settings`), its type lists (:func:`setting_rules`) and the
   optimizer names its trainer builds (:func:`optimizer_names`, a fixed table: ultralytics keeps them in a local);
 * the trainer: its stock per-epoch lr multiplier (:func:`stock_lr_factor`), its warmup length
-  (:func:`stock_warmup_iterations`, and :func:`emulate_warmup_hook` for releases that count it inline), the
+  (:func:`stock_warmup_iterations`) and how the ramp ends (:func:`warmup_lands_on_target`, a fixed table), the
   class names set before loading weights (:func:`model_names_for_load`) and the AMP check it runs
   (:func:`replaced_amp_check`);
 * the network: :func:`keep_ultralytics_offline` (its offline variable and the online flags it caches).
@@ -42,10 +42,7 @@ __all__ = [
     "OLDEST_SUPPORTED",
     "TRAINER_HOOKS",
     "UnsupportedUltralytics",
-    "base_warmup_iterations",
     "default_settings",
-    "effective_warmup_iterations",
-    "emulate_warmup_hook",
     "installed_version",
     "keep_ultralytics_offline",
     "model_names_for_load",
@@ -56,17 +53,18 @@ __all__ = [
     "stock_lr_factor",
     "stock_warmup_iterations",
     "supported_range",
+    "warmup_lands_on_target",
 ]
 
 #: The oldest ultralytics release cawb's tests pass on (pyproject.toml's lower bound says the same).
-OLDEST_SUPPORTED = "8.4.100"
+OLDEST_SUPPORTED = "8.4.104"
 #: The newest release tested. Not an upper bound: a newer one runs while it has every hook cawb overrides.
 NEWEST_TESTED = "8.4.190"
 
 #: Methods of ultralytics' ``DetectionTrainer`` that cawb's trainer parts override or call; a release without one
 #: of them is refused at start (a missing private hook would otherwise be skipped silently or fail mid-run).
-TRAINER_HOOKS = ("_setup_scheduler", "get_dataloader", "get_model", "get_validator", "optimizer_step",
-                 "plot_metrics", "read_results_csv", "train")
+TRAINER_HOOKS = ("_setup_scheduler", "_get_warmup_iterations", "get_dataloader", "get_model", "get_validator",
+                 "optimizer_step", "plot_metrics", "read_results_csv", "train")
 
 
 class UnsupportedUltralytics(InputError):
@@ -116,9 +114,9 @@ def _missing_hooks() -> tuple[str, ...]:
 def require_supported_ultralytics() -> str:
     """Check the installed ultralytics before any work; return its version.
 
-    Older than :data:`OLDEST_SUPPORTED` is refused by its version (older releases lack what cawb needs or compute
-    what it relies on differently: docs/RESULTS.md); any release is refused when its detection trainer lacks one
-    of :data:`TRAINER_HOOKS` (checked on the class itself, which imports ultralytics and torch).
+    Older than :data:`OLDEST_SUPPORTED` is refused by its version (older releases hand the loss to the trainer in
+    another form and lack hooks cawb needs: docs/RESULTS.md); any release is refused when its detection trainer
+    lacks one of :data:`TRAINER_HOOKS` (checked on the class itself, which imports ultralytics and torch).
 
     Raises:
         UnsupportedUltralytics: one line naming the installed version, the supported range and the fix.
@@ -180,9 +178,11 @@ _OPTIMIZERS = ("Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSProp", "SGD", "a
 @functools.cache
 def optimizer_names() -> tuple[str, ...]:
     """The ``optimizer:`` names ultralytics' trainer builds, sorted (case does not matter to it)."""
-    import ultralytics.optim as optim  # noqa: F401 - the MuSGD optimizer lives here where ultralytics has it
-
-    names = (*_OPTIMIZERS, *(("MuSGD",) if hasattr(optim, "MuSGD") else ()))
+    try:
+        from ultralytics.optim import MuSGD  # noqa: F401 - where ultralytics ships it, its trainer builds it
+        names = (*_OPTIMIZERS, "MuSGD")
+    except ImportError:
+        names = _OPTIMIZERS
     return tuple(sorted(names, key=str.lower))
 
 
@@ -206,66 +206,26 @@ def stock_lr_factor(settings: Mapping[str, Any], epochs: int) -> Callable[[float
     return stand_in.lf
 
 
-def _has_warmup_hook() -> bool:
-    from ultralytics.engine.trainer import BaseTrainer
-
-    return callable(getattr(BaseTrainer, "_get_warmup_iterations", None))
-
-
-def _inline_warmup_iterations(warmup_epochs: float, batches_per_epoch: int) -> int:
-    # what releases without _get_warmup_iterations compute inside _do_train: at least 100 iterations when warmup is
-    # on (they write -1 for off: 0 here, as the hook does)
-    return max(round(warmup_epochs * batches_per_epoch), 100) if warmup_epochs > 0 else 0
-
-
 def stock_warmup_iterations(settings: Mapping[str, Any], epochs: int, batches_per_epoch: int) -> int:
     """How many iterations ultralytics' own trainer ramps the lr over (0: no warmup): its
-    ``_get_warmup_iterations`` (which leaves the last epoch unwarmed), or, on a release without that hook, the
-    count its training loop computes inline."""
-    if _has_warmup_hook():
-        from ultralytics.engine.trainer import BaseTrainer
+    ``_get_warmup_iterations``, which leaves the last epoch unwarmed."""
+    from ultralytics.engine.trainer import BaseTrainer
 
-        return BaseTrainer._get_warmup_iterations(_trainer_stand_in(settings, epochs), batches_per_epoch)
-    warmup_epochs = {**default_settings(), **settings}["warmup_epochs"]
-    return _inline_warmup_iterations(warmup_epochs, batches_per_epoch)
+    return BaseTrainer._get_warmup_iterations(_trainer_stand_in(settings, epochs), batches_per_epoch)
 
 
-def effective_warmup_iterations(stock: int, wanted: int) -> int:
-    """The warmup a trainer that asks for ``wanted`` iterations gets when ultralytics' own count is ``stock``: the
-    wanted count where ultralytics asks the trainer (``_get_warmup_iterations``); where it counts inline, only a
-    longer one (:func:`emulate_warmup_hook` can lengthen its count, not shorten it)."""
-    return wanted if _has_warmup_hook() else max(stock, wanted)
+#: The first release whose training loop sets the lr at the last warmup iteration too (``ni <= nw``), landing on
+#: the scheduled value there. Before it the ramp stops one iteration short (``ni < nw``) and the lr stays at the
+#: ramp's last value until the next epoch's scheduler step. A fact of the releases' training loops, which no
+#: attribute shows: a fixed table.
+_WARMUP_LANDS_ON_TARGET_FROM = "8.4.183"
 
 
-def emulate_warmup_hook(trainer: Any) -> None:
-    """Make ``trainer._get_warmup_iterations(batches)`` decide the warmup also on a release whose training loop
-    counts it inline (from ``args.warmup_epochs``, right after ``on_pretrain_routine_end``). There, for the moment
-    between that callback and ``on_train_start`` (the loop reads nothing else in between, and nothing is saved),
-    ``args.warmup_epochs`` is set to the wanted count in epochs. Nothing to do where the hook exists."""
-    if _has_warmup_hook():
-        return
-    saved: list[float] = []
-
-    def lengthen(trainer: Any) -> None:
-        batches = len(trainer.train_loader)
-        stock = _inline_warmup_iterations(trainer.args.warmup_epochs, batches)
-        wanted = trainer._get_warmup_iterations(batches)
-        if stock and wanted > stock:
-            saved.append(trainer.args.warmup_epochs)
-            trainer.args.warmup_epochs = wanted / batches
-
-    def restore(trainer: Any) -> None:
-        if saved:
-            trainer.args.warmup_epochs = saved.pop()
-
-    trainer.add_callback("on_pretrain_routine_end", lengthen)
-    trainer.add_callback("on_train_start", restore)
-
-
-def base_warmup_iterations(trainer: Any, batches_per_epoch: int) -> int:
-    """ultralytics' own warmup count for a trainer (what its ``_get_warmup_iterations`` returns, or its inline
-    count): the base a trainer part's ``_get_warmup_iterations`` builds on."""
-    return stock_warmup_iterations(vars(trainer.args), trainer.epochs, batches_per_epoch)
+def warmup_lands_on_target() -> bool:
+    """Whether the installed ultralytics applies the warmup ramp at iteration ``nw`` itself (the scheduled lr), or
+    (older releases) stops at ``nw - 1`` and keeps that value for the rest of the epoch."""
+    version = installed_version()
+    return version is None or _release(version) >= _release(_WARMUP_LANDS_ON_TARGET_FROM)
 
 
 def model_names_for_load(trainer: Any, model: Any) -> Any:
@@ -296,8 +256,8 @@ def replaced_amp_check(replacement: Callable[..., bool]) -> Iterator[None]:
 # -- the network ----------------------------------------------------------------------------------------------------
 #: The environment variable ultralytics reads to stay offline.
 OFFLINE_VARIABLE = "YOLO_OFFLINE"
-#: The value cawb sets: every supported release reads "true" as offline (newer ones also take 1, yes, on, ...).
-_OFFLINE_VALUE = "true"
+#: The value cawb sets (every supported release reads the variable with its env_bool: 1, true, yes, on, ...).
+_OFFLINE_VALUE = "1"
 # values ultralytics' env_bool reads as true (case-insensitive, trimmed)
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 # modules that hold their own copy of ultralytics.utils.ONLINE, taken when they were imported

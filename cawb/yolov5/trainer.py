@@ -9,8 +9,7 @@ Placed before ultralytics' ``DetectionTrainer``, it trains the v5.0 models of th
 * ``get_dataloader`` runs v5.0's AutoAnchor on the training labels once the train loader is built, before the
   EMA copies the model (``autoanchor``);
 * ``_get_warmup_iterations`` applies ``warmup_min_iters`` (v5.0's 1000-iteration warmup floor) to either kind of
-  model (on an ultralytics that counts the warmup inline, through
-  :func:`~cawb.utils.ultralytics_compat.emulate_warmup_hook`).
+  model.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from cawb.utils.trainer_parts import AddedArgs, TrainerPart
-from cawb.utils.ultralytics_compat import base_warmup_iterations, emulate_warmup_hook, model_names_for_load
+from cawb.utils.ultralytics_compat import model_names_for_load
 from cawb.yolov5.autoanchor import check_anchors
 from cawb.yolov5.kind import model_kind
 from cawb.yolov5.model import YOLOv5Model, build_model
@@ -52,11 +51,9 @@ class V5RecipeMixin(TrainerPart):
         super().__init__(self._recipe_args.widen(cfg), overrides, _callbacks)
         self._recipe_args.fill(self.args)
         self._anchors_checked = False
-        emulate_warmup_hook(self)
 
     def _get_warmup_iterations(self, num_batches):
-        stock = base_warmup_iterations(self, num_batches)
-        return with_warmup_floor(stock, vars(self.args), self.epochs, num_batches)
+        return with_warmup_floor(super()._get_warmup_iterations(num_batches), vars(self.args), self.epochs, num_batches)
 
     def get_model(self, cfg=None, weights=None, verbose=True):
         """ultralytics' detection model, or a YOLOv5 v5.0 one when ``cfg`` is a v5.0 yaml (name, path or dict)."""
