@@ -7,7 +7,7 @@ method, a constant, a module), not by reading its version string, and gives the 
 
 * the range: :data:`OLDEST_SUPPORTED` up to :data:`NEWEST_TESTED` (docs/RESULTS.md lists the releases tried and
   why older ones are not supported); :func:`require_supported_ultralytics` refuses any other installation, or a
-  newer one that lacks a trainer hook cawb's parts override (:data:`TRAINER_HOOKS`), with one line that names
+  newer one that lacks a hook cawb overrides or calls (:data:`HOOKS`), with one line that names
   the installed version, the range and the fix;
 * settings: ultralytics' defaults (:func:`default_settings`), its type lists (:func:`setting_rules`) and the
   optimizer names its trainer builds (:func:`optimizer_names`, a fixed table: ultralytics keeps them in a local);
@@ -15,6 +15,7 @@ method, a constant, a module), not by reading its version string, and gives the 
   (:func:`stock_warmup_iterations`) and how the ramp ends (:func:`warmup_lands_on_target`, a fixed table), the
   class names set before loading weights (:func:`model_names_for_load`) and the AMP check it runs
   (:func:`replaced_amp_check`);
+* the process: :func:`cpu_threads` (the CPU thread count ultralytics resets torch to);
 * the network: :func:`keep_ultralytics_offline` (its offline variable and the online flags it caches).
 
 Imports ultralytics only inside functions: ``import cawb`` and every ``--help`` stay free of it (and of torch).
@@ -40,8 +41,9 @@ __all__ = [
     "NEWEST_TESTED",
     "OFFLINE_VARIABLE",
     "OLDEST_SUPPORTED",
-    "TRAINER_HOOKS",
+    "HOOKS",
     "UnsupportedUltralytics",
+    "cpu_threads",
     "default_settings",
     "installed_version",
     "keep_ultralytics_offline",
@@ -52,19 +54,23 @@ __all__ = [
     "setting_rules",
     "stock_lr_factor",
     "stock_warmup_iterations",
-    "supported_range",
     "warmup_lands_on_target",
 ]
 
 #: The oldest ultralytics release cawb's tests pass on (pyproject.toml's lower bound says the same).
 OLDEST_SUPPORTED = "8.4.104"
-#: The newest release tested. Not an upper bound: a newer one runs while it has every hook cawb overrides.
+#: The newest release tested. Not an upper bound: a newer one runs while it has every hook cawb uses (:data:`HOOKS`).
 NEWEST_TESTED = "8.4.190"
 
-#: Methods of ultralytics' ``DetectionTrainer`` that cawb's trainer parts override or call; a release without one
-#: of them is refused at start (a missing private hook would otherwise be skipped silently or fail mid-run).
-TRAINER_HOOKS = ("_setup_scheduler", "_get_warmup_iterations", "get_dataloader", "get_model", "get_validator",
-                 "optimizer_step", "plot_metrics", "read_results_csv", "train")
+#: Methods of ultralytics' classes that cawb overrides or calls: its trainer parts (``DetectionTrainer``), the
+#: evaluation's validator and ``cawb.YOLO``. A release without one of them is refused at start (a missing private
+#: hook would otherwise be skipped silently or fail mid-run).
+HOOKS = {
+    "DetectionTrainer": ("_setup_scheduler", "_get_warmup_iterations", "get_dataloader", "get_model",
+                         "get_validator", "optimizer_step", "plot_metrics", "read_results_csv", "train"),
+    "DetectionValidator": ("init_metrics", "pred_to_json", "eval_json"),
+    "YOLO": ("_new", "task_map"),
+}
 
 
 class UnsupportedUltralytics(InputError):
@@ -94,29 +100,26 @@ def installed_version() -> str | None:
         return None
 
 
-def supported_range() -> str:
-    """The range in words, for messages and ``--help``."""
-    return f"{OLDEST_SUPPORTED} to {NEWEST_TESTED} (tested; newer releases run while they keep the trainer hooks " \
-           "cawb uses)"
-
-
 def _fix() -> str:
     return f'pip install "ultralytics>={OLDEST_SUPPORTED},<={NEWEST_TESTED}"'
 
 
 @functools.cache
 def _missing_hooks() -> tuple[str, ...]:
-    from ultralytics.models.yolo.detect import DetectionTrainer
+    from ultralytics import YOLO
+    from ultralytics.models.yolo.detect import DetectionTrainer, DetectionValidator
 
-    return tuple(name for name in TRAINER_HOOKS if not callable(getattr(DetectionTrainer, name, None)))
+    classes = {"DetectionTrainer": DetectionTrainer, "DetectionValidator": DetectionValidator, "YOLO": YOLO}
+    return tuple(f"{owner}.{name}" for owner, names in HOOKS.items() for name in names
+                 if getattr(classes[owner], name, None) is None)
 
 
 def require_supported_ultralytics() -> str:
     """Check the installed ultralytics before any work; return its version.
 
     Older than :data:`OLDEST_SUPPORTED` is refused by its version (older releases hand the loss to the trainer in
-    another form and lack hooks cawb needs: docs/RESULTS.md); any release is refused when its detection trainer
-    lacks one of :data:`TRAINER_HOOKS` (checked on the class itself, which imports ultralytics and torch).
+    another form and lack hooks cawb needs: docs/RESULTS.md); any release is refused when one of its classes lacks
+    a method of :data:`HOOKS` (checked on the classes themselves, which imports ultralytics and torch).
 
     Raises:
         UnsupportedUltralytics: one line naming the installed version, the supported range and the fix.
@@ -131,7 +134,7 @@ def require_supported_ultralytics() -> str:
     missing = _missing_hooks()
     if missing:
         raise UnsupportedUltralytics(
-            f"ultralytics {version} is installed, whose trainer lacks {', '.join(missing)}, which cawb needs "
+            f"ultralytics {version} is installed, which lacks {', '.join(missing)}, which cawb needs "
             f"(supported: ultralytics {OLDEST_SUPPORTED} to {NEWEST_TESTED}): {_fix()}, or upgrade cawb")
     return version
 
@@ -251,6 +254,30 @@ def replaced_amp_check(replacement: Callable[..., bool]) -> Iterator[None]:
         yield
     finally:
         ultralytics_trainer.check_amp = original
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """Run CPU training with ``threads`` threads (None: leave ultralytics' choice), restoring the count after.
+
+    ultralytics' ``select_device`` sets torch's thread count to its ``NUM_THREADS`` (``min(8, CPUs - 1)``) each time
+    it picks the CPU, so the value it reads is set too. The count matters beyond speed: on the CPU, float sums
+    split over another number of threads round differently, so a run repeats bit for bit only with the same count.
+    """
+    if threads is None:
+        yield
+        return
+    import torch
+    from ultralytics.utils import torch_utils
+
+    saved = torch.get_num_threads(), torch_utils.NUM_THREADS
+    torch.set_num_threads(threads)
+    torch_utils.NUM_THREADS = threads
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        torch_utils.NUM_THREADS = saved[1]
 
 
 # -- the network ----------------------------------------------------------------------------------------------------

@@ -88,7 +88,7 @@ def test_a_release_whose_trainer_lacks_a_hook_is_refused_naming_it(monkeypatch):
         monkeypatch.undo()
         compat._missing_hooks.cache_clear()
     message = str(error.value)
-    assert "lacks _setup_scheduler" in message and "upgrade cawb" in message and "\n" not in message
+    assert "lacks DetectionTrainer._setup_scheduler" in message and "upgrade cawb" in message and "\n" not in message
     assert f'pip install "ultralytics>={compat.OLDEST_SUPPORTED},<={compat.NEWEST_TESTED}"' in message
 
 
