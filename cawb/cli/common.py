@@ -3,6 +3,9 @@ bundled hyp and dataset files for help texts.
 
 The contract, the same for every command:
 
+* before any work, a command that uses ultralytics checks that the installed release is one cawb supports
+  (:func:`cawb.utils.ultralytics_compat.require_supported_ultralytics`), else exits 2 with one line naming the
+  installed version, the supported range and the fix;
 * 0: done; 1: the work failed in a way that is not the user's input (a run failed, the disk filled up), said in one
   line naming the file and the cause;
 * 2: bad input (:class:`~cawb.utils.errors.InputError`): one line ``error: ...`` on stderr, before any long work;
@@ -17,7 +20,7 @@ from typing import Callable
 
 from cawb import __version__
 from cawb.utils.errors import InputError, Interrupted
-from cawb.utils.network import keep_ultralytics_offline
+from cawb.utils.ultralytics_compat import keep_ultralytics_offline, require_supported_ultralytics
 from cawb.utils.resources import bundled_data_names, bundled_hyp_names
 from cawb.utils.signals import sigterm_as_ctrl_c
 
@@ -28,16 +31,19 @@ EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def run_cli(work: Callable[[], int], *, interrupted: Callable[[Interrupted | None], str] | None = None,
-            disk_hint: str = "fix it and rerun the same command to continue") -> int:
+            disk_hint: str = "fix it and rerun the same command to continue", uses_ultralytics: bool = True) -> int:
     """Run one command's ``work`` under the exit-code contract above and return the exit status.
 
     ultralytics is kept offline for the whole command (unless the user set ``YOLO_OFFLINE`` to a false value) and
     SIGTERM is handled as Ctrl-C. ``interrupted`` turns the :class:`Interrupted` raised (or None for a bare Ctrl-C)
     into the message printed; by default the error's own message. ``disk_hint`` ends the line of a failed write or
-    read (``OSError``: a full disk, a read-only or vanished place).
+    read (``OSError``: a full disk, a read-only or vanished place). ``uses_ultralytics=False`` (a command that never
+    imports it) skips the check of the installed ultralytics.
     """
     keep_ultralytics_offline()
     try:
+        if uses_ultralytics:
+            require_supported_ultralytics()
         with sigterm_as_ctrl_c():
             return work()
     except InputError as error:

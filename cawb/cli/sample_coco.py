@@ -134,4 +134,4 @@ def main(argv: list[str] | None = None) -> int:
     return run_cli(work, interrupted=lambda _: "interrupted: finished files and downloads are kept; rerun the same "
                    "command to resume",
                    disk_hint="the build stopped there and kept what it finished: fix it and rerun the same command "
-                   "to resume")
+                   "to resume", uses_ultralytics=False)

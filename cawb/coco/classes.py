@@ -1,21 +1,38 @@
-"""The 80 COCO detection classes as ultralytics ships them: 91-to-80 id mapping and class names.
+"""The 80 COCO detection classes: their names and COCO category ids (the 91-to-80 mapping), a fixed table.
 
-Read from ultralytics' own files instead of a hand-written table. ``import ultralytics`` pulls in torch (~1.4 s
-and ~550 MB of memory), which a data-preparation tool does not need, so the table is read from the source of
-``ultralytics.data.converter.coco91_to_coco80_class`` with ``ast.literal_eval`` and the names from
-``ultralytics/cfg/datasets/coco.yaml``, both located without importing the package. If that function ever stops
-returning a literal, the package is imported after all.
+COCO2017's detection annotations number their categories 1..90 with ten ids unused; YOLO datasets number the 80
+classes 0..79 in category-id order. Both lists are facts of the COCO dataset, the same in every ultralytics
+release (``ultralytics.data.converter.coco80_to_coco91_class`` and ``cfg/datasets/coco.yaml``, which the tests
+compare with this table), so they are written here instead of being read from an installed package: the subset
+builder needs neither ultralytics nor torch.
 """
 
 from __future__ import annotations
 
-import ast
 import functools
-import importlib.util
 from dataclasses import dataclass
-from pathlib import Path
 
-import yaml
+__all__ = ["COCO_CATEGORY_IDS", "COCO_NAMES", "CocoClasses", "coco_classes"]
+
+#: YOLO class k's name (k = 0..79).
+COCO_NAMES: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
+    "hair drier", "toothbrush",
+)
+
+#: YOLO class k's COCO category id (k = 0..79; ids 12, 26, 29, 30, 45, 66, 68, 69, 71 and 83 are unused).
+COCO_CATEGORY_IDS: tuple[int, ...] = (
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31, 32, 33, 34,
+    35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63,
+    64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90,
+)
 
 
 @dataclass(frozen=True)
@@ -35,35 +52,6 @@ def _inverse(category_ids: tuple[int, ...]) -> dict[int, int]:
     return {category_id: k for k, category_id in enumerate(category_ids)}
 
 
-@functools.cache
-def ultralytics_coco_classes() -> CocoClasses:
-    """The classes of the installed ultralytics; raises RuntimeError if its files do not hold 80 classes."""
-    spec = importlib.util.find_spec("ultralytics")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("ultralytics is not installed")
-    root = Path(spec.origin).parent
-    table = _coco91_to_coco80_table(root / "data" / "converter.py")
-    names_by_index = yaml.safe_load((root / "cfg" / "datasets" / "coco.yaml").read_text(encoding="utf-8"))["names"]
-    names = tuple(names_by_index[k] for k in range(len(names_by_index)))
-    category_ids = [0] * len(names)
-    for index, yolo_class in enumerate(table):
-        if yolo_class is not None:
-            category_ids[yolo_class] = index + 1  # the table is indexed by COCO category id - 1
-    if len(names) != 80 or 0 in category_ids or len(set(category_ids)) != 80:
-        raise RuntimeError(f"ultralytics under {root} does not define the 80 COCO classes as expected")
-    return CocoClasses(names, tuple(category_ids))
-
-
-def _coco91_to_coco80_table(converter: Path) -> list[int | None]:
-    tree = ast.parse(converter.read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == "coco91_to_coco80_class":
-            returns = [n for n in ast.walk(node) if isinstance(n, ast.Return)]
-            if len(returns) == 1 and returns[0].value is not None:
-                try:
-                    return list(ast.literal_eval(returns[0].value))
-                except ValueError:
-                    break
-    from ultralytics.data.converter import coco91_to_coco80_class  # slow path: imports torch
-
-    return coco91_to_coco80_class()
+def coco_classes() -> CocoClasses:
+    """The 80 COCO detection classes (:data:`COCO_NAMES`, :data:`COCO_CATEGORY_IDS`)."""
+    return CocoClasses(COCO_NAMES, COCO_CATEGORY_IDS)

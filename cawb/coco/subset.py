@@ -35,7 +35,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from cawb.coco.classes import CocoClasses, ultralytics_coco_classes
+from cawb.coco.classes import CocoClasses, coco_classes
 from cawb.coco.download import (
     DEFAULT_BASE_URL,
     DownloadError,
@@ -383,7 +383,7 @@ def build_coco_subset(options: SubsetOptions) -> SubsetReport:
     """
     _validate(options)
     previous = _check_output_dir(options)
-    classes = ultralytics_coco_classes()
+    classes = coco_classes()
     coco = options.coco_dir.resolve()
     source_of = {"train": COCO2017["train"], "val": COCO2017[options.val_from]}
     try:

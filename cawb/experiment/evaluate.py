@@ -29,7 +29,7 @@ from cawb.training.offline import ensure_local_fonts
 from cawb.training.ultralytics_settings import ultralytics_defaults
 from cawb.utils.checks import require_int
 from cawb.utils.errors import InputError
-from cawb.utils.network import keep_ultralytics_offline
+from cawb.utils.ultralytics_compat import keep_ultralytics_offline
 from cawb.utils.user_files import check_checkpoint_file, check_output_dir
 from cawb.yolov5 import model_kind
 from cawb.yolov5.recipe import kind_defaults

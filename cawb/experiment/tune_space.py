@@ -253,9 +253,9 @@ def _allowed_keys() -> list[str]:
 
 
 def _is_integer_key(key: str) -> bool:
-    from ultralytics.cfg import CFG_INT_KEYS
+    from cawb.utils.ultralytics_compat import setting_rules
 
-    return key == N_RESTARTS or key in CFG_INT_KEYS
+    return key == N_RESTARTS or key in setting_rules().int_keys
 
 
 def _check_key(key: Any, source: str) -> None:

@@ -323,9 +323,9 @@ class ExactResumeMixin(TrainerPart):
         self._resume_args.fill(self.args)
         self._exact_resume = ExactResume(self) if self.args.exact_resume else None
 
-    def _do_train(self, *args, **kwargs):
+    def train(self):
         try:
-            return super()._do_train(*args, **kwargs)
+            return super().train()
         finally:  # stopped (Ctrl-C, an error) or finished: the last epoch's state is on disk now
             if self._exact_resume is not None:
                 self._exact_resume.wait()
@@ -346,11 +346,12 @@ class ExactResumeMixin(TrainerPart):
         if self._exact_resume is not None:
             self._exact_resume.on_optimizer_step()
 
-    def _build_train_pipeline(self):
-        super()._build_train_pipeline()
-        if self._exact_resume is not None:
-            make_order_resumable(self.train_loader)
+    def get_dataloader(self, dataset_path, batch_size=16, rank=0, mode="train"):
+        loader = super().get_dataloader(dataset_path, batch_size=batch_size, rank=rank, mode=mode)
+        if mode == "train" and self._exact_resume is not None:
+            make_order_resumable(loader)
             self._exact_resume.step_offset = 0  # ultralytics' OOM retry rebuilds the loaders and restarts its count
+        return loader
 
     def get_validator(self):
         with self._resume_args.hidden(self):

@@ -4,7 +4,7 @@ ultralytics applies a per-epoch multiplier ``lf(epoch)`` (stepped at the start o
 ``warmup_epochs`` (at least ``warmup_min_iters`` iterations, cawb's key for v5.0's 1000-iteration floor), ramps each
 iteration's lr linearly from 0 toward ``lr0 * lf(epoch)``. With ``cawb: true`` the
 multiplier is the CAWB schedule; otherwise it is ultralytics' own cos/linear one, taken from ultralytics' trainer
-code itself so the two cannot drift apart.
+code itself so the two cannot drift apart (through :mod:`cawb.utils.ultralytics_compat`, as the warmup length).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from cawb.training.ultralytics_settings import ultralytics_defaults
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.checks import is_int, require_int
 from cawb.utils.errors import HypError
+from cawb.utils.ultralytics_compat import stock_lr_factor, stock_warmup_iterations, warmup_lands_on_target
 from cawb.yolov5.recipe import with_warmup_floor
 
 __all__ = [
@@ -29,37 +30,15 @@ __all__ = [
     "epoch_lr_factor",
     "lr_curve",
     "plot_hyp_lr",
-    "stock_lr_factor",
     "warmup_iterations",
     "write_lr_csv",
 ]
 
 
-def _trainer_stand_in(hyp: Mapping[str, Any], epochs: int) -> SimpleNamespace:
-    """Just enough of a trainer for ultralytics' scheduler and warmup methods to run on."""
-    import torch
-
-    args = SimpleNamespace(**{**ultralytics_defaults(), **hyp, "epochs": epochs})
-    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    return SimpleNamespace(args=args, epochs=epochs, optimizer=optimizer)
-
-
-def stock_lr_factor(hyp: Mapping[str, Any], epochs: int) -> Callable[[float], float]:
-    """ultralytics' own per-epoch multiplier (one-cycle cosine 1 -> lrf with ``cos_lr``, else linear)."""
-    from ultralytics.engine.trainer import BaseTrainer
-
-    stand_in = _trainer_stand_in(hyp, epochs)
-    BaseTrainer._setup_scheduler(stand_in)
-    return stand_in.lf
-
-
 def warmup_iterations(hyp: Mapping[str, Any], epochs: int, batches_per_epoch: int) -> int:
     """How many iterations the trainer ramps the lr over: ultralytics' count (it leaves the last epoch unwarmed),
     raised to ``warmup_min_iters``."""
-    from ultralytics.engine.trainer import BaseTrainer
-
-    stock = BaseTrainer._get_warmup_iterations(_trainer_stand_in(hyp, epochs), batches_per_epoch)
-    return with_warmup_floor(stock, hyp, epochs, batches_per_epoch)
+    return with_warmup_floor(stock_warmup_iterations(hyp, epochs, batches_per_epoch), hyp, epochs, batches_per_epoch)
 
 
 def epoch_lr_factor(hyp: Mapping[str, Any], epochs: int, source: str = "hyp") -> Callable[[float], float]:
@@ -115,13 +94,20 @@ def lr_curve(
         return LrCurve(epochs=xs, lrs=[lr0 * factor(epoch) for epoch in range(total)], label=label, **restarts)
 
     warmup = warmup_iterations(hyp, total, batches_per_epoch)
+    # Same rule as the installed ultralytics' trainer: ramp from 0 while iteration <= warmup, landing on the target
+    # at the end; older releases ramp while iteration < warmup and keep the ramp's last value to the epoch's end.
+    last_ramped = warmup if warmup_lands_on_target() else warmup - 1
     xs, lrs = [], []
     for epoch in range(total):
         target = lr0 * factor(epoch)
         for batch in range(batches_per_epoch):
             iteration = batch + batches_per_epoch * epoch
-            # Same rule as the trainer: ramp from 0 while iteration <= warmup, landing on the target at the end.
-            lr = target * iteration / warmup if warmup and iteration <= warmup else target
+            if warmup and iteration <= last_ramped:
+                lr = target * iteration / warmup
+            elif warmup and batch and iteration - batch <= last_ramped:  # warmup ended earlier in this epoch
+                lr = target * last_ramped / warmup
+            else:
+                lr = target
             xs.append(epoch + batch / batches_per_epoch)
             lrs.append(lr)
     return LrCurve(epochs=xs, lrs=lrs, label=label, **restarts)

@@ -2,10 +2,10 @@
 
 ultralytics reaches for the network in three places a cawb run passes through:
 
-* its online checks (pip updates, hub, analytics): off with ``YOLO_OFFLINE=1``, which cawb's commands set at their
+* its online checks (pip updates, hub, analytics): off with ``YOLO_OFFLINE``, which cawb's commands set at their
   start and cawb's trainers when they are built, unless the environment sets it; ultralytics reads it once, when
-  first imported, so its cached online flags are switched off too (:mod:`cawb.utils.network`). ``import cawb``
-  alone changes nothing;
+  first imported, so its cached online flags are switched off too
+  (:func:`cawb.utils.ultralytics_compat.keep_ultralytics_offline`). ``import cawb`` alone changes nothing;
 * ``check_font("Arial.ttf")``, called by every dataset check and by its plots: it sends a request to its assets
   server unless the font is in its config dir. :func:`ensure_local_fonts` puts matplotlib's bundled DejaVu Sans
   there under the names ultralytics asks for (DejaVu Sans is freely redistributable; Arial is not);
@@ -22,17 +22,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from cawb.utils.atomic_files import copy_atomic
-from cawb.utils.network import keep_ultralytics_offline
 from cawb.utils.trainer_parts import TrainerPart
+from cawb.utils.ultralytics_compat import AMP_CHECK_WEIGHTS, keep_ultralytics_offline, replaced_amp_check
 
 __all__ = ["AMP_CHECK_WEIGHTS", "ULTRALYTICS_FONTS", "OfflineMixin", "ensure_local_fonts", "offline_amp_check"]
 
 #: Font files ultralytics' check_font() looks for in its config dir before downloading them.
 ULTRALYTICS_FONTS = ("Arial.ttf", "Arial.Unicode.ttf")
-
-#: The weights ultralytics' AMP check runs (it downloads them when they are not in its weights dir).
-AMP_CHECK_WEIGHTS = "yolo26n.pt"
-
 
 def ensure_local_fonts() -> list[Path]:
     """Give ultralytics local font files so that it never downloads one; returns the files created (if any)."""
@@ -56,16 +52,13 @@ def ensure_local_fonts() -> list[Path]:
 @contextlib.contextmanager
 def offline_amp_check() -> Iterator[None]:
     """Within this block ultralytics' trainer skips its AMP check unless its weights are already on disk."""
-    import ultralytics.engine.trainer as ultralytics_trainer
     from ultralytics.utils import LOGGER, WEIGHTS_DIR
 
     if (Path(WEIGHTS_DIR) / AMP_CHECK_WEIGHTS).is_file():
         yield
         return
 
-    original = ultralytics_trainer.check_amp
-
-    def amp_check_without_download(model, *args, **kwargs) -> bool:
+    def amp_check_without_download(original, model, *args, **kwargs) -> bool:
         if next(model.parameters()).device.type != "cuda":
             return original(model, *args, **kwargs)  # decided from the device alone (AMP off on CPU), no weights
         LOGGER.warning(
@@ -74,11 +67,8 @@ def offline_amp_check() -> Iterator[None]:
         )
         return True
 
-    ultralytics_trainer.check_amp = amp_check_without_download
-    try:
+    with replaced_amp_check(amp_check_without_download):
         yield
-    finally:
-        ultralytics_trainer.check_amp = original
 
 
 class OfflineMixin(TrainerPart):
@@ -90,6 +80,6 @@ class OfflineMixin(TrainerPart):
         ensure_local_fonts()
         super().__init__(*args, **kwargs)
 
-    def _setup_train(self):
+    def train(self):
         with offline_amp_check():
-            super()._setup_train()
+            return super().train()

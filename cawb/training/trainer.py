@@ -16,11 +16,15 @@ Each part is a mixin that works alone before any ultralytics trainer and adds it
 
 from __future__ import annotations
 
-from ultralytics.models.yolo.classify import ClassificationTrainer
-from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.models.yolo.obb import OBBTrainer
-from ultralytics.models.yolo.pose import PoseTrainer
-from ultralytics.models.yolo.segment import SegmentationTrainer
+from cawb.utils.ultralytics_compat import require_supported_ultralytics
+
+require_supported_ultralytics()  # one line naming the version and the fix, not a missing hook in the middle of a run
+
+from ultralytics.models.yolo.classify import ClassificationTrainer  # noqa: E402
+from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
+from ultralytics.models.yolo.obb import OBBTrainer  # noqa: E402
+from ultralytics.models.yolo.pose import PoseTrainer  # noqa: E402
+from ultralytics.models.yolo.segment import SegmentationTrainer  # noqa: E402
 
 from cawb.training.cawb_mixin import CawbMixin
 from cawb.training.exact_resume import ExactResumeMixin

@@ -6,8 +6,8 @@ same check up front, on any mapping of settings (a hyp file, ``key=value`` flags
 restates a failure as :class:`cawb.utils.errors.HypError` naming the source, the key, the value and what is allowed.
 
 The key lists are ultralytics' own (``CFG_FLOAT_KEYS``, ``CFG_FRACTION_KEYS``, ``CFG_INT_KEYS`` with
-``CFG_INT_MIN``, ``CFG_BOOL_KEYS``, ``CFG_STR_KEYS``), and so is the list of optimizers (read from its trainer, which
-has no constant for it). On top of them, a few values ultralytics accepts but training then refuses or silently
+``CFG_INT_MIN``, ``CFG_BOOL_KEYS``, ``CFG_STR_KEYS``, as far as the installed release has them), and so are the
+optimizer names its trainer builds; both come through :mod:`cawb.utils.ultralytics_compat`. On top of them, a few values ultralytics accepts but training then refuses or silently
 mishandles: NaN or infinite numbers, a negative ``lr0`` or ``weight_decay`` (torch's optimizers refuse them), a
 negative ``warmup_epochs``, booleans given for numbers, a ``cache`` other than true/false/ram/disk, a training
 ``imgsz`` that is not an integer >= 32, a ``project`` or ``name`` that is not text. Keys that are not ultralytics
@@ -16,18 +16,14 @@ settings (the ``cawb_*`` keys, unknown keys) are left to :func:`cawb.training.hy
 
 from __future__ import annotations
 
-import ast
-import functools
-import importlib.util
 import math
-import re
-from pathlib import Path
 from typing import Any, Mapping
-
-import yaml
 
 from cawb.utils.checks import is_int
 from cawb.utils.errors import HypError, error_line
+from cawb.utils.ultralytics_compat import default_settings as ultralytics_defaults
+from cawb.utils.ultralytics_compat import optimizer_names as ultralytics_optimizers
+from cawb.utils.ultralytics_compat import setting_rules
 
 __all__ = [
     "check_device",
@@ -36,21 +32,6 @@ __all__ = [
     "ultralytics_defaults",
     "ultralytics_optimizers",
 ]
-
-
-@functools.lru_cache(maxsize=1)
-def _ultralytics_default_yaml() -> dict[str, Any]:
-    spec = importlib.util.find_spec("ultralytics")  # locates the package without importing it (2 s, torch)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("ultralytics is not installed: pip install ultralytics")
-    path = Path(next(iter(spec.submodule_search_locations))) / "cfg" / "default.yaml"
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
-
-
-def ultralytics_defaults() -> dict[str, Any]:
-    """ultralytics' own default settings (``ultralytics/cfg/default.yaml``, what its ``DEFAULT_CFG_DICT`` holds),
-    read from the installed package's file without importing ultralytics."""
-    return dict(_ultralytics_default_yaml())
 
 # Lower bounds training needs beyond ultralytics' own check (torch's optimizers refuse negative lr and decay).
 _MINIMUMS: dict[str, float] = {"lr0": 0.0, "weight_decay": 0.0, "warmup_epochs": 0.0}
@@ -61,39 +42,11 @@ _TEXT_KEYS = ("project", "name")
 _MIN_IMGSZ = 32
 
 
-@functools.cache
-def ultralytics_optimizers() -> tuple[str, ...]:
-    """The optimizer names ultralytics' trainer builds (``optimizer:``; case does not matter to it), sorted.
-
-    ultralytics keeps the list inside ``BaseTrainer.build_optimizer``; asking that method for a name it lacks makes
-    it state the list, which is read from its message. Empty if the message ever changes shape (then nothing is
-    refused here and ultralytics' own error stands).
-    """
-    from types import SimpleNamespace
-
-    import torch
-    from ultralytics.engine.trainer import BaseTrainer
-
-    stand_in = SimpleNamespace(args=SimpleNamespace(lr0=0.01), data={})
-    try:
-        BaseTrainer.build_optimizer(stand_in, torch.nn.Linear(1, 1), name="\x00 no such optimizer")
-    except NotImplementedError as error:
-        found = re.search(r"\{[^{}]*\}", str(error))
-        try:
-            names = ast.literal_eval(found.group(0)) if found else ()
-        except (ValueError, SyntaxError):
-            names = ()
-        return tuple(sorted((str(name) for name in names), key=str.lower))
-    except Exception:  # noqa: BLE001 (another ultralytics: no list to read, no check)
-        return ()
-    return ()
-
-
 def _extra_check(key: str, value: Any) -> str | None:
     """What ``key`` must be when ``value`` breaks a rule beyond ultralytics' ``check_cfg``; None when it is fine."""
     if key == "optimizer" and isinstance(value, str):
         names = ultralytics_optimizers()
-        if names and value.lower() not in {name.lower() for name in names}:
+        if value.lower() not in {name.lower() for name in names}:
             return f"one of {', '.join(names)} (ultralytics' optimizers; SGD is YOLOv5's)"
     if key == "cache" and value not in _CACHE_VALUES:
         return "true (or ram), disk or false"
@@ -111,34 +64,26 @@ def _shown(key: str, value: Any) -> str:
 
 def _requirement(key: str) -> str | None:
     """What ultralytics allows for ``key``, in words (None for keys with no simple rule)."""
-    from ultralytics.cfg import (
-        CFG_BOOL_KEYS,
-        CFG_FLOAT_KEYS,
-        CFG_FRACTION_KEYS,
-        CFG_INT_KEYS,
-        CFG_INT_MIN,
-        CFG_STR_KEYS,
-    )
-
-    if key in CFG_FRACTION_KEYS:
+    rules = setting_rules()
+    if key in rules.fraction_keys:
         return "a number in [0, 1]"
     if key in _MINIMUMS:
         return f"a finite number >= {_MINIMUMS[key]:g}"
-    if key in CFG_FLOAT_KEYS:
+    if key in rules.float_keys:
         return "a finite number"
-    if key in CFG_INT_KEYS:
-        return f"an integer >= {CFG_INT_MIN[key]}" if key in CFG_INT_MIN else "an integer"
-    if key in CFG_BOOL_KEYS:
+    if key in rules.int_keys:
+        minimum = rules.int_minimums.get(key)
+        return "an integer" if minimum is None else f"an integer >= {minimum}"
+    if key in rules.bool_keys:
         return "true or false"
-    if key in CFG_STR_KEYS:
+    if key in rules.str_keys:
         return "a string"
     return None
 
 
 def _is_numeric_key(key: str) -> bool:
-    from ultralytics.cfg import CFG_FLOAT_KEYS, CFG_FRACTION_KEYS, CFG_INT_KEYS
-
-    return key in CFG_FLOAT_KEYS or key in CFG_FRACTION_KEYS or key in CFG_INT_KEYS
+    rules = setting_rules()
+    return key in rules.float_keys or key in rules.fraction_keys or key in rules.int_keys
 
 
 def check_ultralytics_settings(settings: Mapping[str, Any], source: str = "settings") -> None:

@@ -6,7 +6,8 @@ Placed before ultralytics' ``DetectionTrainer``, it trains the v5.0 models of th
   unset (:func:`~cawb.yolov5.recipe.hyp_for_model`, :func:`~cawb.yolov5.recipe.kind_defaults`);
 * ``get_model`` builds v5.0 yamls; ``set_class_weights`` leaves v5.0's ``cls_pw`` (a BCE positive weight) to its
   loss;
-* ``_build_train_pipeline`` runs v5.0's AutoAnchor on the training labels before training (``autoanchor``);
+* ``get_dataloader`` runs v5.0's AutoAnchor on the training labels once the train loader is built, before the
+  EMA copies the model (``autoanchor``);
 * ``_get_warmup_iterations`` applies ``warmup_min_iters`` (v5.0's 1000-iteration warmup floor) to either kind of
   model.
 """
@@ -19,6 +20,7 @@ from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from cawb.utils.trainer_parts import AddedArgs, TrainerPart
+from cawb.utils.ultralytics_compat import model_names_for_load
 from cawb.yolov5.autoanchor import check_anchors
 from cawb.yolov5.kind import model_kind
 from cawb.yolov5.model import YOLOv5Model, build_model
@@ -58,7 +60,7 @@ class V5RecipeMixin(TrainerPart):
         if cfg is None or model_kind(cfg) != KIND_V5:
             return super().get_model(cfg=cfg, weights=weights, verbose=verbose)
         model = build_model(cfg, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose and RANK == -1)
-        model = self.set_model_names_for_load(model)
+        model = model_names_for_load(self, model)
         if weights:
             model.load(weights)
         return model
@@ -68,19 +70,21 @@ class V5RecipeMixin(TrainerPart):
         if not is_v5_model(self.model):
             super().set_class_weights()
 
-    def _build_train_pipeline(self):
-        super()._build_train_pipeline()
-        if not self._anchors_checked and is_v5_model(self.model):
+    def get_dataloader(self, dataset_path, batch_size=16, rank=0, mode="train"):
+        loader = super().get_dataloader(dataset_path, batch_size=batch_size, rank=rank, mode=mode)
+        if mode == "train" and not self._anchors_checked and is_v5_model(self.model):
             self._anchors_checked = True  # once: ultralytics' OOM retry rebuilds the loaders, not the anchors
             if self.args.autoanchor and not self.resume:
-                self.check_anchors()
+                self.check_anchors(loader.dataset.labels)
+        return loader
 
-    def check_anchors(self):
-        """v5.0's AutoAnchor on the training labels, before the EMA copies the model (see cawb.yolov5.autoanchor)."""
+    def check_anchors(self, labels):
+        """v5.0's AutoAnchor on the training ``labels`` (ultralytics' dataset labels), before the EMA copies the
+        model (see cawb.yolov5.autoanchor)."""
         model = unwrap_model(self.model)
         head = model.model[-1]
         if RANK in {-1, 0}:
-            result = check_anchors(head, self.train_loader.dataset.labels, imgsz=self.args.imgsz,
+            result = check_anchors(head, labels, imgsz=self.args.imgsz,
                                    anchor_t=self.args.anchor_t, seed=self.args.seed, log=LOGGER.info)
             if result.replaced:
                 model.yaml["anchors"] = result.anchors.reshape(head.nl, -1).round(2).tolist()

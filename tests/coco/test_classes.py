@@ -1,4 +1,5 @@
-"""cawb.coco.classes reads ultralytics' own 91-to-80 table and names without importing ultralytics."""
+"""cawb.coco.classes: the fixed COCO table is the one ultralytics ships, and reading it loads neither ultralytics
+nor torch."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from cawb.coco.classes import ultralytics_coco_classes
+from cawb.coco.classes import coco_classes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +20,7 @@ def test_table_and_names_equal_what_ultralytics_ships():
     import ultralytics
     from ultralytics.data.converter import coco80_to_coco91_class, coco91_to_coco80_class
 
-    classes = ultralytics_coco_classes()
+    classes = coco_classes()
     assert list(classes.category_ids) == coco80_to_coco91_class()
     table = coco91_to_coco80_class()
     for category_id in range(0, 95):
@@ -31,7 +32,7 @@ def test_table_and_names_equal_what_ultralytics_ships():
 
 def test_reading_the_classes_imports_neither_ultralytics_nor_torch():
     code = (
-        "import sys; from cawb.coco.classes import ultralytics_coco_classes as f; f(); "
+        "import sys; from cawb.coco.classes import coco_classes as f; f(); "
         "print('ultralytics' in sys.modules, 'torch' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

@@ -58,6 +58,7 @@ def assert_same_run(rows, reference):
                 assert mine[column] == theirs[column], (mine["epoch"], column)
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("after_epochs", [1, 2, 3])
 def test_a_resumed_run_repeats_the_uninterrupted_run(after_epochs, uninterrupted, tiny_shapes, tmp_path, caplog):
     last = stopped(tiny_shapes, tmp_path, "stopped", after_epochs)

@@ -51,6 +51,7 @@ def test_per_iteration_curve_has_ultralytics_warmup_ramp():
         assert curve.lrs[index] == pytest.approx(0.02 * schedule(index // 8))
 
 
+@pytest.mark.compat
 def test_plot_script_writes_png_and_csv(tmp_path, capsys):
     out, table = tmp_path / "lr.png", tmp_path / "lr.csv"
     code = plot_lr.main([

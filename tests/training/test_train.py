@@ -156,6 +156,7 @@ def test_resume_refuses_new_training_settings_and_unreadable_files(tmp_path, cap
     assert "is not a checkpoint (the file starts with" in capsys.readouterr().err
 
 
+@pytest.mark.compat
 @pytest.mark.slow
 def test_end_to_end_run_prints_results_and_map(tiny_shapes, tmp_path, capsys, monkeypatch):
     # A relative --project is the working directory's (ultralytics alone would put it under runs/detect/), and a

@@ -84,6 +84,7 @@ def test_cawb_settings_travel_in_the_checkpoint(cawb_run):
     assert args["cawb"] is True and args["cawb_steps"] == [2, 4] and args["cawb_lf_min"] == 0.2
 
 
+@pytest.mark.compat
 def test_cawb_off_is_identical_to_stock_ultralytics(tiny_shapes, tmp_path):
     stock = dict(cos_lr=True, lrf=0.2, epochs=4)
     ours = YOLO("yolov5n.yaml")

@@ -72,6 +72,7 @@ def resumed(tiny_shapes, tmp_path_factory):
     return train(resume=str(last))
 
 
+@pytest.mark.compat
 def test_results_csv_names_v5_0s_three_losses(uninterrupted):
     header, rows = results(uninterrupted.save_dir)
     assert [c for c in header if c.endswith("_loss")] == [*LOSS_COLUMNS, "val/box_loss", "val/obj_loss",
@@ -79,6 +80,7 @@ def test_results_csv_names_v5_0s_three_losses(uninterrupted):
     assert len(rows) == 4 and all(math.isfinite(row[c]) and row[c] >= 0 for row in rows for c in LOSS_COLUMNS)
 
 
+@pytest.mark.compat
 def test_lr_columns_are_what_lr_curve_draws_with_the_warmup_floor(uninterrupted):
     """The trainer ramps over 3 iterations (warmup_min_iters), not 2, and plot_lr's curve is what it applied."""
     args = torch_load(uninterrupted.save_dir / "weights" / "last.pt", map_location="cpu")["model"].args
@@ -104,6 +106,7 @@ def test_the_checkpoint_holds_the_v5_0_model_its_recipe_and_the_ema(uninterrupte
     assert uninterrupted.ema["updates"] == 8  # the EMA followed every optimizer step: 4 epochs x 2 batches
 
 
+@pytest.mark.compat
 def test_resume_continues_the_same_run_bit_for_bit(uninterrupted, resumed):
     """Exact resume: the full-precision model, EMA, optimizer, random states and data order of last.pt's epoch."""
     assert resumed.save_dir.name == "stopped"
@@ -119,6 +122,7 @@ def test_resume_continues_the_same_run_bit_for_bit(uninterrupted, resumed):
     assert (resumed.save_dir / "weights" / "last.pt").is_file()
 
 
+@pytest.mark.compat
 def test_evaluate_script_scores_best_pt_with_pycocotools(uninterrupted, tiny_shapes, tmp_path, capsys):
     from cawb.cli.evaluate import main
 

@@ -29,11 +29,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.checks import require_int
 from cawb.utils.errors import InputError
+from cawb.utils.ultralytics_compat import cpu_threads
 
 __all__ = [
     "PROGRESS_FILE",
@@ -120,30 +121,6 @@ def deal_devices(device: str, jobs: int, threads: int | None = None, cuda_device
     else:
         slots = [Slot(index, gpus[index % len(gpus)]) for index in range(jobs)]
     return slots, notes
-
-
-@contextlib.contextmanager
-def cpu_threads(threads: int | None) -> Iterator[None]:
-    """Run CPU training with ``threads`` threads (None: leave ultralytics' choice), restoring the count after.
-
-    ultralytics' ``select_device`` sets torch's thread count to its ``NUM_THREADS`` (``min(8, CPUs - 1)``) each time
-    it picks the CPU, so the value it reads is set too. The count matters beyond speed: on the CPU, float sums
-    split over another number of threads round differently, so a run repeats bit for bit only with the same count.
-    """
-    if threads is None:
-        yield
-        return
-    import torch
-    from ultralytics.utils import torch_utils
-
-    saved = torch.get_num_threads(), torch_utils.NUM_THREADS
-    torch.set_num_threads(threads)
-    torch_utils.NUM_THREADS = threads
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved[0])
-        torch_utils.NUM_THREADS = saved[1]
 
 
 def format_duration(seconds: float | None) -> str:

@@ -54,7 +54,7 @@ def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     import cloudpickle
 
-    from cawb.utils.network import keep_ultralytics_offline
+    from cawb.utils.ultralytics_compat import keep_ultralytics_offline
 
     argv = sys.argv[1:] if argv is None else argv
     keep_ultralytics_offline()

@@ -71,6 +71,7 @@ def resumed(tiny_shapes, tmp_path_factory):
                            before=before, result=result, log=log)
 
 
+@pytest.mark.compat
 @pytest.mark.slow
 def test_interrupted_run_resumes_and_finished_run_is_skipped(resumed):
     assert "rerun the same command" in str(resumed.interrupted)
@@ -129,6 +130,7 @@ def test_every_output_is_written_with_its_fields(resumed):
     assert (project / "table.csv").read_text().splitlines()[0].startswith("arm,schedule,n,final_map50_mean")
 
 
+@pytest.mark.compat
 @pytest.mark.slow
 def test_pycocotools_and_ultralytics_numbers_agree(resumed):
     for run in resumed.result.runs:

@@ -86,8 +86,14 @@ def parallel(tiny_shapes, tmp_path_factory):
         if Path(trainer.save_dir).name.startswith(COS):
             raise RuntimeError("simulated failure\nsecond line")
 
+    def hold_each_epoch(trainer):  # the view refreshes every 0.5 s: a tiny epoch must stay on screen that long
+        import time
+
+        time.sleep(1.5)
+
     first_view, first_log = io.StringIO(), []
-    first = compare(callbacks={"on_pretrain_routine_start": fail_cos}, log=first_log.append, jobs=2,
+    first = compare(callbacks={"on_pretrain_routine_start": fail_cos, "on_fit_epoch_end": hold_each_epoch},
+                    log=first_log.append, jobs=2,
                     live=LiveView(first_view, interactive=False), data=str(tiny_shapes), project=str(project), **TINY)
     view, log = io.StringIO(), []
     second = compare(log=log.append, jobs=2, live=LiveView(view, interactive=False), data=str(tiny_shapes),

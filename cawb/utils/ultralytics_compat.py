@@ -1,0 +1,320 @@
+"""cawb's one point of contact with ultralytics' internals, for the range of ultralytics releases it supports.
+
+cawb is a plugin: it runs on the ultralytics a user already has. Whatever it uses that ultralytics does not promise
+to keep (private trainer hooks, module constants, the settings file, cached online flags, the AMP check) is reached
+through this module, which finds out what the installed release offers by looking for the feature itself (a
+method, a constant, a module), not by reading its version string, and gives the rest of cawb one surface:
+
+* the range: :data:`OLDEST_SUPPORTED` up to :data:`NEWEST_TESTED` (docs/RESULTS.md lists the releases tried and
+  why older ones are not supported); :func:`require_supported_ultralytics` refuses any other installation, or a
+  newer one that lacks a hook cawb overrides or calls (:data:`HOOKS`), with one line that names
+  the installed version, the range and the fix;
+* settings: ultralytics' defaults (:func:`default_settings`), its type lists (:func:`setting_rules`) and the
+  optimizer names its trainer builds (:func:`optimizer_names`, a fixed table: ultralytics keeps them in a local);
+* the trainer: its stock per-epoch lr multiplier (:func:`stock_lr_factor`), its warmup length
+  (:func:`stock_warmup_iterations`) and how the ramp ends (:func:`warmup_lands_on_target`, a fixed table), the
+  class names set before loading weights (:func:`model_names_for_load`) and the AMP check it runs
+  (:func:`replaced_amp_check`);
+* the process: :func:`cpu_threads` (the CPU thread count ultralytics resets torch to);
+* the network: :func:`keep_ultralytics_offline` (its offline variable and the online flags it caches).
+
+Imports ultralytics only inside functions: ``import cawb`` and every ``--help`` stay free of it (and of torch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable, Iterator, Mapping
+
+import yaml
+
+from cawb.utils.errors import InputError
+
+__all__ = [
+    "AMP_CHECK_WEIGHTS",
+    "NEWEST_TESTED",
+    "OFFLINE_VARIABLE",
+    "OLDEST_SUPPORTED",
+    "HOOKS",
+    "UnsupportedUltralytics",
+    "cpu_threads",
+    "default_settings",
+    "installed_version",
+    "keep_ultralytics_offline",
+    "model_names_for_load",
+    "optimizer_names",
+    "replaced_amp_check",
+    "require_supported_ultralytics",
+    "setting_rules",
+    "stock_lr_factor",
+    "stock_warmup_iterations",
+    "warmup_lands_on_target",
+]
+
+#: The oldest ultralytics release cawb's tests pass on (pyproject.toml's lower bound says the same).
+OLDEST_SUPPORTED = "8.4.104"
+#: The newest release tested. Not an upper bound: a newer one runs while it has every hook cawb uses (:data:`HOOKS`).
+NEWEST_TESTED = "8.4.190"
+
+# What cawb's parts override in the trainers of the other tasks (detection's also builds v5.0 models and loaders).
+_TASK_TRAINER_HOOKS = ("_setup_scheduler", "_get_warmup_iterations", "get_dataloader", "get_validator",
+                       "optimizer_step", "plot_metrics", "read_results_csv", "train")
+#: Methods of ultralytics' classes that cawb overrides or calls: its trainer parts (``DetectionTrainer`` and the
+#: other tasks' trainers), the evaluation's validator and ``cawb.YOLO``. A release without one of them is refused at
+#: start (a missing private hook would otherwise be skipped silently or fail mid-run).
+HOOKS = {
+    "DetectionTrainer": ("_setup_scheduler", "_get_warmup_iterations", "get_dataloader", "get_model",
+                         "get_validator", "optimizer_step", "plot_metrics", "read_results_csv", "train"),
+    **{trainer: _TASK_TRAINER_HOOKS for trainer in ("SegmentationTrainer", "PoseTrainer", "OBBTrainer",
+                                                    "ClassificationTrainer")},
+    "DetectionValidator": ("init_metrics", "pred_to_json", "eval_json"),
+    "YOLO": ("_new", "task_map"),
+}
+
+
+class UnsupportedUltralytics(InputError):
+    """The installed ultralytics is outside the supported range (or lacks a hook cawb needs); the message is the
+    one line a command prints."""
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """``"8.4.103"`` -> ``(8, 4, 103)``; the digits each dot-separated part starts with (``8.4.0rc1`` -> (8, 4, 0))."""
+    numbers = []
+    for part in version.split("."):
+        digits = part[: len(part) - len(part.lstrip("0123456789"))]
+        if not digits:
+            break
+        numbers.append(int(digits))
+    return tuple(numbers)
+
+
+def installed_version() -> str | None:
+    """The version of the ultralytics Python would import (the first on ``sys.path``), or None when there is none;
+    read from its package metadata, without importing it."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("ultralytics")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _fix() -> str:
+    return f'pip install "ultralytics>={OLDEST_SUPPORTED},<={NEWEST_TESTED}"'
+
+
+@functools.cache
+def _missing_hooks() -> tuple[str, ...]:
+    from ultralytics import YOLO
+    from ultralytics.models.yolo.classify import ClassificationTrainer
+    from ultralytics.models.yolo.detect import DetectionTrainer, DetectionValidator
+    from ultralytics.models.yolo.obb import OBBTrainer
+    from ultralytics.models.yolo.pose import PoseTrainer
+    from ultralytics.models.yolo.segment import SegmentationTrainer
+
+    classes = {"DetectionTrainer": DetectionTrainer, "DetectionValidator": DetectionValidator, "YOLO": YOLO,
+               "SegmentationTrainer": SegmentationTrainer, "PoseTrainer": PoseTrainer, "OBBTrainer": OBBTrainer,
+               "ClassificationTrainer": ClassificationTrainer}
+    return tuple(f"{owner}.{name}" for owner, names in HOOKS.items() for name in names
+                 if getattr(classes[owner], name, None) is None)
+
+
+def require_supported_ultralytics() -> str:
+    """Check the installed ultralytics before any work; return its version.
+
+    Older than :data:`OLDEST_SUPPORTED` is refused by its version (older releases hand the loss to the trainer in
+    another form and lack hooks cawb needs: docs/RESULTS.md); any release is refused when one of its classes lacks
+    a method of :data:`HOOKS` (checked on the classes themselves, which imports ultralytics and torch).
+
+    Raises:
+        UnsupportedUltralytics: one line naming the installed version, the supported range and the fix.
+    """
+    version = installed_version()
+    if version is None:
+        raise UnsupportedUltralytics(f"ultralytics is not installed; cawb needs ultralytics {OLDEST_SUPPORTED} to "
+                                     f"{NEWEST_TESTED}: {_fix()}")
+    if _release(version) < _release(OLDEST_SUPPORTED):
+        raise UnsupportedUltralytics(f"ultralytics {version} is installed, older than cawb supports (ultralytics "
+                                     f"{OLDEST_SUPPORTED} to {NEWEST_TESTED}): {_fix()}")
+    missing = _missing_hooks()
+    if missing:
+        raise UnsupportedUltralytics(
+            f"ultralytics {version} is installed, which lacks {', '.join(missing)}, which cawb needs "
+            f"(supported: ultralytics {OLDEST_SUPPORTED} to {NEWEST_TESTED}): {_fix()}, or upgrade cawb")
+    return version
+
+
+# -- settings -------------------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _default_yaml() -> dict[str, Any]:
+    # ultralytics' DEFAULT_CFG_DICT is this file's content; found without importing the package (2 s: torch)
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        raise UnsupportedUltralytics(f"ultralytics is not installed: {_fix()}")
+    path = Path(next(iter(spec.submodule_search_locations))) / "cfg" / "default.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def default_settings() -> dict[str, Any]:
+    """ultralytics' own default settings (its ``cfg/default.yaml``, what ``DEFAULT_CFG_DICT`` holds), read without
+    importing ultralytics."""
+    return dict(_default_yaml())
+
+
+@functools.cache
+def setting_rules() -> SimpleNamespace:
+    """ultralytics' type lists of its settings: ``float_keys``, ``fraction_keys``, ``int_keys``, ``bool_keys``,
+    ``str_keys`` (frozensets) and ``int_minimums`` (key -> smallest valid integer). A list a release does not
+    have (``CFG_INT_MIN`` and ``CFG_STR_KEYS`` are recent) is empty."""
+    import ultralytics.cfg as cfg
+
+    return SimpleNamespace(
+        float_keys=frozenset(getattr(cfg, "CFG_FLOAT_KEYS", ())),
+        fraction_keys=frozenset(getattr(cfg, "CFG_FRACTION_KEYS", ())),
+        int_keys=frozenset(getattr(cfg, "CFG_INT_KEYS", ())),
+        bool_keys=frozenset(getattr(cfg, "CFG_BOOL_KEYS", ())),
+        str_keys=frozenset(getattr(cfg, "CFG_STR_KEYS", ())),
+        int_minimums=dict(getattr(cfg, "CFG_INT_MIN", {})),
+    )
+
+
+#: The optimizers ``BaseTrainer.build_optimizer`` builds by name, in every supported release (it keeps them in a
+#: local set; it ignores case). MuSGD is added where ultralytics ships it (:func:`optimizer_names`).
+_OPTIMIZERS = ("Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSProp", "SGD", "auto")
+
+
+@functools.cache
+def optimizer_names() -> tuple[str, ...]:
+    """The ``optimizer:`` names ultralytics' trainer builds, sorted (case does not matter to it)."""
+    try:
+        from ultralytics.optim import MuSGD  # noqa: F401 - where ultralytics ships it, its trainer builds it
+        names = (*_OPTIMIZERS, "MuSGD")
+    except ImportError:
+        names = _OPTIMIZERS
+    return tuple(sorted(names, key=str.lower))
+
+
+# -- the trainer ----------------------------------------------------------------------------------------------------
+def _trainer_stand_in(settings: Mapping[str, Any], epochs: int) -> SimpleNamespace:
+    """Just enough of a trainer for ultralytics' scheduler and warmup methods to run on."""
+    import torch
+
+    args = SimpleNamespace(**{**default_settings(), **settings, "epochs": epochs})
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    return SimpleNamespace(args=args, epochs=epochs, optimizer=optimizer)
+
+
+def stock_lr_factor(settings: Mapping[str, Any], epochs: int) -> Callable[[float], float]:
+    """ultralytics' own per-epoch lr multiplier for these settings (one-cycle cosine 1 -> ``lrf`` with ``cos_lr``,
+    else linear), taken from its trainer so that the two cannot drift apart."""
+    from ultralytics.engine.trainer import BaseTrainer
+
+    stand_in = _trainer_stand_in(settings, epochs)
+    BaseTrainer._setup_scheduler(stand_in)
+    return stand_in.lf
+
+
+def stock_warmup_iterations(settings: Mapping[str, Any], epochs: int, batches_per_epoch: int) -> int:
+    """How many iterations ultralytics' own trainer ramps the lr over (0: no warmup): its
+    ``_get_warmup_iterations``, which leaves the last epoch unwarmed."""
+    from ultralytics.engine.trainer import BaseTrainer
+
+    return BaseTrainer._get_warmup_iterations(_trainer_stand_in(settings, epochs), batches_per_epoch)
+
+
+#: The first release whose training loop sets the lr at the last warmup iteration too (``ni <= nw``), landing on
+#: the scheduled value there. Before it the ramp stops one iteration short (``ni < nw``) and the lr stays at the
+#: ramp's last value until the next epoch's scheduler step. A fact of the releases' training loops, which no
+#: attribute shows: a fixed table.
+_WARMUP_LANDS_ON_TARGET_FROM = "8.4.183"
+
+
+def warmup_lands_on_target() -> bool:
+    """Whether the installed ultralytics applies the warmup ramp at iteration ``nw`` itself (the scheduled lr), or
+    (older releases) stops at ``nw - 1`` and keeps that value for the rest of the epoch."""
+    version = installed_version()
+    return version is None or _release(version) >= _release(_WARMUP_LANDS_ON_TARGET_FROM)
+
+
+def model_names_for_load(trainer: Any, model: Any) -> Any:
+    """``model`` with the dataset's class names set where ultralytics does that before loading weights (so that
+    its loader can remap class heads by name); unchanged on releases that do not."""
+    set_names = getattr(trainer, "set_model_names_for_load", None)
+    return set_names(model) if callable(set_names) else model
+
+
+#: The weights ultralytics' AMP check runs in every supported release (it downloads them when they are not in its
+#: weights dir).
+AMP_CHECK_WEIGHTS = "yolo26n.pt"
+
+
+@contextlib.contextmanager
+def replaced_amp_check(replacement: Callable[..., bool]) -> Iterator[None]:
+    """Within the block ultralytics' trainer runs ``replacement(original_check, model, ...)`` as its AMP check."""
+    import ultralytics.engine.trainer as ultralytics_trainer
+
+    original = ultralytics_trainer.check_amp
+    ultralytics_trainer.check_amp = functools.partial(replacement, original)
+    try:
+        yield
+    finally:
+        ultralytics_trainer.check_amp = original
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """Run CPU training with ``threads`` threads (None: leave ultralytics' choice), restoring the count after.
+
+    ultralytics' ``select_device`` sets torch's thread count to its ``NUM_THREADS`` (``min(8, CPUs - 1)``) each time
+    it picks the CPU, so the value it reads is set too. The count matters beyond speed: on the CPU, float sums
+    split over another number of threads round differently, so a run repeats bit for bit only with the same count.
+    """
+    if threads is None:
+        yield
+        return
+    import torch
+    from ultralytics.utils import torch_utils
+
+    saved = torch.get_num_threads(), torch_utils.NUM_THREADS
+    torch.set_num_threads(threads)
+    torch_utils.NUM_THREADS = threads
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        torch_utils.NUM_THREADS = saved[1]
+
+
+# -- the network ----------------------------------------------------------------------------------------------------
+#: The environment variable ultralytics reads to stay offline.
+OFFLINE_VARIABLE = "YOLO_OFFLINE"
+#: The value cawb sets (every supported release reads the variable with its env_bool: 1, true, yes, on, ...).
+_OFFLINE_VALUE = "1"
+# values ultralytics' env_bool reads as true (case-insensitive, trimmed)
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+# modules that hold their own copy of ultralytics.utils.ONLINE, taken when they were imported
+_ONLINE_HOLDERS = ("ultralytics.utils", "ultralytics.utils.checks", "ultralytics.utils.events")
+
+
+def keep_ultralytics_offline() -> bool:
+    """Set ``YOLO_OFFLINE`` unless the environment sets it, and, when it is on and ultralytics is already imported,
+    switch the online flags it cached at its import (and its analytics) off. Imports nothing of ultralytics: it
+    touches only modules already in ``sys.modules``. Returns whether ultralytics is kept offline (False only when
+    the user set ``YOLO_OFFLINE`` to a false value)."""
+    os.environ.setdefault(OFFLINE_VARIABLE, _OFFLINE_VALUE)
+    if os.environ[OFFLINE_VARIABLE].strip().lower() not in _TRUE:
+        return False
+    for name in _ONLINE_HOLDERS:
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "ONLINE", False):
+            module.ONLINE = False
+    events = getattr(sys.modules.get("ultralytics.utils.events"), "events", None)
+    if events is not None and getattr(events, "enabled", False):
+        events.enabled = False
+    return True
