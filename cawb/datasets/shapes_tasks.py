@@ -11,9 +11,9 @@ ultralytics' formats:
   ``flip_idx`` that a horizontal flip needs (right and left swap);
 * ``obb``: each shape's oriented box (the rectangle itself; for a triangle the rectangle on its longest side, as
   high as the triangle; a circle's upright square), its 4 corners ``class x1 y1 ... x4 y4``;
-* ``classify``: one upright shape (as in the detection data) in a bright colour on a dark background per square
-  image, in ultralytics' folder layout ``{train,val}/<class>/*.png`` (``max_objects`` and ``empty_fraction`` do not
-  apply).
+* ``classify``: one upright shape (a level rectangle, a triangle on its base) in a bright colour on a dark
+  background per square image, in ultralytics' folder layout ``{train,val}/<class>/*.png`` (``max_objects`` and
+  ``empty_fraction`` do not apply).
 
 Layout under ``root`` (segment, pose, obb)::
 
@@ -23,10 +23,10 @@ Layout under ``root`` (segment, pose, obb)::
     labels/{train,val}/{split}_NNNNN.txt            the task's labels, coordinates normalised to the image size
 
 Rectangles are turned by 10 to 80 degrees (plus a quarter turn or not), so that no side is level and each extreme
-point is one corner; triangles and circles by any angle (classification's stay upright). Segment, pose and OBB data of the same arguments hold the
-same images; the detection data of :mod:`cawb.datasets.shapes` is another set (upright shapes). Same arguments =>
-byte-identical files (on the same numpy/OpenCV build), every image drawn from its own generator seeded by
-``(seed, split, index)``.
+point is one corner; triangles and circles by any angle (classification's stay upright). Segment, pose and OBB data
+of the same arguments hold the same images; the detection data of :mod:`cawb.datasets.shapes` is another set
+(upright shapes). Same arguments => byte-identical files (on the same numpy/OpenCV build), every image drawn from
+its own generator seeded by ``(seed, split, index)``.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def _rotate(points: np.ndarray, angle: float) -> np.ndarray:
 
 def _shape(rng: np.random.Generator, cls: int, size: int, upright: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """A shape ``size`` px across around (0, 0): its polygon and its oriented box (4 corners), both (N, 2) float;
-    ``upright``: sides level or plumb (a triangle's base on any side of its box, as in the detection data)."""
+    ``upright``: a rectangle's sides level and plumb, a triangle standing on its base."""
     half = size / 2
     if cls == 0:
         t = np.linspace(0, 2 * math.pi, _CIRCLE_VERTICES, endpoint=False)
@@ -161,7 +161,8 @@ def _shape(rng: np.random.Generator, cls: int, size: int, upright: bool = False)
         return _rotate(corners, angle), _rotate(corners, angle)
     apex = rng.uniform(-half, half)
     polygon = np.array([(-half, half), (half, half), (apex, -half)])  # base at the bottom, apex on top
-    polygon = _rotate(polygon, int(rng.integers(4)) * math.pi / 2 if upright else rng.uniform(0, 2 * math.pi))
+    if not upright:
+        polygon = _rotate(polygon, rng.uniform(0, 2 * math.pi))
     return polygon, _flush_box(polygon)
 
 

@@ -296,7 +296,7 @@ def _objective(plan: TunePlan, callbacks: Callbacks, log: Callable[[str], None])
         log(f"tune: trial {trial.number} ({counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]} of "
             f"{plan.settings.trials} finished" + (f", {others} running elsewhere" if others else "") +
             f"): {describe_hyp(drawn.hyp)}")
-        reporter = _EpochReporter(trial, metric)
+        reporter = _EpochReporter(trial, metric, plan.base_config.task)
         events = {**extra, "on_fit_epoch_end": [reporter.on_fit_epoch_end, *extra.get("on_fit_epoch_end", [])]}
         try:
             # the base run's project is the trials directory; a restart the schedule drops is logged by the trainer

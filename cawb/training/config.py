@@ -1,11 +1,11 @@
 """One training run's settings, merged and checked once: :class:`RunConfig` and :func:`plan_run`.
 
 Settings come from three places, later ones winning: the defaults (the article's setup when ``data`` is given, the
-embedded offline demo of the model's task when it is not), the hyp YAML file, and the options (``train_cawb.py``'s flags, ``key=value``
-settings, keyword arguments). :func:`plan_run` checks all of it before anything is built or trained and returns a
-frozen :class:`RunConfig`; :func:`cawb.training.train.train`, the comparison runner, the tuner and the trainer take
-that object and check nothing again. Nothing is ever downloaded: models are built from their yaml and a
-``weights`` file must exist locally.
+embedded offline demo of the model's task when it is not), the hyp YAML file, and the options (``train_cawb.py``'s
+flags, ``key=value`` settings, keyword arguments). :func:`plan_run` checks all of it before anything is built or
+trained and returns a frozen :class:`RunConfig`; :func:`cawb.training.train.train`, the comparison runner, the tuner
+and the trainer take that object and check nothing again. Nothing is ever downloaded: models are built from their
+yaml and a ``weights`` file must exist locally.
 """
 
 from __future__ import annotations
@@ -22,7 +22,14 @@ from cawb.training.checkpoints import (
     resume_directory,
 )
 from cawb.training.hyp import CAWB_HYP_KEYS, HypFile, read_hyp_file, schedule_from_hyp, validate_hyp
-from cawb.training.tasks import check_task_fits_data, demo_data, model_task, trainer_data
+from cawb.training.tasks import (
+    check_class_folder,
+    check_task_fits_data,
+    checkpoint_task,
+    demo_data,
+    model_task,
+    trainer_data,
+)
 from cawb.utils.checks import is_int
 from cawb.utils.errors import HypError, InputError, InputFileNotFoundError
 from cawb.utils.resources import bundled_hyp, resolve_data, resolve_hyp
@@ -157,10 +164,11 @@ def plan_run(*, refuse_restarts_outside: bool = True, resolve_dataset: bool = Tr
     ``model``, ``mode``, ``task`` refused as options; the output place (``project``); the device; the model files
     (``cfg`` read and built, ``weights`` loaded); the model's task against the dataset's
     (:func:`cawb.training.tasks.check_task_fits_data`; with no ``data``, the task's offline shapes data); with
-    ``exist_ok``, a ``project/name`` that holds a run; the loss keys for that kind of model; the schedule for the final epoch count, a custom ``cawb_lf`` tried at every
-    epoch. Restarts of the options (``cawb_steps`` given as a flag or keyword) that fall outside the run are refused
-    unless ``refuse_restarts_outside`` is False (compare's restarts scaled from a hyp file); restarts that come from
-    the hyp file and fall outside (a shorter ``epochs``) are named in :attr:`RunConfig.notes`. Last, the dataset
+    ``exist_ok``, a ``project/name`` that holds a run; the loss keys for that kind of model; the schedule for the
+    final epoch count, a custom ``cawb_lf`` tried at every epoch. Restarts of the options (``cawb_steps`` given as a
+    flag or keyword) that fall outside the run are refused unless ``refuse_restarts_outside`` is False (compare's
+    restarts scaled from a hyp file); restarts that come from the hyp file and fall outside (a shorter ``epochs``) are
+    named in :attr:`RunConfig.notes`. Last, the dataset
     yaml is resolved (the demo dataset generated when missing), unless ``resolve_dataset`` is False (a caller
     planning several runs first checks them all): then ``overrides['data']`` is the dataset yaml as found.
 
@@ -215,6 +223,8 @@ def plan_run(*, refuse_restarts_outside: bool = True, resolve_dataset: bool = Tr
     data = resolve_data(run_keys.get("data") or demo_data(task))
     if run_keys.get("data"):
         check_task_fits_data(task, model_flag, data, f"--data {run_keys['data']}")
+        if task == "classify" and data.is_dir():
+            check_class_folder(data, f"--data {run_keys['data']}")
     elif "name" not in hyp and "name" not in given:  # the demo's run is named after its data: shapes-seg, ...
         base["name"] = merged["name"] = data.stem
     if merged.get("exist_ok"):
@@ -303,7 +313,7 @@ def plan_resume(resume: str | Path | bool, project: str | None = None, **options
     save_dir, notes = resume_directory(path, checkpoint)
     return RunConfig(model_source=str(path), weights=None, overrides={**options, "save_dir": str(save_dir)},
                      kind=model_kind(checkpoint.get("ema") or checkpoint.get("model")),
-                     task=model_task(path, "--resume"), resume=path, notes=notes)
+                     task=checkpoint_task(checkpoint, f"--resume {path}"), resume=path, notes=notes)
 
 
 def _check_model_files(cfg: str | None, weights: str | None) -> tuple[str, Path | None]:

@@ -31,7 +31,9 @@ __all__ = [
     "TASK_METRICS",
     "TASK_NAMES",
     "TaskMetric",
+    "check_class_folder",
     "check_task_fits_data",
+    "checkpoint_task",
     "dataset_tasks",
     "demo_data",
     "fitness",
@@ -131,6 +133,18 @@ def _checked_task(task: Any, source: str) -> str:
     return task
 
 
+def checkpoint_task(checkpoint: Mapping[str, Any], shown: str) -> str:
+    """The task of a loaded ultralytics checkpoint (``shown``: how to name it), the one its model was made for.
+
+    Raises:
+        InputError: a task cawb does not train.
+    """
+    from ultralytics.nn.tasks import guess_model_task
+
+    model = checkpoint.get("ema") or checkpoint.get("model")
+    return _checked_task(getattr(model, "task", None) or guess_model_task(model), shown)
+
+
 def model_task(source: str | Path, flag: str = "--cfg") -> str:
     """The task of a model source: a YOLOv5 v5.0 yaml (detection), an ultralytics yaml by name or path (its head
     decides, as ultralytics decides), or a ``.pt`` checkpoint (the task it was trained for).
@@ -149,10 +163,7 @@ def model_task(source: str | Path, flag: str = "--cfg") -> str:
     if str(source).lower().endswith(".pt"):
         from cawb.training.checkpoints import load_ultralytics_checkpoint
 
-        checkpoint = load_ultralytics_checkpoint(source, flag)
-        model = checkpoint.get("ema") or checkpoint.get("model")
-        task = getattr(model, "task", None) or guess_model_task(model)
-        return _checked_task(task, shown)
+        return checkpoint_task(load_ultralytics_checkpoint(source, flag), shown)
     if model_kind(source) == KIND_V5:
         return "detect"
     path = Path(source)
@@ -220,10 +231,8 @@ def dataset_tasks(data: str | Path) -> DatasetTasks:
     docstring. Reads the yaml and up to 200 label files; writes and generates nothing. A yaml that cannot be read
     is left to the dataset's own check (tasks None)."""
     path = Path(data)
-    if path.is_dir():
-        if _is_class_folder(path):
-            return DatasetTasks(frozenset({"classify"}), "a classification folder")
-        return DatasetTasks(frozenset(), "a folder without train/<class>/ folders (not a classification dataset)")
+    if path.is_dir():  # not a classification folder: its own check says what is wrong with it
+        return DatasetTasks(frozenset({"classify"}) if _is_class_folder(path) else None, "a classification folder")
     from cawb.utils.user_files import UserFileError, read_yaml
 
     try:
@@ -253,6 +262,17 @@ def dataset_tasks(data: str | Path) -> DatasetTasks:
     holds = ("boxes (5 columns per label row)" if widths == {5} else "boxes beside polygons" if tasks == {"detect"}
              else "4-corner polygons (oriented boxes or segments)" if "obb" in tasks else "polygons")
     return DatasetTasks(tasks, holds)
+
+
+def check_class_folder(folder: Path, shown: str) -> None:
+    """Refuse, in one line, a folder given as a classification dataset that ultralytics would not read as one.
+
+    Raises:
+        InputError: ``--data x: not a classification folder ...``.
+    """
+    if not _is_class_folder(folder):
+        raise InputError(f"{shown}: not a classification folder: it must hold train/<class>/ (and val/<class>/) "
+                         "folders of images, as ultralytics reads them")
 
 
 def check_task_fits_data(task: str, model: str, data: str | Path, shown: str | None = None) -> None:

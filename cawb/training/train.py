@@ -3,7 +3,8 @@
 :func:`train` trains one planned run (:class:`~cawb.training.config.RunConfig`, from
 :func:`~cawb.training.config.plan_run`) with cawb's trainer of the model's task
 (:func:`~cawb.training.trainer.trainer_for_task`: :class:`~cawb.training.trainer.CawbDetectionTrainer` for a
-detector) and says where the results are. Given options instead of a plan, it plans first: ``train(data="my.yaml", epochs=100)``.
+detector) and says where the results are. Given options instead of a plan, it plans first:
+``train(data="my.yaml", epochs=100)``.
 """
 
 from __future__ import annotations

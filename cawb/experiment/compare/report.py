@@ -381,9 +381,9 @@ def _source_words(summary: Mapping[str, Any]) -> str:
     """What the table's numbers are and where they come from, in words."""
     if summary.get("task", "detect") == "detect":
         return ("mAP: pycocotools COCOeval bbox on the val split's ground-truth JSON (the project's official numbers; "
-                "ultralytics' validator numbers are in summary.json), mean ± sample std over seeds (n/a for one seed). "
-                "Final: weights/last.pt. Best epoch: weights/best.pt, ultralytics' pick of the highest per-epoch "
-                "mAP_0.5:0.95 on this same val split, hence optimistic.")
+                "ultralytics' validator numbers are in summary.json), mean ± sample std over seeds (n/a for one "
+                "seed). Final: weights/last.pt. Best epoch: weights/best.pt, ultralytics' pick of the highest "
+                "per-epoch mAP_0.5:0.95 on this same val split, hence optimistic.")
     task = summary["task"]
     numbers = " and ".join(_metrics(summary).values())
     return (f"{numbers}: ultralytics' {TASK_NAMES[task]} validator on the val split (pycocotools does not apply to "

@@ -35,6 +35,7 @@ __all__ = [
     "best_epoch",
     "decide_action",
     "evaluate_run",
+    "final_numbers",
     "load_finished",
     "prepare_run_dir",
     "read_epoch_metrics",
@@ -86,10 +87,20 @@ def read_evaluation(run_dir: Path, notes: list[str] | None = None) -> dict[str, 
 
 
 def _record_keys(task: str) -> list[str]:
-    """The keys of a run's numbers in its evaluation record: pycocotools' under the bare name for detection, ultralytics'
-    validator's prefixed (the only source of the other tasks)."""
+    """The keys of a run's numbers in its evaluation record: pycocotools' under the bare name for detection,
+    ultralytics' validator's prefixed (the only source of the other tasks)."""
     keys = [metric.key for metric in TASK_METRICS[task]]
     return keys if task == "detect" else [f"ultralytics_{key}" for key in keys]
+
+
+def final_numbers(record: Mapping[str, Any]) -> tuple[str, str]:
+    """The final weights' numbers of an evaluation record in words (``mAP_0.5 0.1234 mAP_0.5:0.95 0.0567``,
+    ``top-1 accuracy 0.8125 top-5 accuracy 1.0000``) and their source (``pycocotools``, ``ultralytics validator``)."""
+    task = record.get("task", "detect")
+    final = record["final"]
+    keys = _record_keys(task)
+    numbers = " ".join(f"{metric.label} {final[key]:.4f}" for metric, key in zip(TASK_METRICS[task], keys))
+    return numbers, "pycocotools" if task == "detect" else "ultralytics validator"
 
 
 def load_finished(run: Run, notes: list[str] | None = None) -> bool:
