@@ -86,14 +86,10 @@ def generate_task_shapes(
 ) -> Path:
     """Generate the shapes dataset of ``task`` under ``root`` (atomically) and return the path of its data yaml.
 
-    Args:
-        root: dataset root directory to create. Its parent is created if missing.
-        task: ``segment``, ``pose``, ``obb`` or ``classify`` (detection's data is :mod:`cawb.datasets.shapes`).
-        train_images, val_images: number of images per split (>= 1).
-        imgsz: longest image side in pixels (>= 32); the other side is 75-100 % of it (classify: square images).
-        seed: base seed; same arguments give byte-identical files.
-        max_objects: most objects in one image (>= 1); classify: one per image.
-        empty_fraction: probability in [0, 1) that an image has no objects at all; classify: none is empty.
+    ``task`` is ``segment``, ``pose``, ``obb`` or ``classify`` (detection's data is :mod:`cawb.datasets.shapes`); the
+    other arguments, the reuse of a dataset generated with the same arguments and the atomic write are
+    :func:`~cawb.datasets.shapes.generate_shapes_dataset`'s. Classification images are square, with one shape each
+    (``max_objects`` and ``empty_fraction`` do not apply).
 
     Returns:
         ``root / task_yaml_name(task)``.

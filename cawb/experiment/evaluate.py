@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from cawb.datasets.resolve import ResolvedDataset, check_dataset_yaml, resolve_dataset_yaml
 from cawb.training.checkpoints import load_ultralytics_checkpoint
 from cawb.training.offline import ensure_local_fonts
+from cawb.training.tasks import checkpoint_task
 from cawb.training.ultralytics_settings import ultralytics_defaults
 from cawb.utils.checks import require_int
 from cawb.utils.errors import InputError
@@ -167,10 +168,10 @@ def evaluate_coco(
 
     Raises:
         InputFileNotFoundError: ``weights`` or the data is missing.
-        InputError: a bad ``imgsz``/``batch``; ``weights`` is a directory, unreadable, or not an ultralytics
-            checkpoint; ``save_dir`` cannot be written; the data lacks ``val_json``/``category_ids``, they disagree
-            with the GT JSON, the model's class count differs from the data's, or the val images and the GT JSON
-            list different images.
+        InputError: a bad ``imgsz``/``batch``; ``weights`` is a directory, unreadable, not an ultralytics
+            checkpoint, or one of another task than detection; ``save_dir`` cannot be written; the data lacks
+            ``val_json``/``category_ids``, they disagree with the GT JSON, the model's class count differs from the
+            data's, or the val images and the GT JSON list different images.
     """
     require_int(imgsz, "imgsz", 32)
     require_int(batch, "batch", 1)
@@ -185,7 +186,10 @@ def evaluate_coco(
     from pycocotools.coco import COCO
 
     keep_ultralytics_offline()
-    load_ultralytics_checkpoint(weights, "weights")
+    task = checkpoint_task(load_ultralytics_checkpoint(weights, "weights"), f"weights {weights}")
+    if task != "detect":
+        raise InputError(f"weights {weights}: a {task} model; the COCO evaluation scores detection boxes (a "
+                         f"{task} comparison is scored by ultralytics' validator: cawb-compare --cfg of the model)")
     ensure_local_fonts()  # ultralytics' dataset check would otherwise ask its server for a font
     ds = data if isinstance(data, ResolvedDataset) else resolve_dataset_yaml(data, out_dir=save_dir,
                                                                               require=COCO_EVAL_KEYS)

@@ -138,3 +138,16 @@ def test_the_tuner_refuses_a_metric_the_models_task_has_not(tmp_path, monkeypatc
     plan = plan_tune(tune_settings(preset="cpu", trials=1, data=str(data), cfg="yolo11n-cls.yaml", epochs=4,
                                    imgsz=64, metric="top1", project=str(tmp_path / "t")))
     assert plan.base_config.task == "classify"
+
+
+def test_the_coco_evaluation_refuses_a_model_of_another_task_in_one_line(tmp_path, monkeypatch):
+    from ultralytics import YOLO
+
+    from cawb.experiment.evaluate import evaluate_coco
+
+    monkeypatch.chdir(tmp_path)
+    YOLO("yolo11n-seg.yaml").save(tmp_path / "seg.pt")
+    with pytest.raises(InputError, match=r"^weights .*seg.pt: a segment model; the COCO evaluation scores detection "
+                                         r"boxes"):
+        evaluate_coco(tmp_path / "seg.pt", demo_data("detect"), imgsz=64, save_dir=tmp_path / "eval")
+    assert not (tmp_path / "datasets").exists()  # refused before the data was generated
