@@ -48,12 +48,18 @@ def test_yolov5_models_are_detectors_and_a_yaml_path_is_read(tmp_path):
     assert model_task(copy) == "pose"
 
 
-def test_a_checkpoint_is_of_the_task_it_was_made_for(tmp_path):
+@pytest.fixture(scope="module")
+def pose_checkpoint(tmp_path_factory) -> Path:
+    """An untrained yolo11n-pose saved as ultralytics saves a model."""
     from ultralytics import YOLO
 
-    path = tmp_path / "pose.pt"
+    path = tmp_path_factory.mktemp("weights") / "pose.pt"
     YOLO("yolo11n-pose.yaml").save(path)
-    assert model_task(path, "--weights") == "pose"
+    return path
+
+
+def test_a_checkpoint_is_of_the_task_it_was_made_for(pose_checkpoint):
+    assert model_task(pose_checkpoint, "--weights") == "pose"
 
 
 def test_tasks_cawb_does_not_train_are_refused_in_one_line():
@@ -130,11 +136,10 @@ def test_a_model_and_a_dataset_of_different_tasks_are_refused_before_anything_is
     assert list(tmp_path.iterdir()) == []  # no data generated, no run directory
 
 
-def test_a_pose_checkpoint_given_as_weights_is_refused_with_segmentation_data(tmp_path, monkeypatch):
-    from ultralytics import YOLO
-
+def test_a_pose_checkpoint_given_as_weights_is_refused_with_segmentation_data(pose_checkpoint, tmp_path,
+                                                                             monkeypatch):
     monkeypatch.chdir(tmp_path)
-    YOLO("yolo11n-pose.yaml").save(tmp_path / "pose.pt")
+    shutil.copy(pose_checkpoint, tmp_path / "pose.pt")
     with pytest.raises(InputError, match=r"^--weights pose.pt is a pose model, but --data shapes-seg holds"):
         plan_run(weights="pose.pt", data="shapes-seg")
 
@@ -174,9 +179,11 @@ def test_every_task_has_cawbs_trainer_in_cawb_yolo():
     stock = {"detect": yolo.detect.DetectionTrainer, "segment": yolo.segment.SegmentationTrainer,
              "pose": yolo.pose.PoseTrainer, "obb": yolo.obb.OBBTrainer, "classify": yolo.classify.ClassificationTrainer}
     assert set(TASK_TRAINERS) == set(TASKS)
-    for task, model in MODELS.items():
-        trainer, yolo = trainer_for_task(task), YOLO(model)
-        assert yolo.task == task and yolo.task_map[task]["trainer"] is trainer
+    yolo = YOLO(MODELS["pose"])
+    assert yolo.task == "pose"
+    for task in TASKS:
+        trainer = trainer_for_task(task)
+        assert yolo.task_map[task]["trainer"] is trainer
         for part in (CawbMixin, ExactResumeMixin, LrFigureMixin, OfflineMixin, stock[task]):
             assert issubclass(trainer, part), (task, part)
 
