@@ -20,13 +20,17 @@ from cawb.experiment.tune import TuneInterrupted, _move_aside, _objective, plan_
 from cawb.experiment.tune_report import OUTPUT_NAMES
 from cawb.experiment.tune_settings import CPU_PRESET_MODEL, DEFAULT_PRUNE_AFTER, PRESETS, TuneSettings, resolve_settings
 from cawb.experiment.tune_space import build_space
+from cawb.experiment.tune_report import PROCESS_ATTR
 from cawb.experiment.tune_study import (
     PRUNER_STARTUP_TRIALS,
     RestartGracePruner,
     TrialSeededTPESampler,
+    fail_dead_trials,
     in_restart_grace,
     make_pruner,
+    record_process,
 )
+from cawb.utils.locks import this_host
 from cawb.training import config as config_module
 from cawb.training import hyp as hyp_module
 
@@ -335,6 +339,19 @@ def test_best_hyp_trains_with_train_cawb_and_draws_with_plot_lr(study_runs, tiny
                            "--batch-size", "8", "--device", "cpu", "--project", str(tmp_path), "--name", "best",
                            "plots=False"]) == 0
     assert (tmp_path / "best" / "weights" / "last.pt").is_file()
+
+
+def test_a_running_trial_whose_process_on_this_host_is_gone_is_failed_at_once(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="s")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead, elsewhere, mine = study.ask(), study.ask(), study.ask()
+    dead.set_user_attr(PROCESS_ATTR, {"host": this_host(), "pid": gone.pid})
+    elsewhere.set_user_attr(PROCESS_ATTR, {"host": "another-host", "pid": gone.pid})  # left to the heartbeat
+    record_process(mine)  # alive
+    assert [trial.number for trial in fail_dead_trials(study)] == [dead.number]
+    assert [trial.state for trial in study.get_trials()] == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
+    assert study.get_trials()[0].user_attrs["error"] == f"its process ({this_host()} pid {gone.pid}) was gone"
 
 
 @pytest.mark.slow

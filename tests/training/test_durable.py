@@ -44,9 +44,10 @@ def temporaries(run_dir: Path) -> list[str]:
     return sorted(p.name for p in (run_dir / "weights").iterdir() if ".tmp-" in p.name)
 
 
-def child(when: str, target: str, marker: Path | str, args: list[str]) -> subprocess.Popen:
+def child(when: str, target: str, marker: Path | str, args: list[str], count: int = 1) -> subprocess.Popen:
+    """fault_child.py: train_cawb.py ``args`` with a fault inside the ``count``-th write of ``target``."""
     env = {**os.environ, "YOLO_OFFLINE": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, str(CHILD), when, target, "1", str(marker), "--", *args], env=env,
+    return subprocess.Popen([sys.executable, str(CHILD), when, target, str(count), str(marker), "--", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -125,4 +126,37 @@ def test_a_kill_inside_a_checkpoint_write_loses_nothing(how, name, killed):
             assert not state_path(weights / "last.pt").exists()  # gone once the last epoch was saved
     if how == "write" and name == "last.pt":
         assert epochs_in(run_dir) == [1, 2]  # epoch 2's row was written before its checkpoint
+    assert_finished_with_every_epoch_once(run_dir)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A directory on a file system of its own that a test can fill (a 160 MB tmpfs, where mounting is allowed),
+    and the child's way to fill it: the file to grow until the disk is full, or ``rlimit`` (no mount: the child's
+    file-size limit is cut instead, which fails the write the same way)."""
+    place = tmp_path / "disk"
+    place.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160m", "tmpfs", str(place)],
+                             capture_output=True).returncode == 0 if shutil.which("mount") else False
+    try:
+        yield place, (str(place / "filler") if mounted else "rlimit")
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(place)], check=True)
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes_once_space_is_freed(small_disk, tiny_shapes):
+    place, fill = small_disk
+    run_dir = place / "runs" / "run"
+    process = child("full", "last.pt", fill, face_args(tiny_shapes, place / "runs", "run"), count=2)  # epoch 2
+    _, stderr = process.communicate(timeout=300)
+    last = run_dir / "weights" / "last.pt"
+    cause = "no space left on device" if fill != "rlimit" else "file too large"
+    assert process.returncode == 1, stderr
+    assert stderr.count("\n") == 1 and stderr.startswith("error: "), stderr
+    assert f"{last}: {cause}" in stderr and f"--resume {last}" in stderr, stderr
+    assert read_checkpoint(last)["epoch"] == 0  # epoch 1's, whole
+    assert temporaries(run_dir) == []
+    if fill != "rlimit":
+        Path(fill).unlink()  # space freed
     assert_finished_with_every_epoch_once(run_dir)
