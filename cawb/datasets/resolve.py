@@ -35,6 +35,7 @@ from typing import Mapping
 
 import yaml
 
+from cawb.datasets.images import check_split_images
 from cawb.datasets.shapes import generate_shapes_dataset
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.checks import is_int
@@ -95,6 +96,9 @@ def check_dataset_yaml(yaml_path: str | Path, require: Mapping[str, str] | None 
         raise InputError(f"{source}: {' and '.join(missing)} must be set ({why})")
     root = _root(source, data)
     names = _names(source, data)
+    if "nc" in data and data["nc"] != len(names):  # ultralytics refuses the pair once training has begun
+        raise InputError(f"{source}: nc={data['nc']!r} disagrees with names, which has {len(names)} classes: fix "
+                         "one of them (nc may be left out)")
     _category_ids(source, data, len(names))
     for key in ("train", "val"):
         _split_paths(source, data, key, root)
@@ -153,6 +157,9 @@ def resolve_dataset_yaml(
         if not path.exists():
             hint = f"build it with: {data['build']}" if data.get("build") else "create it or fix 'path:' in the yaml"
             raise InputFileNotFoundError(f"{source}: dataset not found, missing {path}; {hint}")
+    for key, directories in (("train", train), ("val", val)):
+        for directory in directories:
+            check_split_images(source, key, directory)
 
     resolved = {k: v for k, v in data.items() if k != "download"}
     resolved["path"] = str(root)

@@ -147,8 +147,8 @@ def resolve_storage(storage: str | None, project: Path) -> tuple[str, str]:
     SQLite paths are made absolute, so that reruns from elsewhere find the same file.
 
     Raises:
-        InputError: not a database URL, an in-memory SQLite database, or a SQLite file that cannot be created (a
-            directory, or one in a missing directory).
+        InputError: not a database URL, an in-memory SQLite database, a SQLite file that cannot be created (a
+            directory, or one in a missing directory), or a server that cannot be reached (or its driver is missing).
     """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -170,7 +170,27 @@ def resolve_storage(storage: str | None, project: Path) -> tuple[str, str]:
     elif url.drivername.startswith("sqlite"):
         raise InputError(f"--storage {text}: an in-memory database keeps nothing; give a file "
                          "(sqlite:///path/study.db)")
+    else:
+        _check_server(url)
     return url.render_as_string(hide_password=False), url.render_as_string(hide_password=True)
+
+
+def _check_server(url) -> None:
+    """Connect to a database server once (creating nothing), so that a missing driver or an unreachable server is
+    refused before any data is generated."""
+    import sqlalchemy
+    import sqlalchemy.exc
+
+    shown = url.render_as_string(hide_password=True)
+    try:
+        engine = sqlalchemy.create_engine(url)
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
+        raise InputError(f"--storage {shown}: cannot be opened ({error_line(error)})") from None
 
 
 def check_project(project: Path, study_name: str, storage_display: str) -> None:

@@ -15,6 +15,8 @@ method, a constant, a module), not by reading its version string, and gives the 
   (:func:`stock_warmup_iterations`) and how the ramp ends (:func:`warmup_lands_on_target`, a fixed table), the
   class names set before loading weights (:func:`model_names_for_load`), the AMP check it runs
   (:func:`replaced_amp_check`) and how it writes checkpoints (:func:`durable_checkpoint_writes`);
+* datasets: the image suffixes its loaders read (:func:`image_formats`) and Pillow's own ``Image.open``
+  (:func:`pillow_image_open`);
 * the process: :func:`cpu_threads` (the CPU thread count ultralytics resets torch to);
 * the network: :func:`keep_ultralytics_offline` (its offline variable and the online flags it caches).
 
@@ -41,11 +43,14 @@ __all__ = [
     "NEWEST_TESTED",
     "OFFLINE_VARIABLE",
     "OLDEST_SUPPORTED",
+    "PLUGIN_IMAGE_FORMATS",
     "HOOKS",
     "UnsupportedUltralytics",
     "cpu_threads",
     "default_settings",
     "durable_checkpoint_writes",
+    "image_formats",
+    "pillow_image_open",
     "installed_version",
     "keep_ultralytics_offline",
     "model_names_for_load",
@@ -189,6 +194,27 @@ def optimizer_names() -> tuple[str, ...]:
     except ImportError:
         names = _OPTIMIZERS
     return tuple(sorted(names, key=str.lower))
+
+
+def image_formats() -> frozenset[str]:
+    """The image suffixes (lower case, no dot) ultralytics' dataset loaders read."""
+    from ultralytics.data.utils import IMG_FORMATS
+
+    return frozenset(IMG_FORMATS)
+
+
+#: Suffixes of the formats ultralytics reads through a Pillow plugin it installs on first need (pi-heif).
+PLUGIN_IMAGE_FORMATS = frozenset({"heic", "heif"})
+
+
+def pillow_image_open() -> Callable[..., Any]:
+    """Pillow's ``Image.open`` as Pillow ships it. Once imported, ultralytics replaces it with one that, given a
+    file Pillow cannot identify, installs (or, offline, fails to install) the pi-heif plugin and logs about it: a
+    check of a damaged image must not set that off."""
+    import PIL.Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    return getattr(patches, "_image_open", PIL.Image.open)
 
 
 # -- the trainer ----------------------------------------------------------------------------------------------------

@@ -181,7 +181,13 @@ def compare(preset: str | None = None, callbacks: Callbacks | None = None, log: 
         except Exception as error:
             raise InputError(f"callbacks cannot be sent to the --jobs worker processes ({error_line(error)}): use "
                              "jobs=1 or picklable functions") from None
-    plan = plan_comparison(resolve_settings(preset, **flags))
+    settings = resolve_settings(preset, **flags)
+    if report_only and not any((settings.project / "runs").glob(f"*/{EVAL_RECORD}")):
+        # said before planning, which generates the demo dataset
+        raise InputError(f"--report-only: no finished run under {settings.project / 'runs'} (no run there has an "
+                         f"{EVAL_RECORD}): nothing to report; give the --project and the settings of the comparison "
+                         "that ran")
+    plan = plan_comparison(settings)
     if report_only:
         return report_finished(plan, log, lock_timeout)
     # a --device the slots cannot be made of is bad input: refused before anything runs
