@@ -72,7 +72,7 @@ from cawb.training.hyp import HypFile, read_hyp_file
 from cawb.training.train import Callbacks, TrainingInterrupted, callback_lists, train
 from cawb.training.ultralytics_settings import ultralytics_defaults
 from cawb.utils.checks import is_number, require_int
-from cawb.utils.errors import CawbError, HypError, InputError, Interrupted, error_line
+from cawb.utils.errors import CawbError, HypError, InputError, Interrupted, error_line, is_disk_fault
 from cawb.utils.resources import resolve_data, resolve_hyp
 from cawb.utils.user_files import move_aside
 
@@ -278,7 +278,7 @@ def _objective(plan: TunePlan, callbacks: Callbacks, log: Callable[[str], None])
 
     ``callbacks`` (ultralytics events -> a function of the trainer or a list of them) are added to every trial's
     training after the tuner's own. A trial whose training raises is recorded and raises :class:`TrialFailed`;
-    Ctrl-C is recorded as ``interrupted`` and goes up.
+    Ctrl-C is recorded as ``interrupted`` and goes up, and so does a write the disk refused.
     """
     metric = plan.settings.metric
     extra = callback_lists(callbacks)
@@ -309,6 +309,8 @@ def _objective(plan: TunePlan, callbacks: Callbacks, log: Callable[[str], None])
             trial.set_user_attr(ERROR_ATTR, "interrupted")
             raise
         except Exception as error:  # one trial's failure is recorded and the study goes on
+            if is_disk_fault(error):  # unless the next trial would meet it too: the study stops (the trial FAIL)
+                raise
             log("".join(traceback.format_exception(error)).rstrip())
             trial.set_user_attr(ERROR_ATTR, _error_record(error))
             raise TrialFailed(_error_record(error)) from error
@@ -361,6 +363,8 @@ def tune(callbacks: Callbacks | None = None, log: Callable[[str], None] = print,
     Raises:
         InputError (HypError, InputFileNotFoundError included): bad input, before anything is created or trained.
         TuneInterrupted: Ctrl-C; the outputs of the finished trials are written first.
+        OSError: a write the disk refused (no space, read-only, ...); the trial in progress ends FAIL and a rerun
+            continues the study.
     """
     plan = plan_tune(resolve_settings(preset, **flags))
     for note in plan.notes:

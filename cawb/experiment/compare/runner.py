@@ -66,6 +66,8 @@ def execute_plan(plan: ComparisonPlan, callbacks: Callbacks | None = None, log: 
     Raises:
         ComparisonInterrupted: Ctrl-C (or SIGTERM turned into it by the caller); every worker is stopped first and
             no report is written.
+        OSError: a write the disk refused (no space, read-only, ...): every run is stopped, each resumable by a
+            rerun, and no report is written.
     """
     mine = shard_runs(plan.runs, execution.shard)
     with Claims(plan.settings.project, execution.lock_timeout) as claims:
