@@ -3,8 +3,10 @@ tiny studies (yolov5n, 64 px, 1-2 epochs, CPU) that finish, continue, share a st
 
 import csv
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -373,6 +375,40 @@ def test_two_workers_on_one_sqlite_storage_share_the_total(tiny_shapes, tmp_path
            if "this run: " in line]
     assert sum(ran) == len(trials)
     assert (project / "best_hyp.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_a_preempted_worker_leaves_no_trial_running_and_a_rerun_finishes_the_study(tiny_shapes, tmp_path):
+    """A job scheduler's pre-emption: SIGTERM, then SIGKILL, of a worker that does not get to stop in between
+    (stopped, as a hung one: its trial stays RUNNING in the study)."""
+    project = tmp_path / "p"
+    command = [sys.executable, str(SCRIPT), "--data", str(tiny_shapes), "--hyp", str(SHAPES_HYP), "--cfg",
+               "yolov5n.yaml", "--epochs", "2", "--imgsz", "64", "--batch-size", "8", "--device", "cpu",
+               "--workers", "0", "--trials", "2", "--project", str(project), "warmup_epochs=0"]
+    worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    results = project / "trials" / "trial-0" / "results.csv"
+    deadline = time.time() + 240
+    while not (results.is_file() and results.read_text().count("\n") >= 2) and worker.poll() is None \
+            and time.time() < deadline:
+        time.sleep(0.05)  # trial 0 has finished its first epoch
+    for signal_number in (signal.SIGSTOP, signal.SIGTERM, signal.SIGKILL):
+        worker.send_signal(signal_number)
+        time.sleep(0.1)
+    worker.wait(timeout=60)
+    assert [t.state for t in trials_of(project)] == [TrialState.RUNNING]
+
+    lines = []
+    result = tune(trials=2, log=lines.append, **tiny(tiny_shapes, project))
+    assert any(line.startswith(f"tune: trial 0 was running in {this_host()} pid {worker.pid}, which is gone") for
+               line in lines), lines
+    trials = trials_of(project)
+    assert trials[0].state == TrialState.FAIL  # at once, not after the storage's 3-minute heartbeat grace
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert result.exit_code == 0 and len(finished) == 2
+    for trial in finished:
+        rows = (Path(trial.user_attrs["run_dir"]) / "results.csv").read_text().splitlines()[1:]
+        assert [int(float(row.split(",")[0])) for row in rows] == [1, 2]
+    assert not [line for line in lines if "raise --trials" in line or "to go" in line]
 
 
 @pytest.mark.slow
