@@ -150,21 +150,13 @@ def copy_atomic(source: Path, path: Path, *, durable: bool = True) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
 def remove_stale_temporaries(directory: Path) -> list[Path]:
     """Remove the temporary files (``.NAME.tmp-PID``) in ``directory`` whose writer is no longer running (killed
     mid-write): the final names beside them hold the previous complete versions. Returns what was removed. A
     temporary of a live process (this one, or another writing now) is left alone.
     """
+    from cawb.utils.locks import pid_alive  # locks writes through this module: imported when used
+
     removed = []
     try:
         entries = list(Path(directory).iterdir())
@@ -172,7 +164,7 @@ def remove_stale_temporaries(directory: Path) -> list[Path]:
         return removed
     for entry in entries:
         match = _TEMPORARY.match(entry.name)
-        if match and not _process_alive(int(match["pid"])) and not entry.is_dir():
+        if match and not pid_alive(int(match["pid"])) and not entry.is_dir():
             entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
