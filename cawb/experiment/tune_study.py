@@ -28,7 +28,7 @@ from cawb.experiment.tune_report import ERROR_ATTR, OUTPUT_NAMES, PROCESS_ATTR, 
 from cawb.experiment.tune_settings import DEFAULT_RESTART_GRACE, TunePlan
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.errors import InputError, error_line
-from cawb.utils.locks import pid_alive, this_host
+from cawb.utils.hosts import pid_alive, this_host
 from cawb.utils.user_files import UserFileError, check_output_dir
 
 __all__ = [

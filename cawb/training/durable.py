@@ -177,8 +177,9 @@ class DurableCheckpointsMixin(TrainerPart):
         from ultralytics.utils import LOGGER, RANK
 
         if RANK in {-1, 0}:
-            for path in remove_stale_temporaries(self.wdir):
-                LOGGER.info(f"cawb: removed {path.name}, left by a process killed while writing it")
+            for directory in (self.save_dir, self.wdir):  # results.csv is cut in one, the checkpoints in the other
+                for path in remove_stale_temporaries(directory):
+                    LOGGER.info(f"cawb: removed {path.name}, left by a process killed while writing it")
 
     def save_model(self):
         with durable_checkpoint_writes(self, DurablePath, durable_strip):

@@ -22,6 +22,8 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+from cawb.utils.hosts import pid_alive
+
 __all__ = ["remove_stale_temporaries", "replace_durably", "symlink_atomic", "sync_directory", "sync_everything",
            "temporary_name", "write_bytes_atomic", "write_text_atomic", "copy_atomic"]
 
@@ -155,8 +157,6 @@ def remove_stale_temporaries(directory: Path) -> list[Path]:
     mid-write): the final names beside them hold the previous complete versions. Returns what was removed. A
     temporary of a live process (this one, or another writing now) is left alone.
     """
-    from cawb.utils.locks import pid_alive  # locks writes through this module: imported when used
-
     removed = []
     try:
         entries = list(Path(directory).iterdir())
