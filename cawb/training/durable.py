@@ -156,15 +156,17 @@ def finish_stripping(last: Path) -> list[Path]:
 
     stripped = []
     remove_stale_temporaries(last.parent)
-    results = None
+    results = None  # best.pt gets last.pt's results, as ultralytics' final_eval gives it
     for path in (last, last.with_name("best.pt")):
         checkpoint = read_checkpoint(path) if path.is_file() else None
-        if checkpoint is not None and checkpoint.get("optimizer") is not None:
-            updates = None if path == last or results is None else {"train_results": results}
-            done = durable_strip(strip_optimizer, path, updates=updates)
+        if checkpoint is None:
+            continue
+        if path == last:
+            results = checkpoint.get("train_results")
+        if checkpoint.get("optimizer") is not None:
+            updates = {"train_results": results} if path != last and results is not None else None
+            durable_strip(strip_optimizer, path, updates=updates)
             stripped.append(path)
-            if path == last:
-                results = done.get("train_results")
     state_path(last).unlink(missing_ok=True)
     return stripped
 
