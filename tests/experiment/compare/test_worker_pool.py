@@ -249,6 +249,25 @@ def test_ctrl_c_stops_every_worker_and_rerunning_resumes_them(tiny_shapes, tmp_p
 
 
 @pytest.mark.slow
+def test_a_full_disk_in_one_worker_stops_every_worker_with_one_error(tiny_shapes, tmp_path):
+    import errno
+
+    def cos_finds_the_disk_full(trainer):  # travels to the workers with cloudpickle
+        if Path(trainer.save_dir).name.startswith(COS):
+            raise OSError(errno.ENOSPC, "No space left on device", str(Path(trainer.save_dir) / "results.csv"))
+        time.sleep(60)  # the other run is still working when the runner stops it
+
+    started = time.monotonic()
+    with pytest.raises(OSError) as stopped:
+        compare(callbacks={"on_pretrain_routine_start": cos_finds_the_disk_full}, log=[].append, jobs=2,
+                live=LiveView(io.StringIO(), interactive=False), data=str(tiny_shapes), project=str(tmp_path),
+                **{**TINY, "epochs": 1})
+    assert stopped.value.errno == errno.ENOSPC and stopped.value.filename.endswith(f"{COS}-seed0/results.csv")
+    assert time.monotonic() - started < 50  # the other worker was stopped, not waited for
+    assert not list((tmp_path / "locks").glob("*.lock")) and not (tmp_path / "table.md").exists()
+
+
+@pytest.mark.slow
 def test_preemption_sigterm_then_sigkill_loses_nothing_and_a_rerun_trains_each_epoch_once(tiny_shapes, tmp_path):
     """A job scheduler's pre-emption: SIGTERM to every process of the job (the runner and its workers, each in a
     session of its own), then SIGKILL before they are done stopping."""
