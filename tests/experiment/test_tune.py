@@ -412,6 +412,20 @@ def test_a_preempted_worker_leaves_no_trial_running_and_a_rerun_finishes_the_stu
 
 
 @pytest.mark.slow
+def test_a_full_disk_stops_the_study_at_the_first_trial_with_one_error(tiny_shapes, tmp_path):
+    import errno
+
+    def disk_full(trainer):
+        raise OSError(errno.ENOSPC, "No space left on device", str(Path(trainer.save_dir) / "results.csv"))
+
+    with pytest.raises(OSError) as stopped:
+        tune(trials=3, callbacks={"on_pretrain_routine_start": disk_full}, log=[].append,
+             **tiny(tiny_shapes, tmp_path / "p"))
+    assert stopped.value.errno == errno.ENOSPC and stopped.value.filename.endswith("results.csv")
+    assert [t.state for t in trials_of(tmp_path / "p")] == [TrialState.FAIL]  # not three failed trials
+
+
+@pytest.mark.slow
 def test_failing_trials_are_recorded_and_a_worker_stops_after_three_in_a_row(tiny_shapes, tmp_path):
     def boom(trainer):
         raise RuntimeError("out of memory, say")
