@@ -18,7 +18,8 @@ and plans the base run once (:func:`cawb.training.config.plan_run`, keeping its
   id: a rerun on that host fails a RUNNING trial whose process is gone at once; heartbeats fail one whose process
   died elsewhere after their grace, so a dead worker's trial never stays RUNNING. ``trials`` is the study's total
   of finished (complete or pruned) trials: Optuna's ``MaxTrialsCallback`` counting finished and running trials
-  stops every worker sharing the study at that total; a rerun continues. An interrupted or failed trial ends FAIL and does not count.
+  stops every worker sharing the study at that total; a rerun continues. An interrupted or failed trial ends FAIL
+  and does not count.
 
 Layout under ``project``::
 
