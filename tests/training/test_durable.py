@@ -1,8 +1,8 @@
 """cawb/training/durable.py: no fault at any moment loses a checkpoint, and a resumed run has one row per epoch.
 
-The slow tests: real tiny runs (64 px, 2 batches an epoch, 3 epochs) of train_cawb.py in child processes (tests/training/
-fault_child.py) are stopped inside the write of each checkpoint file: SIGKILL while the temporary file is half
-written, or a full disk. Each ends with a resume that finishes the run with exactly the epochs 1, 2, 3.
+The slow tests: real tiny runs (64 px, 2 batches an epoch, 3 epochs) of train_cawb.py in child processes
+(tests/training/fault_child.py) are stopped inside the write of each checkpoint file: SIGKILL while the temporary
+file is half written, or a full disk. Each ends with a resume that finishes the run with exactly the epochs 1, 2, 3.
 """
 
 import os
