@@ -19,7 +19,7 @@ fractions of the post-warmup training by a fixed map (:func:`spaced_fractions`):
 consecutive restarts, the first and the warmup's end, and the last and the final epoch are at least
 ``restart_min_gap`` apart. The map is affine on sorted draws, so uniform draws give positions uniform over every
 valid placement. :func:`restart_epochs_from_fractions` then turns the fractions into the integer epochs
-``W < s < E`` that :class:`cawb.CawbSchedule` keeps (rounded, duplicates merged).
+``W < s < E - 1`` that a run makes and :class:`cawb.CawbSchedule` keeps (rounded, duplicates merged).
 
 Pure Python and yaml (ultralytics' key lists are read lazily); no optuna import at module level.
 """
@@ -134,16 +134,17 @@ def effective_warmup(warmup_epochs: float | None, epochs: int) -> float:
 
 
 def restart_slots(epochs: int, warmup: float) -> tuple[int, int]:
-    """The first and last integer epoch a restart can take, ``warmup < s < epochs`` (first > last: none)."""
-    return math.floor(warmup) + 1, epochs - 1
+    """The first and last integer epoch a restart can take, ``warmup < s < epochs - 1``
+    (:func:`cawb.schedule.restart_is_made`; first > last: none)."""
+    return math.floor(warmup) + 1, epochs - 2
 
 
 def restart_epochs_from_fractions(fractions: Sequence[float], epochs: int, warmup: float) -> list[int]:
     """Integer restart epochs for positions given as fractions of the post-warmup training.
 
-    ``s = round(W + p * (E - W))`` (halves up), moved into ``[floor(W) + 1, E - 1]``, the integer epochs strictly
-    between the warmup's end ``W`` and the last epoch ``E`` (those :class:`cawb.CawbSchedule` keeps); two positions
-    landing on one epoch give one restart. Sorted, unique; empty when no integer epoch fits.
+    ``s = round(W + p * (E - W))`` (halves up), moved into ``[floor(W) + 1, E - 2]``, the integer epochs after the
+    warmup's end ``W`` whose restart the run makes (:func:`restart_slots`); two positions landing on one epoch give
+    one restart. Sorted, unique; empty when no integer epoch fits.
     """
     first, last = restart_slots(epochs, warmup)
     if first > last:

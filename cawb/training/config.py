@@ -14,7 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
-from cawb.schedule import CawbSchedule
+from cawb.schedule import CawbSchedule, restart_rule
 from cawb.training.checkpoints import (
     check_run_dir_reuse,
     is_finished,
@@ -245,13 +245,13 @@ def _check_output_place(path: Path, flag: str) -> None:
 
 
 def _restarts_outside(schedule: CawbSchedule | None, hyp_path: Path, given: bool) -> list[str]:
-    """Restart epochs outside the run (only ``warmup_epochs < s < epochs`` count): refused when they were given
+    """Restart epochs the run would not make (:func:`cawb.schedule.restart_is_made`): refused when they were given
     explicitly (``given``), else a note naming the hyp file they come from."""
     if schedule is None or not schedule.dropped_restart_epochs:
         return []
     dropped = ", ".join(f"{epoch:g}" for epoch in schedule.dropped_restart_epochs)
-    where = (f"restart epoch(s) {dropped} fall outside this {schedule.epochs}-epoch run (only warmup_epochs "
-             f"{schedule.warmup_epochs:g} < s < {schedule.epochs} count)")
+    where = (f"restart epoch(s) {dropped} fall outside this {schedule.epochs}-epoch run (only "
+             f"{restart_rule(schedule.warmup_epochs, schedule.epochs)} count: a restart shows from the epoch after it)")
     if given:
         raise HypError(f"cawb_steps: {where}: give restarts inside the run")
     return [f"{hyp_path}: {where} and are ignored; the schedule has "

@@ -252,8 +252,9 @@ def test_restarts_outside_the_run_are_refused_when_given_and_noted_when_from_the
     hyp = str(REPO_ROOT / "hyp" / "hyp.shapes-cawb.yaml")  # cawb_steps [4, 11] of 20 epochs, warmup 1
     plan = plan_run(data=str(tiny_shapes), hyp=hyp, epochs=8)
     assert plan.overrides["cawb_steps"] == [4, 11]
-    assert plan.notes == [f"{hyp}: restart epoch(s) 11 fall outside this 8-epoch run (only warmup_epochs 1 < s < 8 "
-                          "count) and are ignored; the schedule has restarts at 4"]
+    assert plan.notes == [f"{hyp}: restart epoch(s) 11 fall outside this 8-epoch run (only warmup_epochs 1 < s < "
+                          "epochs - 1 = 7 count: a restart shows from the epoch after it) and are ignored; the schedule "
+                          "has restarts at 4"]
     assert plan_run(data=str(tiny_shapes), hyp=hyp).notes == []
     for steps in ([3, 8], [1]):  # given explicitly: at the end, at the warmup's end
         with pytest.raises(ValueError, match=r"^cawb_steps: restart epoch\(s\) .* fall outside this 8-epoch run"):
