@@ -1,8 +1,10 @@
 """``train_cawb.py`` (installed: ``cawb-train``): YOLOv5-style flags in front of :func:`cawb.training.train.train`.
 
 Flags use YOLOv5's names (``--batch-size``, ``--img``, ``--cfg``, ``--hyp``) and the seed code's underscore
-spellings (``--cawb_steps``); any other ultralytics setting is ``key=value``. Precedence: command line > hyp file >
-defaults. Bad input exits with status 2 and one line; Ctrl-C prints the ``--resume`` command.
+spellings (``--cawb_steps``); any other ultralytics setting is ``key=value``. Every other flag of YOLOv5's v5.0 and
+v7.0 ``train.py`` is an alias of the setting that does the same (``--noval`` is ``val=False``) or refused with what
+to do instead, as :mod:`cawb.yolov5.train_flags` lists them. Precedence: command line > hyp file > defaults. Bad
+input exits with status 2 and one line; Ctrl-C prints the ``--resume`` command.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import textwrap
 from typing import Any, Sequence
 
 from cawb.cli.common import add_version_flag, bundled_data_help, bundled_hyp_help, run_cli
@@ -19,6 +22,7 @@ from cawb.training.config import ARTICLE_DEFAULTS, EMBEDDED_DEFAULTS, plan_run  
 from cawb.training.train import train
 from cawb.utils.errors import HypError
 from cawb.yolov5.sources import BUNDLED_MODELS
+from cawb.yolov5.train_flags import ALIASES, REFUSED, RUN_OPTIONS, VALUE, FlagAlias, RefusedFlag
 
 __all__ = ["batch_size", "build_parser", "key_value", "main", "options_from_args"]
 
@@ -81,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument("--epochs", type=int, help="total epochs (default: the hyp file's 'epochs')")
     loop.add_argument("--batch-size", "--batch", dest="batch", type=batch_size,
                       help="total batch size over all GPUs; -1 for ultralytics' auto batch (default: 16)")
-    loop.add_argument("--imgsz", "--img", "--img-size", dest="imgsz", type=int, help="train/val image size in pixels "
-                      "(default: 640; 128 for the demo)")
+    loop.add_argument("--imgsz", "--img", "--img-size", dest="imgsz", type=int, nargs="+", metavar="PIXELS",
+                      help="train/val image size in pixels (default: 640; 128 for the demo); YOLOv5 v5.0's "
+                      "'--img-size 640 640' (train, test) is taken when both are equal")
     loop.add_argument("--device", help="cuda device(s), e.g. 0 or 0,1 (multi-GPU DDP), or cpu (default: auto)")
     loop.add_argument("--workers", type=int, help="dataloader workers per process (default: 8)")
     loop.add_argument("--seed", type=int, help="global training seed (default: 0)")
@@ -115,13 +120,96 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where cos/linear end, as a fraction of the cycle's peak, in [0, 1]")
     parser.add_argument("overrides", nargs="*", type=key_value, metavar="key=value",
                         help="any other ultralytics training setting, e.g. amp=False patience=50")
+    _add_yolov5_flags(parser)
     return add_version_flag(parser)
 
 
+_YOLOV5_DEST = "yolov5 "  # argparse dests of the YOLOv5 aliases: never a setting's name
+
+
+class _GivenAs(argparse.Action):
+    """Keeps a YOLOv5 alias's value with the spelling given (``--notest`` or ``--noval``), for messages."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, (values, option_string))
+
+
+def _refuse(flag: RefusedFlag) -> type[argparse.Action]:
+    class Refuse(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            parser.error(f"{option_string}: {flag.instead}")
+
+    return Refuse
+
+
+def _add_yolov5_flags(parser: argparse.ArgumentParser) -> None:
+    """YOLOv5 train.py's other flags: each alias says in --help the setting it gives; refused ones stop parsing with
+    one line saying what to do instead (their help is the epilog's list)."""
+    refused_flags = ", ".join(refused.flags[0] for refused in REFUSED)
+    group = parser.add_argument_group(  # the parser keeps descriptions as written: wrapped here
+        "YOLOv5 train.py flags (v5.0, v7.0)", textwrap.fill(
+            f"aliases of the settings that do the same. Refused, each saying what to do instead: {refused_flags}",
+            width=78))
+    for alias in ALIASES:
+        help_text = f"{alias.meaning}: {alias.equivalent()}".replace("%", "%%")  # argparse formats help with %
+        dest = _YOLOV5_DEST + alias.flags[0]
+        if alias.takes_value:
+            group.add_argument(*alias.flags, dest=dest, default=argparse.SUPPRESS, action=_GivenAs, type=alias.type,
+                               nargs=alias.nargs, const=alias.const, choices=alias.choices, metavar=alias.metavar,
+                               help=help_text)
+        else:
+            group.add_argument(*alias.flags, dest=dest, default=argparse.SUPPRESS, action=_GivenAs, nargs=0,
+                               help=help_text)
+    for refused in REFUSED:
+        group.add_argument(*refused.flags, nargs=refused.nargs or 0, action=_refuse(refused), help=argparse.SUPPRESS)
+
+
+def _image_size(sizes: list[int]) -> int:
+    """``--img-size``: one size, or YOLOv5 v5.0's train and test sizes when they are equal."""
+    if len(sizes) == 1 or (len(sizes) == 2 and sizes[0] == sizes[1]):
+        return sizes[0]
+    raise HypError(f"--img-size {' '.join(map(str, sizes))}: ultralytics trains and validates at one size; give one "
+                   "value (YOLOv5 v5.0's '--img-size TRAIN TEST' is taken only when both are equal)")
+
+
+def _yolov5_settings(args: argparse.Namespace) -> dict[str, tuple[Any, str]]:
+    """The settings the YOLOv5 aliases given set: key -> (value, the flag that set it). Two aliases setting one key
+    differently are refused."""
+    aliases = {_YOLOV5_DEST + alias.flags[0]: alias for alias in ALIASES}
+    settings: dict[str, tuple[Any, str]] = {}
+    for dest, given in vars(args).items():
+        alias: FlagAlias | None = aliases.get(dest)
+        if alias is None:
+            continue
+        given, flag = given
+        if alias.nargs == "+":  # --freeze N (the first N layers) or --freeze 0 1 2 (those layers), as YOLOv5
+            given = given[0] if len(given) == 1 else given
+        for key, setting in alias.settings.items():
+            value = given if setting is VALUE else setting
+            if key in settings and settings[key][0] != value:
+                raise HypError(f"{settings[key][1]} and {flag} contradict each other (both set {key})")
+            settings[key] = (value, flag)
+    return settings
+
+
+
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The options the user actually gave (argparse defaults are all None/False), as train() keywords."""
+    """The options the user actually gave (argparse defaults are all None/False), as train() keywords; YOLOv5's
+    aliases become the settings they stand for."""
     options = {key: value for key, value in vars(args).items()
-               if key != "overrides" and value is not None and value is not False}
+               if key != "overrides" and not key.startswith(_YOLOV5_DEST) and value is not None and value is not False}
+    if "imgsz" in options:
+        options["imgsz"] = _image_size(options["imgsz"])
+    aliased = _yolov5_settings(args)
+    for key, (value, flag) in aliased.items():
+        if key in options and options[key] != value:
+            raise HypError(f"{flag} contradicts --{key} {options[key]} (it sets {key} {value})")
+        options[key] = value
+    cawb_flags = sorted(key for key in options if key.startswith("cawb_"))
+    for key in RUN_OPTIONS & set(aliased):
+        if cawb_flags:  # e.g. --linear-lr, ultralytics' schedule, beside --cawb-steps
+            raise HypError(f"{aliased[key][1]} (ultralytics' own schedule instead of CAWB) contradicts "
+                           f"--{cawb_flags[0].replace('_', '-')}")
     flags = set(options)
     for key, value in args.overrides:
         if key in options:
