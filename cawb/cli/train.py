@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
+import shutil
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any, Sequence
 
 from cawb.cli.common import add_version_flag, bundled_data_help, bundled_hyp_help, run_cli
@@ -24,7 +27,10 @@ from cawb.utils.errors import HypError
 from cawb.yolov5.sources import BUNDLED_MODELS
 from cawb.yolov5.train_flags import ALIASES, REFUSED, RUN_OPTIONS, VALUE, FlagAlias, RefusedFlag
 
-__all__ = ["batch_size", "build_parser", "key_value", "main", "options_from_args"]
+__all__ = ["CONSOLE_COMMAND", "batch_size", "build_parser", "key_value", "main", "options_from_args", "rerun_command"]
+
+#: The command pip installs for this face (pyproject.toml's [project.scripts]).
+CONSOLE_COMMAND = "cawb-train"
 
 
 def _number(text: str) -> float | int:
@@ -71,11 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run = parser.add_argument_group("data and model")
-    run.add_argument("--data", help=f"dataset yaml (ultralytics format): {bundled_data_help()}. Default: shapes, the "
-                     "offline demo")
+    run.add_argument("--data", help=f"dataset yaml (ultralytics format, read as yolo train reads it): "
+                     f"{bundled_data_help()}, or one ultralytics ships, e.g. coco8.yaml (its images on disk). "
+                     "Default: shapes, the offline demo")
     run.add_argument("--cfg", help="model yaml, built from scratch: YOLOv5 release v5.0's anchor-based "
                      f"{', '.join(BUNDLED_MODELS)} (n is a CPU-sized convenience, not part of v5.0), ultralytics' "
-                     "own yolov5n.yaml, yolov5s.yaml, ... (anchor-free), or a path. Default: "
+                     "own detection models, anchor-free: yolov5n.yaml, yolov8n.yaml, yolo11n.yaml, yolo26n.yaml, "
+                     "... (any scale), or a path. Default: "
                      f"{ARTICLE_DEFAULTS['cfg']}; {EMBEDDED_DEFAULTS['cfg']} for the demo")
     run.add_argument("--weights", help="initial weights .pt on disk (optional; nothing is downloaded)")
     run.add_argument("--hyp", help=f"hyp YAML, ultralytics keys plus cawb_* keys: {bundled_hyp_help()} (default: "
@@ -91,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument("--device", help="cuda device(s), e.g. 0 or 0,1 (multi-GPU DDP), or cpu (default: auto)")
     loop.add_argument("--workers", type=int, help="dataloader workers per process (default: 8)")
     loop.add_argument("--seed", type=int, help="global training seed (default: 0)")
-    loop.add_argument("--project", help="save to project/name, relative to the working directory (default: runs/train)")
+    loop.add_argument("--project", help="save to project/name, relative to the working directory (default: train in "
+                      "ultralytics' runs_dir setting, see 'yolo settings')")
     loop.add_argument("--name", help="save to project/name (default: exp; shapes for the demo)")
     loop.add_argument("--exist-ok", "--exist_ok", dest="exist_ok", action="store_true",
                       help="train in project/name even if it exists, instead of the next free name (exp-2, exp-3, "
@@ -219,12 +228,27 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def rerun_command(script: str | Path | None = None) -> str:
+    """This command as the user can type it again from any directory, for the ``--resume`` line: the installed
+    ``cawb-train`` when that is what ran (and the shell finds it), ``python /abs/path/train_cawb.py`` for a clone's
+    script, ``python -m cawb.cli.train`` for the module. ``script`` is what ran (default ``sys.argv[0]``)."""
+    script = Path(sys.argv[0] if script is None else script)
+    if script.suffix == ".py":
+        if script.resolve() == Path(__file__).resolve():
+            return "python -m cawb.cli.train"
+        return f"python {shlex.quote(str(script.resolve()))}"  # a clone's train_cawb.py, from any directory
+    installed = shutil.which(CONSOLE_COMMAND)
+    if script.name == CONSOLE_COMMAND and installed and Path(installed).resolve() != script.resolve():
+        return shlex.quote(str(script.absolute()))  # another environment's cawb-train than the shell's
+    return CONSOLE_COMMAND if installed or script.name == CONSOLE_COMMAND else "python -m cawb.cli.train"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``train_cawb.py``: parse, plan, train, print where the results are and the final mAPs. Exit status as
     :func:`cawb.cli.common.run_cli` says (2: bad input, 130: interrupted, with the ``--resume`` command)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    command = f"python {parser.prog}" if parser.prog.endswith(".py") else parser.prog  # as the user ran it
+    command = rerun_command()
 
     def work() -> int:
         result = train(plan_run(**options_from_args(args)))
@@ -238,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def interrupted(error) -> str:
         last = getattr(error, "last", None)
         if last:
-            return f"interrupted: finished epochs are saved; continue with\n  {command} --resume {last}"
-        return "interrupted before the first epoch finished: nothing to resume"
+            return f"interrupted: finished epochs are saved; continue with\n  {command} --resume {shlex.quote(str(last))}"
+        return "interrupted before a checkpoint was saved: nothing to resume"
 
     return run_cli(work, interrupted=interrupted)
