@@ -27,14 +27,13 @@ Pure Python and yaml (ultralytics' key lists are read lazily); no optuna import 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import yaml
 
-from cawb.training.hyp import CAWB_HYP_KEYS, HypError, schedule_from_hyp, validate_hyp
+from cawb.training.hyp import CAWB_HYP_KEYS, HypError, closest_key, schedule_from_hyp, validate_hyp
 from cawb.utils.checks import is_int, is_number
 from cawb.utils.errors import InputError
 
@@ -273,9 +272,7 @@ def _check_key(key: Any, source: str) -> None:
         raise HypError(f"{source}: {key} is a run setting, not a hyperparameter a search may vary; give it as a flag "
                        f"or key=value (searchable: cawb_* keys, {N_RESTARTS}, {MIN_GAP} and ultralytics' numeric "
                        "hyperparameters such as lr0, momentum, warmup_epochs)")
-    match = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
-    hint = f" (did you mean '{match[0]}'?)" if match else ""
-    raise HypError(f"{source}: unknown key '{key}'{hint}: a space holds cawb_* keys, {N_RESTARTS}, {MIN_GAP} and "
+    raise HypError(f"{source}: unknown key '{key}'{closest_key(key, allowed)}: a space holds cawb_* keys, {N_RESTARTS}, {MIN_GAP} and "
                    "ultralytics' numeric hyperparameters")
 
 

@@ -97,6 +97,7 @@ def test_no_arguments_plans_the_offline_demo():
         (["--cfg", "yolov5q.yaml"], "--cfg yolov5q.yaml: model yaml not found"),
         (["--weights", "missing.pt"], "--weights missing.pt: not found (cawb never downloads weights"),
         (["--data", "no/such/data.yaml"], "--data no/such/data.yaml: not found: no such file, nor a bundled data name"),
+        (["--data", "coco8.yaml", "--cfg", "yolov5n.yaml"], "coco8.yaml: dataset not found: path: coco8 is in none of "),
         (["--resume", "no/such/last.pt"], "--resume no/such/last.pt: no such checkpoint"),
         (["--hyp", "no/such/hyp.yaml"], "--hyp no/such/hyp.yaml: not found: no such file, nor a bundled hyp name (bundled: "),
         (["--hyp", "scratch-cawbb"], "--hyp scratch-cawbb: not found: no such file"),
