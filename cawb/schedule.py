@@ -7,7 +7,8 @@ ultralytics trainer (:mod:`cawb.training.trainer`) only multiply their base lear
 Formula
 -------
 With ``E`` = ``epochs``, ``W`` = ``warmup_epochs``, restart epochs ``s_1 < ... < s_n`` (only the restarts the
-run makes, ``W < s < E - 1``: see below), ``g`` = ``step_scale`` and ``k`` = ``epoch_scale``, the boundaries are ``B = [W, s_1, ..., s_n, E]``.
+run makes, ``W < s < E - 1``: see below), ``g`` = ``step_scale`` and ``k`` = ``epoch_scale``, the boundaries are
+``B = [W, s_1, ..., s_n, E]``.
 For a (possibly fractional) epoch ``e``, clamped to ``[0, E]``, take the first segment ``i`` with
 ``e <= B[i+1]``; then::
 

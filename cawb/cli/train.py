@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import shlex
 import shutil
 import sys
@@ -59,9 +60,33 @@ def key_value(text: str) -> tuple[str, Any]:
         raise argparse.ArgumentTypeError(str(error).replace(" line 1:", ":")) from None
 
 
+_SETTING = re.compile(r"[A-Za-z_]\w*=")  # a key=value setting, never a flag's value with a name of its own
+
+
+class _SettingsLastParser(OneLineErrorParser):
+    """Reads the ``key=value`` settings after every flag, wherever they stand, so that a flag taking several values
+    (``--img-size 640 640``, ``--freeze 0 1 2``, ``--cawb-steps 30 80``) never takes a setting for one of its own:
+    argparse gives such a flag every plain word that follows it. A word right after a flag that takes one value is
+    that flag's value, as always."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        if "--" not in args:
+            settings = [i for i, word in enumerate(args) if _SETTING.match(word) and not self._is_value(args, i)]
+            if settings:
+                rest = [word for i, word in enumerate(args) if i not in settings]
+                args = [*rest, "--", *(args[i] for i in settings)]
+        return super().parse_known_args(args, namespace)
+
+    def _is_value(self, args: list[str], index: int) -> bool:
+        """Whether ``args[index]`` is the value of the flag before it, one that takes exactly one."""
+        action = self._option_string_actions.get(args[index - 1]) if index else None
+        return action is not None and action.nargs is None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``train_cawb.py`` command line (YOLOv5-style flags; ``--cawb_steps`` spellings accepted too)."""
-    parser = OneLineErrorParser(
+    parser = _SettingsLastParser(
         description="Train YOLOv5 with ultralytics and a CAWB learning-rate schedule (cosine annealing with warm "
         "booting: restarts at chosen epochs). With --data, the defaults are the CAWB article's: YOLOv5s of release "
         "v5.0 (yolov5s-v5.0.yaml, anchor-based) from scratch, 640 px, batch 16. With no --data, trains an offline "
@@ -144,6 +169,8 @@ class _GivenAs(argparse.Action):
 
 
 def _refuse(flag: RefusedFlag) -> type[argparse.Action]:
+    """An argparse action that stops parsing with one line: the flag given and what to do instead."""
+
     class Refuse(argparse.Action):
         def __call__(self, parser, namespace, values, option_string=None):
             parser.error(f"{option_string}: {flag.instead}")
@@ -153,7 +180,7 @@ def _refuse(flag: RefusedFlag) -> type[argparse.Action]:
 
 def _add_yolov5_flags(parser: argparse.ArgumentParser) -> None:
     """YOLOv5 train.py's other flags: each alias says in --help the setting it gives; refused ones stop parsing with
-    one line saying what to do instead (their help is the epilog's list)."""
+    one line saying what to do instead (the group's description lists them)."""
     refused_flags = ", ".join(refused.flags[0] for refused in REFUSED)
     group = parser.add_argument_group(  # the parser keeps descriptions as written: wrapped here
         "YOLOv5 train.py flags (v5.0, v7.0)", textwrap.fill(
@@ -199,7 +226,6 @@ def _yolov5_settings(args: argparse.Namespace) -> dict[str, tuple[Any, str]]:
                 raise HypError(f"{settings[key][1]} and {flag} contradict each other (both set {key})")
             settings[key] = (value, flag)
     return settings
-
 
 
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -262,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def interrupted(error) -> str:
         last = getattr(error, "last", None)
         if last:
-            return f"interrupted: finished epochs are saved; continue with\n  {command} --resume {shlex.quote(str(last))}"
+            resume = f"{command} --resume {shlex.quote(str(last))}"
+            return f"interrupted: finished epochs are saved; continue with\n  {resume}"
         return "interrupted before a checkpoint was saved: nothing to resume"
 
     return run_cli(work, interrupted=interrupted)

@@ -272,8 +272,8 @@ def _check_key(key: Any, source: str) -> None:
         raise HypError(f"{source}: {key} is a run setting, not a hyperparameter a search may vary; give it as a flag "
                        f"or key=value (searchable: cawb_* keys, {N_RESTARTS}, {MIN_GAP} and ultralytics' numeric "
                        "hyperparameters such as lr0, momentum, warmup_epochs)")
-    raise HypError(f"{source}: unknown key '{key}'{closest_key(key, allowed)}: a space holds cawb_* keys, {N_RESTARTS}, {MIN_GAP} and "
-                   "ultralytics' numeric hyperparameters")
+    raise HypError(f"{source}: unknown key '{key}'{closest_key(key, allowed)}: a space holds cawb_* keys, "
+                   f"{N_RESTARTS}, {MIN_GAP} and ultralytics' numeric hyperparameters")
 
 
 def _check_value(key: str, value: Any, source: str) -> None:

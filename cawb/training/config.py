@@ -270,8 +270,8 @@ def _restarts_outside(schedule: CawbSchedule | None, hyp_path: Path, given: bool
 
 def plan_resume(resume: str | Path | bool, project: str | None = None, **options: Any) -> RunConfig:
     """The run that continues the checkpoint ``resume`` (True: the most recent ``last.pt`` under ``project`` or
-    ultralytics' ``runs_dir``), where it may write without overwriting another state of its run. Only ``device``, ``batch``,
-    ``workers`` and ``imgsz`` may be changed; every other setting is the checkpoint's.
+    ultralytics' ``runs_dir``), where it may write without overwriting another state of its run. Only ``device``,
+    ``batch``, ``workers`` and ``imgsz`` may be changed; every other setting is the checkpoint's.
 
     Raises:
         InputError: a missing, damaged or finished checkpoint, or another option given.

@@ -49,6 +49,14 @@ def test_boolean_and_value_flags_become_the_settings_that_do_the_same():
     assert parse(["--cos-lr"]) == {"scheduler": "cos", "cos_lr": True}
 
 
+def test_a_flag_taking_several_values_never_takes_a_key_value_setting():
+    assert parse(["--img-size", "640", "640", "amp=False", "--freeze", "0", "1", "lr0=0.02", "--cawb-steps", "30", "80",
+                  "cache=ram"]) == {"imgsz": 640, "freeze": [0, 1], "cawb_steps": [30, 80], "amp": False,
+                                    "lr0": 0.02, "cache": "ram"}
+    assert parse(["--img", "320", "amp=False"]) == {"imgsz": 320, "amp": False}  # the README's example
+    assert parse(["--name", "lr=0.1", "--epochs", "3"]) == {"name": "lr=0.1", "epochs": 3}  # a one-value flag's value
+
+
 def test_the_aliases_settings_pass_ultralytics_own_checks():
     options = parse(["--rect", "--noval", "--nosave", "--noautoanchor", "--noplots", "--cache", "--single-cls",
                      "--multi-scale", "--adam", "--patience", "5", "--freeze", "1", "2", "--save-period", "1",
