@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "booting: restarts at chosen epochs). With --data, the defaults are the CAWB article's: YOLOv5s of release "
         "v5.0 (yolov5s-v5.0.yaml, anchor-based) from scratch, 640 px, batch 16. With no --data, trains an offline "
         "demo on a generated shapes dataset (ultralytics' yolov5n, 128 px, CPU) in ./datasets/shapes; results go to "
-        "./runs/train.",
+        "train/ in ultralytics' runs_dir (see 'yolo settings').",
         epilog="Precedence: command line > hyp file > defaults. Any other ultralytics setting can be given as "
         "key=value (e.g. amp=False cache=ram) or in the hyp file. Examples:\n"
         "  cawb-train                                        (python train_cawb.py in a clone)\n"
