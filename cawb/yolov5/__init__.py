@@ -13,7 +13,8 @@ task-aligned assigner. This package brings back v5.0's own network and loss so t
 * :mod:`.loss`: :class:`YOLOv5Loss`, v5.0's loss with v5.0's contract, and the gain scaling of v5.0's train.py;
 * :mod:`.autoanchor`: v5.0's AutoAnchor (best possible recall; k-means and evolution when it is below 0.98);
 * :mod:`.recipe`: v5.0's recipe as settings (the keys it adds, their checks, each kind's defaults);
-* :mod:`.trainer`: :class:`~cawb.yolov5.trainer.V5RecipeMixin`, the trainer part that builds and trains v5.0 models.
+* :mod:`.trainer`: :class:`~cawb.yolov5.trainer.V5RecipeMixin`, the trainer part that builds and trains v5.0 models;
+* :mod:`.train_flags`: the flags of YOLOv5's train.py (v5.0 and v7.0) and what each is here (an alias, or refused).
 
 May import: the schedule (``cawb.schedule``), ``cawb.utils``, torch, numpy and ultralytics (its building blocks, box
 IoU, torch helpers and trainer). Not ``cawb.training`` or anything above it. torch and ultralytics load on first use

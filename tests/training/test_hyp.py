@@ -132,7 +132,8 @@ def test_bad_recipe_values_are_named_by_their_key(hyp, kind, message):
 
 
 def test_label_smoothing_points_to_its_cawb_name():
-    with pytest.raises(HypError, match="unknown key 'label_smoothing' \\(did you mean 'label_smoothing_eps'\\?\\)"):
+    with pytest.raises(HypError, match="unknown key 'label_smoothing' \\(YOLOv5's --label-smoothing: give "
+                                       "label_smoothing_eps=EPS"):
         validate_hyp({"label_smoothing": 0.1})
 
 

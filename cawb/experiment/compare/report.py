@@ -357,8 +357,9 @@ def render_table_md(summary: Mapping[str, Any]) -> str:
                          f"scaled to {arm['restarts_used']} of {arm['epochs']}.")
         ignored = sorted(set(arm["restarts_used"] or ()) - set(arm["restarts_effective"]))
         if arm["cawb"] and ignored:
-            lines.append(f"- {label}: restarts {', '.join(f'{s:g}' for s in ignored)} ignored: a restart must come "
-                         "after the warmup and before the last epoch.")
+            lines.append(f"- {label}: restarts {', '.join(f'{s:g}' for s in ignored)} ignored: the run would not "
+                         "make them (a restart shows from the epoch after it, so it must come after the warmup and "
+                         "before the last epoch).")
     if summary["differences"]:
         lines.append(f"- Paired rows: mean ± sample std over seeds of the per-seed difference "
                      f"({summary['pairing']}).")
