@@ -25,7 +25,8 @@ pytestmark = pytest.mark.slow  # builds and installs the wheel, then trains from
 REPO = Path(__file__).resolve().parents[1]
 # What the build reads: pyproject.toml and setup.py name the rest.
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "cawb", "hyp", "data")
-COMMANDS = {"cawb-train", "cawb-plot-lr", "cawb-sample-coco", "cawb-compare", "cawb-evaluate", "cawb-tune"}  # at least these
+COMMANDS = {"cawb-train", "cawb-plot-lr", "cawb-sample-coco", "cawb-compare", "cawb-evaluate", "cawb-tune",
+            "cawb-import-yolov5"}  # at least these
 HYP_COMMANDS = {"cawb-train", "cawb-plot-lr", "cawb-compare", "cawb-tune"}  # their --help names the bundled hyp files
 
 
