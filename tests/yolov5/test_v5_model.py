@@ -265,6 +265,7 @@ def test_onnx_export_with_nms_runs_and_matches_ultralytics_nms(tmp_path):
 
     from cawb import YOLO
 
+    torch.manual_seed(0)
     model = YOLO("yolov5n-v7.0.yaml")
     head = model.model.model[-1]
     with torch.no_grad():  # a few confident boxes, so that NMS has work to do
@@ -284,7 +285,9 @@ def test_onnx_export_with_nms_runs_and_matches_ultralytics_nms(tmp_path):
     with torch.no_grad():
         expected = non_max_suppression(YOLO(str(saved)).model.float().eval()(x)[0], conf_thres=0.25, iou_thres=0.45,
                                        max_det=300)[0].numpy()
-    kept = onnx_rows[onnx_rows[:, 4] > 0]
+    # Scores within float error of the threshold may fall on either side in either runtime; those boxes can suppress
+    # none of the higher-scored ones, so the sets above the threshold with a margin are the same.
+    kept, expected = onnx_rows[onnx_rows[:, 4] > 0.26], expected[expected[:, 4] > 0.26]
     assert len(kept) == len(expected) > 0
 
     def in_order(rows):  # x0, y0, x1, y1, score, class; equal scores may come in either order
