@@ -3,13 +3,23 @@
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+@pytest.fixture
+def gpu_check(monkeypatch):
+    """benchmarks/gpu_check.py as a module, without its import's side effect on later tests: the benchmarks quiet
+    ultralytics (YOLO_VERBOSE=False), which the worker processes of other tests would inherit."""
+    # set (to what it means when unset), so that it is put back as it was after the test, unset included
+    monkeypatch.setenv("YOLO_VERBOSE", os.environ.get("YOLO_VERBOSE", "True"))
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import gpu_check
+
+    return gpu_check
 
 
 @pytest.mark.slow
@@ -43,9 +53,10 @@ def test_the_dry_run_measures_every_part_and_appends_to_the_file_it_is_given(tmp
         assert line in section
 
 
-def test_clipping_off_records_the_norm_the_optimizer_steps_with_and_scales_nothing():
+def test_clipping_off_records_the_norm_the_optimizer_steps_with_and_scales_nothing(gpu_check):
     import torch
-    from gpu_check import gradient_norms_without_clipping
+
+    gradient_norms_without_clipping = gpu_check.gradient_norms_without_clipping
 
     weight = torch.nn.Parameter(torch.tensor([3.0, 4.0]))
     optimizer = torch.optim.SGD([weight], lr=1.0)
