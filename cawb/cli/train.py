@@ -105,12 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", help=f"dataset yaml (ultralytics format, read as yolo train reads it): "
                      f"{bundled_data_help()}, or one ultralytics ships, e.g. coco8.yaml (its images on disk). "
                      "Default: shapes, the offline demo")
-    run.add_argument("--cfg", help="model yaml, built from scratch: YOLOv5 release v5.0's anchor-based "
-                     f"{', '.join(BUNDLED_MODELS)} (n is a CPU-sized convenience, not part of v5.0), ultralytics' "
-                     "own detection models, anchor-free: yolov5n.yaml, yolov8n.yaml, yolo11n.yaml, yolo26n.yaml, "
-                     "... (any scale), or a path. Default: "
+    run.add_argument("--cfg", help="model yaml, built from scratch: classic anchor-based YOLOv5 of releases v5.0 "
+                     f"and v7.0, {', '.join(BUNDLED_MODELS)} (yolov5n-v5.0 is a CPU-sized convenience, not part of "
+                     "v5.0), ultralytics' own detection models, anchor-free: yolov5n.yaml, yolov8n.yaml, "
+                     "yolo11n.yaml, yolo26n.yaml, ... (any scale), or a path. Default: "
                      f"{ARTICLE_DEFAULTS['cfg']}; {EMBEDDED_DEFAULTS['cfg']} for the demo")
-    run.add_argument("--weights", help="initial weights .pt on disk (optional; nothing is downloaded)")
+    run.add_argument("--weights", help="initial weights .pt on disk (optional; nothing is downloaded): an "
+                     "ultralytics checkpoint, or one written by the YOLOv5 repository (v5.0-v7.0), imported")
     run.add_argument("--hyp", help=f"hyp YAML, ultralytics keys plus cawb_* keys: {bundled_hyp_help()} (default: "
                      "scratch-cawb; shapes-cawb for the demo)")
 

@@ -304,7 +304,8 @@ def plan_resume(resume: str | Path | bool, project: str | None = None, **options
 def _check_model_files(cfg: str | None, weights: str | None) -> tuple[str, Path | None]:
     """The model yaml to build (a YOLOv5 v5.0 yaml by name or path, or one ultralytics resolves) and the local weights
     file, or a one-line error. A model yaml given as a path is read and built (a layer with an unknown module fails
-    here); weights are loaded (an ultralytics checkpoint, not a state_dict or another file)."""
+    here); weights are loaded (an ultralytics checkpoint or one of the YOLOv5 repository's, imported; not a
+    state_dict or another file)."""
     weights_path = None
     if weights:
         weights_path = Path(weights)
@@ -314,7 +315,12 @@ def _check_model_files(cfg: str | None, weights: str | None) -> tuple[str, Path 
         if weights_path.suffix != ".pt":
             raise InputError(f"--weights {weights}: expected a .pt file (an ultralytics checkpoint); a model yaml "
                              "goes to --cfg")
-        load_ultralytics_checkpoint(weights_path, "--weights")
+        from cawb.yolov5.checkpoint_import import import_yolov5_checkpoint, is_yolov5_checkpoint
+
+        if is_yolov5_checkpoint(weights_path):  # the YOLOv5 repository's: imported now, so a misfit fails here
+            import_yolov5_checkpoint(weights_path)
+        else:
+            load_ultralytics_checkpoint(weights_path, "--weights")
     if cfg:
         return _check_model_yaml(cfg), weights_path
     if weights_path is None:

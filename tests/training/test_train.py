@@ -119,7 +119,7 @@ V5_UNKNOWN_MODULE = ("nc: 3\nanchors: [[10, 13, 16, 30, 33, 23]]\nbackbone:\n  -
 
 @pytest.mark.parametrize("make,argv,message", [
     (lambda d: (d / "m.yaml").write_text(V5_UNKNOWN_MODULE), ["--cfg", "{d}/m.yaml"],
-     "--cfg {d}/m.yaml: layer 1 module 'Conv3' is unknown: a v5.0 yaml may use Focus, "),
+     "--cfg {d}/m.yaml: layer 1 module 'Conv3' is unknown: a YOLOv5 yaml may use Focus, "),
     (lambda d: (d / "m.yaml").write_bytes(b"\x00\x01"), ["--cfg", "{d}/m.yaml"], "--cfg {d}/m.yaml: is binary"),
     (lambda d: (d / "m.yaml").write_text("backbone: [\n"), ["--cfg", "{d}/m.yaml"], "line 2: not valid YAML"),
     (lambda d: None, ["--cfg", "yolov5s.pt"], "--cfg yolov5s.pt: is weights, not a model yaml; give weights as --weights"),

@@ -141,6 +141,7 @@ def test_pycocotools_and_ultralytics_numbers_agree(resumed):
             assert len(numbers["stats"]) == 12 and numbers["stats"][1] == numbers["map50"]
             assert numbers["map50"] == pytest.approx(numbers["ultralytics_map50"], abs=MAP_TOLERANCE)
             assert numbers["map50_95"] == pytest.approx(numbers["ultralytics_map50_95"], abs=MAP_TOLERANCE)
+            assert 0 <= numbers["v5_map50_95"] <= numbers["v5_map50"] <= 1  # YOLOv5 v5.0's, the article's metric
             assert Path(numbers["predictions"]).is_file()
 
 
