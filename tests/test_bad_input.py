@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 TRAIN, PLOT_LR = "train_cawb.py", "scripts/plot_lr.py"
 SAMPLE_COCO, EVALUATE = "scripts/sample_coco.py", "scripts/evaluate.py"
 COMPARE, TUNE = "scripts/compare.py", "scripts/tune.py"
+IMPORT_YOLOV5 = "scripts/import_yolov5.py"
 
 
 @dataclass(frozen=True)
@@ -374,6 +375,17 @@ CASES += [
     tune_case("tune/storage-server-unreachable", ("--storage postgresql://u@localhost/db", "cannot be opened"),
               "--storage", "postgresql://u@localhost/db"),
     tune_case("tune/prune-after-not-a-fraction", ("--prune-after 1.5", "0 <= f < 1"), "--prune-after", "1.5"),
+    # import_yolov5.py
+    Case("import/arguments-missing", IMPORT_YOLOV5, (), ("required", "source, output")),
+    Case("import/source-missing", IMPORT_YOLOV5, ("{fx}/missing.pt", "new.pt"), ("missing.pt", "not found")),
+    Case("import/source-directory", IMPORT_YOLOV5, ("{fx}/dir.pt", "new.pt"), ("dir.pt", "is a directory")),
+    Case("import/source-garbage", IMPORT_YOLOV5, ("{fx}/garbage.pt", "new.pt"), ("garbage.pt", "not a checkpoint")),
+    Case("import/source-not-yolov5", IMPORT_YOLOV5, ("{fx}/state_dict.pt", "new.pt"),
+         ("state_dict.pt", "not a YOLOv5 detection checkpoint")),
+    Case("import/output-exists", IMPORT_YOLOV5, ("{fx}/ok.pt", "{fx}/garbage.pt"),
+         ("garbage.pt", "already exists; the import never overwrites a file")),
+    Case("import/output-not-pt", IMPORT_YOLOV5, ("{fx}/ok.pt", "new.onnx"), ("new.onnx", "expected a .pt file")),
+    Case("import/output-read-only", IMPORT_YOLOV5, ("{fx}/ok.pt", "{ro}/new.pt"), ("new.pt", "cannot write in")),
 ]
 
 
@@ -448,7 +460,7 @@ def outcomes(request, tmp_path_factory, read_only_dir) -> dict[str, Outcome]:
 
 def test_the_case_ids_are_unique_and_every_face_is_tried():
     assert len({case.id for case in CASES}) == len(CASES)
-    assert {case.face for case in CASES} == {TRAIN, PLOT_LR, SAMPLE_COCO, EVALUATE, COMPARE, TUNE}
+    assert {case.face for case in CASES} == {TRAIN, PLOT_LR, SAMPLE_COCO, EVALUATE, COMPARE, TUNE, IMPORT_YOLOV5}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])

@@ -20,9 +20,9 @@ from typing import Callable
 
 from cawb import __version__
 from cawb.utils.errors import InputError, Interrupted
-from cawb.utils.ultralytics_compat import keep_ultralytics_offline, require_supported_ultralytics
 from cawb.utils.resources import bundled_data_names, bundled_hyp_names
 from cawb.utils.signals import sigterm_as_ctrl_c
+from cawb.utils.ultralytics_compat import keep_ultralytics_offline, require_supported_ultralytics
 
 __all__ = ["EXIT_FAILED", "EXIT_INPUT", "EXIT_INTERRUPTED", "add_version_flag", "bundled_data_help",
            "bundled_hyp_help", "run_cli"]

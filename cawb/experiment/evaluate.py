@@ -2,7 +2,8 @@
 
 One prediction pass through ultralytics' own ``DetectionValidator`` (same letterbox/rect preprocessing and NMS as
 validation during training) yields both ultralytics' mAP and the detections, exported in COCO results format and
-scored by ``pycocotools.cocoeval.COCOeval`` against the split's ground-truth JSON.
+scored by ``pycocotools.cocoeval.COCOeval`` against the split's ground-truth JSON, and by
+:func:`cawb.experiment.v5_metric.v5_map`, the mAP as YOLOv5 release v5.0's ``test.py`` reported it (the article's).
 
 The two mAPs differ by design, by a few 0.01 at most on a trained model: ultralytics integrates (trapezoid rule)
 the precision envelope linearly interpolated at 101 recall points, COCO averages the envelope's value at the first
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cawb.datasets.resolve import ResolvedDataset, check_dataset_yaml, resolve_dataset_yaml
+from cawb.experiment.v5_metric import v5_map
 from cawb.training.checkpoints import load_ultralytics_checkpoint
 from cawb.training.offline import ensure_local_fonts
 from cawb.training.ultralytics_settings import check_device, ultralytics_defaults
@@ -155,7 +157,9 @@ def evaluate_coco(
         ``{"map50", "map50_95"}`` (pycocotools, fractions in [0, 1]), ``"stats"`` (the 12 COCOeval stats),
         ``"summary"`` (pycocotools' summary table, text), ``"ultralytics_map50"``, ``"ultralytics_map50_95"``,
         ``"predictions"`` (Path of the COCO results JSON: image_id from the GT JSON by file name, category_id via
-        ``category_ids``, bbox [x, y, w, h] top-left in original-image pixels, score), ``"num_detections"``.
+        ``category_ids``, bbox [x, y, w, h] top-left in original-image pixels, score), ``"num_detections"``,
+        ``"v5_map50"``, ``"v5_map50_95"`` (as YOLOv5 v5.0 reported it, :mod:`cawb.experiment.v5_metric`, from the
+        same detections: up to ``max_det`` per image, 300 by default as in v5.0).
 
     Every input is checked before anything heavy is imported or anything is written: ``imgsz`` and ``batch``,
     ``weights`` (a readable checkpoint file; then, once torch is loaded, an ultralytics model checkpoint),
@@ -229,6 +233,7 @@ def evaluate_coco(
     # ultralytics writes this file too, but only when there are detections; ours always exists.
     predictions.write_text(json.dumps(validator.jdict))
     stats, summary = coco_bbox_eval(gt, validator.jdict)
+    as_v5 = v5_map(gt.dataset, validator.jdict)
     return {
         "map50": stats[1],
         "map50_95": stats[0],
@@ -238,6 +243,8 @@ def evaluate_coco(
         "ultralytics_map50_95": float(ultralytics_stats["metrics/mAP50-95(B)"]),
         "predictions": predictions,
         "num_detections": len(validator.jdict),
+        "v5_map50": as_v5.map50,
+        "v5_map50_95": as_v5.map50_95,
     }
 
 

@@ -68,6 +68,7 @@ from cawb.experiment.tune_study import (
     record_process,
     resolve_storage,
 )
+from cawb.schedule import restart_rule
 from cawb.training.config import ARTICLE_DEFAULTS, RUNNER_KEYS, RunConfig, plan_run
 from cawb.training.hyp import HypFile, read_hyp_file
 from cawb.training.train import Callbacks, TrainingInterrupted, callback_lists, train
@@ -198,10 +199,9 @@ def _fit_restarts(space: SearchSpace, warmup: float, epochs: int) -> tuple[Searc
     slots = max(last - first + 1, 0)
     if space.max_restarts() <= slots:
         return space, []
-    note = (f"{slots} integer epoch(s) lie between the warmup's end ({shortest:g}) and the last epoch ({epochs}): at "
-            f"most {slots} restart(s) are searched" if slots else
-            f"no integer epoch lies between the warmup's end ({shortest:g}) and the last epoch ({epochs}): no restarts "
-            "are searched (give more --epochs)")
+    rule = f"a restart s shows from the epoch after it: {restart_rule(shortest, epochs)}"
+    note = (f"{slots} integer epoch(s) can hold a restart ({rule}): at most {slots} restart(s) are searched" if slots
+            else f"no integer epoch can hold a restart ({rule}): no restarts are searched (give more --epochs)")
     return space.with_restart_limit(slots), [note]
 
 

@@ -27,6 +27,7 @@ from cawb.utils.checks import is_number
 from cawb.utils.errors import HypError
 from cawb.utils.user_files import UserFileError, read_yaml
 from cawb.yolov5.recipe import RECIPE_KEYS, check_recipe_values
+from cawb.yolov5.train_flags import hint_for_key
 
 __all__ = [
     "CAWB_HYP_KEYS",
@@ -99,7 +100,12 @@ def valid_keys() -> list[str]:
 
 
 def closest_key(key: str, valid: list[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest valid key, or "" when none is close."""
+    """`` (did you mean 'x'?)`` for the closest valid key, or "" when none is close. A key named after a YOLOv5
+    ``train.py`` flag gets what it is here instead (:func:`cawb.yolov5.train_flags.hint_for_key`): spelling
+    neighbours of YOLOv5's names are other settings (``image_weights`` is not ``line_width``)."""
+    hint = hint_for_key(key)
+    if hint:
+        return f" ({hint})"
     match = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     return f" (did you mean '{match[0]}'?)" if match else ""
 

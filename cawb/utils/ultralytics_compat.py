@@ -18,6 +18,9 @@ method, a constant, a module), not by reading its version string, and gives the 
 * datasets: the image suffixes its loaders read (:func:`image_formats`) and Pillow's own ``Image.open``
   (:func:`pillow_image_open`);
 * the process: :func:`cpu_threads` (the CPU thread count ultralytics resets torch to);
+* its places: its ``datasets_dir`` and ``runs_dir`` settings (:func:`datasets_dir`, :func:`runs_dir`, read from its
+  settings object at the time of use, so a change made in the same process counts) and the dataset yamls it ships
+  (:func:`ultralytics_dataset_yaml`: ``coco8.yaml`` by name, as ``yolo train`` takes it);
 * the network: :func:`keep_ultralytics_offline` (its offline variable and the online flags it caches).
 
 Imports ultralytics only inside functions: ``import cawb`` and every ``--help`` stay free of it (and of torch).
@@ -47,19 +50,25 @@ __all__ = [
     "HOOKS",
     "UnsupportedUltralytics",
     "cpu_threads",
+    "datasets_dir",
     "default_settings",
     "durable_checkpoint_writes",
     "image_formats",
     "pillow_image_open",
     "installed_version",
+    "is_ultralytics_dataset_yaml",
     "keep_ultralytics_offline",
     "model_names_for_load",
     "optimizer_names",
     "replaced_amp_check",
     "require_supported_ultralytics",
+    "runs_dir",
+    "settings_file",
     "setting_rules",
     "stock_lr_factor",
     "stock_warmup_iterations",
+    "ultralytics_dataset_names",
+    "ultralytics_dataset_yaml",
     "warmup_lands_on_target",
 ]
 
@@ -329,6 +338,60 @@ def cpu_threads(threads: int | None) -> Iterator[None]:
     finally:
         torch.set_num_threads(saved[0])
         torch_utils.NUM_THREADS = saved[1]
+
+
+# -- its places -----------------------------------------------------------------------------------------------------
+def datasets_dir() -> Path:
+    """ultralytics' ``datasets_dir`` setting: where ``yolo train`` looks for (and downloads) a relative ``path:``."""
+    from ultralytics.utils import SETTINGS
+
+    return Path(SETTINGS["datasets_dir"])
+
+
+def runs_dir() -> Path:
+    """ultralytics' ``runs_dir`` setting, as an absolute path (a relative one, ultralytics' default outside a git
+    checkout, is the working directory's)."""
+    from ultralytics.utils import SETTINGS
+
+    return Path(SETTINGS["runs_dir"]).expanduser().absolute()
+
+
+def settings_file() -> Path:
+    """The file ultralytics keeps its settings in (``yolo settings`` edits it)."""
+    from ultralytics.utils import SETTINGS_FILE
+
+    return Path(SETTINGS_FILE)
+
+
+def _bundled_dir() -> Path | None:
+    spec = importlib.util.find_spec("ultralytics")  # the package's place, without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "cfg" / "datasets"
+
+
+def ultralytics_dataset_yaml(name: str) -> Path | None:
+    """The dataset yaml ultralytics ships under ``name`` (``coco8``, ``coco8.yaml``, ``VOC.yaml``), or None."""
+    folder = _bundled_dir()
+    if folder is None or Path(name).name != name:
+        return None
+    for candidate in (name, f"{name}.yaml", f"{name}.yml"):
+        path = folder / candidate
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            return path
+    return None
+
+
+def ultralytics_dataset_names() -> list[str]:
+    """The names of the dataset yamls ultralytics ships, sorted (``coco8``, ``VOC``, ...)."""
+    folder = _bundled_dir()
+    return sorted(path.stem for path in folder.glob("*.yaml")) if folder is not None and folder.is_dir() else []
+
+
+def is_ultralytics_dataset_yaml(path: str | Path) -> bool:
+    """Whether ``path`` is one of the dataset yamls ultralytics ships."""
+    folder = _bundled_dir()
+    return folder is not None and Path(path).resolve().parent == folder.resolve()
 
 
 # -- the network ----------------------------------------------------------------------------------------------------

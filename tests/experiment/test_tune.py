@@ -18,11 +18,10 @@ from cawb.cli import plot_lr as plot_lr_cli
 from cawb.cli import train as train_cli
 from cawb.cli import tune as tune_cli
 from cawb.experiment.presets import COMPARE_PRESETS
-from cawb.experiment.tune import TuneInterrupted, _move_aside, _objective, plan_tune, tune
-from cawb.experiment.tune_report import OUTPUT_NAMES
+from cawb.experiment.tune import TuneInterrupted, _fit_restarts, _move_aside, _objective, plan_tune, tune
+from cawb.experiment.tune_report import OUTPUT_NAMES, PROCESS_ATTR
 from cawb.experiment.tune_settings import CPU_PRESET_MODEL, DEFAULT_PRUNE_AFTER, PRESETS, TuneSettings, resolve_settings
-from cawb.experiment.tune_space import build_space
-from cawb.experiment.tune_report import PROCESS_ATTR
+from cawb.experiment.tune_space import build_space, effective_warmup, restart_slots
 from cawb.experiment.tune_study import (
     PRUNER_STARTUP_TRIALS,
     RestartGracePruner,
@@ -149,6 +148,16 @@ def test_cpu_preset_follows_compares_cpu_preset():
     assert Path(PRESETS["cpu"]["hyp"]).is_file()
     settings = resolve_settings("cpu", trials=3, epochs=2)
     assert settings.trials == 3 and settings.epochs == 2 and settings.cfg == "yolov5n.yaml"
+
+
+def test_the_readme_example_searches_restart_positions():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "python scripts/tune.py --preset cpu --trials 4 --epochs 6 " in readme
+    warmup = effective_warmup(yaml.safe_load(Path(PRESETS["cpu"]["hyp"]).read_text())["warmup_epochs"], 6)
+    space, notes = _fit_restarts(build_space(), warmup, 6)
+    assert restart_slots(6, warmup) == (2, 4) and notes == [] and space.max_restarts() == 3  # epochs 2, 3 and 4
+    space, notes = _fit_restarts(build_space(), effective_warmup(warmup, 2), 2)  # the old example's 2 epochs
+    assert space.max_restarts() == 0 and "no restarts are searched" in notes[0]
 
 
 def bad_cases(tiny_shapes, tmp_path):

@@ -2,8 +2,10 @@
 
 Input is what :mod:`cawb.experiment.compare` collected: the arms (:class:`~cawb.experiment.compare.model.Arm`) and
 one :class:`~cawb.experiment.compare.model.Run` per (arm, seed),
-holding the run's evaluation record (pycocotools and ultralytics mAPs of ``last.pt`` and ``best.pt``) and its
-per-epoch validation curve from ``results.csv``. Nothing here trains or evaluates.
+holding the run's evaluation record (pycocotools', ultralytics' and YOLOv5 v5.0's mAPs of ``last.pt`` and
+``best.pt``) and its per-epoch validation curve from ``results.csv``. Nothing here trains or evaluates. The table
+shows pycocotools' numbers and, beside the article's, v5.0's (:mod:`cawb.experiment.v5_metric`), the metric the
+article reported.
 
 Statistics (per weights file, metric and mAP source):
 
@@ -46,6 +48,7 @@ __all__ = [
     "MAX_SEED_LINES",
     "METRICS",
     "SOURCES",
+    "TABLE_SOURCES",
     "WEIGHTS",
     "PairedDifference",
     "ReportPaths",
@@ -66,8 +69,11 @@ __all__ = [
 METRICS = {"map50": "mAP_0.5", "map50_95": "mAP_0.5:0.95"}
 #: Weights evaluated per run -> how the table names them.
 WEIGHTS = {"final": "final", "best": "best epoch"}
-#: mAP sources in an evaluation record: pycocotools under the bare metric key, ultralytics' validator prefixed.
-SOURCES = {"pycocotools": "", "ultralytics": "ultralytics_"}
+#: mAP sources in an evaluation record: pycocotools under the bare metric key, ultralytics' validator and YOLOv5
+#: v5.0's test.py (the article's metric, :mod:`cawb.experiment.v5_metric`) prefixed.
+SOURCES = {"pycocotools": "", "ultralytics": "ultralytics_", "yolov5 v5.0": "v5_"}
+#: The sources the table shows, each with the suffix of its columns' keys (titled "... (YOLOv5 v5.0)").
+TABLE_SOURCES = {"pycocotools": "", "yolov5 v5.0": " v5"}
 
 #: The seed article's reported numbers, by the arm's ``cawb`` value (False: cosine, True: CAWB).
 ARTICLE = {False: {"map50": 0.294, "map50_95": 0.161}, True: {"map50": 0.302, "map50_95": 0.165}}
@@ -184,9 +190,11 @@ def _pairs(arms: Sequence[Arm]) -> tuple[list[tuple[Arm, Arm, str, str, str]], s
 
 
 def _values(runs: Sequence[Run], arm: Arm, weights: str, key: str) -> dict[int, float]:
-    """seed -> value of one number of the finished runs of ``arm``."""
+    """seed -> value of one number of the finished runs of ``arm`` (records written before a number existed lack
+    it: those runs are left out of that number)."""
     return {run.seed: float(run.evaluation[weights][key]) for run in runs
-            if run.arm is arm and run.status == RunStatus.FINISHED and run.evaluation is not None}
+            if run.arm is arm and run.status == RunStatus.FINISHED and run.evaluation is not None
+            and run.evaluation[weights].get(key) is not None}
 
 
 def _spread(values: Mapping[int, float]) -> dict[str, Any]:
@@ -274,9 +282,9 @@ def _run_summary(run: Run) -> dict[str, Any]:
     record = {"arm": run.arm.label, "seed": run.seed, "run_dir": str(run.run_dir), "action": run.action.value,
               "status": run.status.value, "error": run.error}
     if run.evaluation is not None:
-        keep = ("weights", "map50", "map50_95", "ultralytics_map50", "ultralytics_map50_95", "stats",
-                "num_detections", "predictions")
-        record.update({weights: {key: run.evaluation[weights][key] for key in keep} for weights in WEIGHTS})
+        keep = ("weights", "map50", "map50_95", "ultralytics_map50", "ultralytics_map50_95", "v5_map50",
+                "v5_map50_95", "stats", "num_detections", "predictions")
+        record.update({weights: {key: run.evaluation[weights].get(key) for key in keep} for weights in WEIGHTS})
         record.update(epochs_trained=run.evaluation["epochs_trained"], best_epoch=run.evaluation["best_epoch"])
     return record
 
@@ -301,9 +309,10 @@ def _table_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
         if arm["cawb"] and arm["restarts_effective"]:
             schedule += f" (restarts {', '.join(f'{s:g}' for s in arm['restarts_effective'])})"
         row = {"arm": label, "schedule": schedule, "seeds": str(arm["final"]["map50"]["pycocotools"]["n"])}
-        for weights in WEIGHTS:
-            for metric in METRICS:
-                row[f"{weights} {metric}"] = _mean_pm_std(arm[weights][metric]["pycocotools"])
+        for source, suffix in TABLE_SOURCES.items():
+            for weights in WEIGHTS:
+                for metric in METRICS:
+                    row[f"{weights} {metric}{suffix}"] = _mean_pm_std(arm[weights][metric][source])
         for metric in METRICS:
             row[f"article {metric}"] = _number(arm["article"][metric])
         rows.append(row)
@@ -311,10 +320,11 @@ def _table_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
         pairs = difference["final"]["map50"]["pycocotools"]["n"]
         row = {"arm": f"{difference['label']}, paired", "schedule": "",
                "seeds": f"{pairs} pair{'s' if pairs != 1 else ''}"}
-        for weights in WEIGHTS:
-            for metric in METRICS:
-                record = difference[weights][metric]["pycocotools"]
-                row[f"{weights} {metric}"] = _mean_pm_std(record, signed=True) if record["n"] else "n/a"
+        for source, suffix in TABLE_SOURCES.items():
+            for weights in WEIGHTS:
+                for metric in METRICS:
+                    record = difference[weights][metric][source]
+                    row[f"{weights} {metric}{suffix}"] = _mean_pm_std(record, signed=True) if record["n"] else "n/a"
         for metric in METRICS:
             article = difference["article"]
             row[f"article {metric}"] = _number(article[metric], signed=True) if article else ""
@@ -323,9 +333,10 @@ def _table_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
 
 
 def _column_title(column: str) -> str:
-    weights, _, metric = column.partition(" ")
+    weights, _, rest = column.partition(" ")
+    metric, _, source = rest.partition(" ")
     if metric in METRICS:
-        return f"{WEIGHTS.get(weights, weights)} {METRICS[metric]}"
+        return f"{WEIGHTS.get(weights, weights)} {METRICS[metric]}" + (" (YOLOv5 v5.0)" if source else "")
     return column
 
 
@@ -344,7 +355,9 @@ def render_table_md(summary: Mapping[str, Any]) -> str:
         ("mAP: pycocotools COCOeval bbox on the val split's ground-truth JSON (the project's official numbers; "
          "ultralytics' validator numbers are in summary.json), mean ± sample std over seeds (n/a for one seed). "
          "Final: weights/last.pt. Best epoch: weights/best.pt, ultralytics' pick of the highest per-epoch "
-         "mAP_0.5:0.95 on this same val split, hence optimistic."),
+         "mAP_0.5:0.95 on this same val split, hence optimistic. (YOLOv5 v5.0): the same detections scored as "
+         "YOLOv5 v5.0's test.py reported mAP (crowd boxes as targets, up to 300 detections per image, its matching "
+         "and interpolation), the metric of the article's numbers: hold those columns against the article's."),
         "",
         "| " + " | ".join(_column_title(column) for column in columns) + " |",
         "|" + "---|" * len(columns),
@@ -357,8 +370,9 @@ def render_table_md(summary: Mapping[str, Any]) -> str:
                          f"scaled to {arm['restarts_used']} of {arm['epochs']}.")
         ignored = sorted(set(arm["restarts_used"] or ()) - set(arm["restarts_effective"]))
         if arm["cawb"] and ignored:
-            lines.append(f"- {label}: restarts {', '.join(f'{s:g}' for s in ignored)} ignored: a restart must come "
-                         "after the warmup and before the last epoch.")
+            lines.append(f"- {label}: restarts {', '.join(f'{s:g}' for s in ignored)} ignored: the run would not "
+                         "make them (a restart shows from the epoch after it, so it must come after the warmup and "
+                         "before the last epoch).")
     if summary["differences"]:
         lines.append(f"- Paired rows: mean ± sample std over seeds of the per-seed difference "
                      f"({summary['pairing']}).")
@@ -409,9 +423,11 @@ def render_table_csv(summary: Mapping[str, Any]) -> str:
     """table.csv: the table's rows, each mean and std in its own column (full precision: Python's shortest
     round-trip repr of each float; empty for n/a)."""
     header = ["arm", "schedule", "n"]
-    for weights in WEIGHTS:
-        for metric in METRICS:
-            header += [f"{weights}_{metric}_mean", f"{weights}_{metric}_std"]
+    for suffix in TABLE_SOURCES.values():
+        for weights in WEIGHTS:
+            for metric in METRICS:
+                name = f"{weights}_{metric}{suffix.replace(' ', '_')}"
+                header += [f"{name}_mean", f"{name}_std"]
     header += [f"article_{metric}" for metric in METRICS]
 
     def cell(value: float | None) -> str:
@@ -422,17 +438,19 @@ def render_table_csv(summary: Mapping[str, Any]) -> str:
     writer.writerow(header)
     for label, arm in summary["arms"].items():
         row = [label, arm["schedule"], arm["final"]["map50"]["pycocotools"]["n"]]
-        for weights in WEIGHTS:
-            for metric in METRICS:
-                spread = arm[weights][metric]["pycocotools"]
-                row += [cell(spread["mean"]), cell(spread["std"])]
+        for source in TABLE_SOURCES:
+            for weights in WEIGHTS:
+                for metric in METRICS:
+                    spread = arm[weights][metric][source]
+                    row += [cell(spread["mean"]), cell(spread["std"])]
         writer.writerow(row + [cell(arm["article"][metric]) for metric in METRICS])
     for difference in summary["differences"]:
         row = [f"{difference['label']} (paired)", "", difference["final"]["map50"]["pycocotools"]["n"]]
-        for weights in WEIGHTS:
-            for metric in METRICS:
-                record = difference[weights][metric]["pycocotools"]
-                row += [cell(record["mean"]), cell(record["std"])]
+        for source in TABLE_SOURCES:
+            for weights in WEIGHTS:
+                for metric in METRICS:
+                    record = difference[weights][metric][source]
+                    row += [cell(record["mean"]), cell(record["std"])]
         article = difference["article"]
         writer.writerow(row + [cell(article[metric]) if article else "" for metric in METRICS])
     return buffer.getvalue()
