@@ -31,9 +31,9 @@ from cawb.experiment.tune_study import (
     make_pruner,
     record_process,
 )
-from cawb.utils.locks import this_host
 from cawb.training import config as config_module
 from cawb.training import hyp as hyp_module
+from cawb.utils.locks import this_host
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "tune.py"

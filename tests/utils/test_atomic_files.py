@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from cawb.utils.atomic_files import remove_stale_temporaries, temporary_name, write_bytes_atomic
 
