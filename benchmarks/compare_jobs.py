@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,13 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "compare.py"
 
 
-def run(project: Path, jobs: int, args: argparse.Namespace) -> float:
+class CompareFailed(RuntimeError):
+    """compare.py exited with an error; the message holds the end of its stderr."""
+
+
+def run(project: Path, jobs: int, args: argparse.Namespace, timeout: float | None = None) -> float:
+    """Wall seconds of one compare.py command with ``--jobs jobs``. Past ``timeout`` seconds it is stopped as a job
+    scheduler stops it (SIGTERM: compare stops its workers) and ``subprocess.TimeoutExpired`` is raised."""
     command = [sys.executable, str(SCRIPT), "--preset", args.preset, "--epochs", str(args.epochs), "--imgsz",
                str(args.imgsz), "--seeds", *map(str, args.seeds), "--jobs", str(jobs), "--project", str(project)]
     for flag, value in (("--device", args.device), ("--data", args.data), ("--threads", args.threads),
@@ -42,10 +49,16 @@ def run(project: Path, jobs: int, args: argparse.Namespace) -> float:
             command += [flag, str(value)]
     command += ["plots=False", *args.overrides]
     started = time.perf_counter()
-    result = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=120)
+        raise
     elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        sys.exit(f"--jobs {jobs} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+    if process.returncode != 0:
+        raise CompareFailed(f"--jobs {jobs} failed (exit {process.returncode}):\n{stderr[-3000:]}")
     return elapsed
 
 
@@ -81,7 +94,10 @@ def main() -> None:
         times, numbers = {}, {}
         for jobs in [1, *[j for j in args.jobs if j != 1]]:
             project = root / f"jobs-{jobs}"
-            times[jobs] = run(project, jobs, args)
+            try:
+                times[jobs] = run(project, jobs, args)
+            except CompareFailed as error:
+                sys.exit(str(error))
             numbers[jobs] = per_run_numbers(project)
             print(f"--jobs {jobs}: {times[jobs]:.1f} s wall for {len(numbers[jobs])} runs")
         for jobs in times:

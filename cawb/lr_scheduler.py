@@ -47,8 +47,9 @@ class CosineAnnealingWarmbootingLR(LRScheduler):
     Args:
         optimizer: any optimizer; every param group keeps its own base lr (its ``initial_lr``).
         epochs: total epochs ``E``.
-        steps: restart epochs (the seed code's ``cawb_steps``); a sorted copy with only
-            ``warmup_epochs < s < epochs`` is used, the caller's list is left untouched.
+        steps: restart epochs (the seed code's ``cawb_steps``); a sorted copy with only the restarts a run makes,
+            ``warmup_epochs < s < epochs - 1`` (:func:`cawb.schedule.restart_is_made`), is used, the caller's list
+            is left untouched.
         step_scale: each restart multiplies the peak by this (> 0).
         epoch_scale: > 0; stretches a non-final cycle's period so it need not anneal to the bottom.
         epoch_scale_mode: ``"stretch"`` (period ``L * epoch_scale``, default; reproduces the article's curves) or

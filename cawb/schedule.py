@@ -6,8 +6,9 @@ ultralytics trainer (:mod:`cawb.training.trainer`) only multiply their base lear
 
 Formula
 -------
-With ``E`` = ``epochs``, ``W`` = ``warmup_epochs``, restart epochs ``s_1 < ... < s_n`` (only ``W < s < E``
-kept), ``g`` = ``step_scale`` and ``k`` = ``epoch_scale``, the boundaries are ``B = [W, s_1, ..., s_n, E]``.
+With ``E`` = ``epochs``, ``W`` = ``warmup_epochs``, restart epochs ``s_1 < ... < s_n`` (only the restarts the
+run makes, ``W < s < E - 1``: see below), ``g`` = ``step_scale`` and ``k`` = ``epoch_scale``, the boundaries are
+``B = [W, s_1, ..., s_n, E]``.
 For a (possibly fractional) epoch ``e``, clamped to ``[0, E]``, take the first segment ``i`` with
 ``e <= B[i+1]``; then::
 
@@ -24,6 +25,16 @@ and the built-in decay functions, with ``m`` = ``lf_min``::
 Segment boundaries are inclusive on the right: epoch ``s_i`` itself still belongs to the cycle it ends, and the
 restart (the jump up to ``g**i``) is seen at the first epoch after it. With no restarts this is one plain cosine
 from ``W`` to ``E``.
+
+Restarts a run makes
+--------------------
+A restart at ``s`` is kept only when ``W < s < E - 1`` (:func:`restart_is_made`); the others are listed in
+``dropped_restart_epochs`` and shape nothing. A trainer stepping once per epoch trains epochs ``0 .. E - 1`` at
+``factor(0) .. factor(E - 1)``, and a restart at ``s`` is first seen at the first whole epoch after ``s``
+(``floor(s) + 1``), which is trained only when ``s < E - 1``: a restart at ``E - 1`` or later would never change
+the learning rate, and at or before ``W`` it would fall inside the warmup. Stepped per iteration, a restart inside
+the last epoch could show for a fraction of it; it is dropped all the same, so that one hyp gives one schedule
+whatever the stepping, and no cycle is shorter than the epoch that would have to show it.
 
 ``epoch_scale`` makes a non-final cycle anneal over a longer (stretch, ``k > 1``) period than it is given, so the
 next restart comes before the learning rate has reached the bottom. ``stretch`` is what reproduces the seed
@@ -48,6 +59,8 @@ __all__ = [
     "DecayFunction",
     "cosine_decay",
     "linear_decay",
+    "restart_is_made",
+    "restart_rule",
     "scale_restart_epochs",
 ]
 
@@ -96,6 +109,19 @@ BUILTIN_DECAYS: dict[str, Callable[[float, float, float], float]] = {"cos": cosi
 EPOCH_SCALE_MODES = ("stretch", "extend")
 
 
+def restart_is_made(restart: float, warmup_epochs: float, epochs: int) -> bool:
+    """Whether a run of ``epochs`` epochs with ``warmup_epochs`` of warmup makes a restart at epoch ``restart``:
+    ``warmup_epochs < restart < epochs - 1`` (module docstring, "Restarts a run makes"). Inclusive nowhere: a restart
+    at ``epochs - 1`` would first show at epoch ``epochs``, which is never trained."""
+    return warmup_epochs < restart < epochs - 1
+
+
+def restart_rule(warmup_epochs: float, epochs: int) -> str:
+    """:func:`restart_is_made` in words, with the numbers of one run, for messages:
+    ``warmup_epochs 1 < s < epochs - 1 = 19``."""
+    return f"warmup_epochs {warmup_epochs:g} < s < epochs - 1 = {epochs - 1}"
+
+
 def _describe_function(function: Callable) -> str:
     """A name for a user function that points at its definition, for error messages."""
     name = getattr(function, "__qualname__", None) or repr(function)
@@ -119,8 +145,9 @@ class CawbSchedule:
         warmup_epochs: ``W`` with ``0 <= W < E``; before ``W`` the factor stays at the first peak (1.0 with the
             built-in decays) so a trainer's warmup ramps toward it.
         restart_epochs: epochs at which a new cycle starts (the seed code's ``cawb_steps``). Any iterable of
-            numbers >= 0; a sorted, de-duplicated copy is kept, holding only ``W < s < E`` (the caller's list is
-            never mutated). The ones left out are listed in :attr:`dropped_restart_epochs`.
+            numbers >= 0; a sorted, de-duplicated copy is kept, holding only the restarts the run makes,
+            ``W < s < E - 1`` (:func:`restart_is_made`; the caller's list is never mutated). The ones left out are
+            listed in :attr:`dropped_restart_epochs`.
         step_scale: ``g > 0``; the peak of cycle ``i`` is ``g**i``.
         epoch_scale: ``k > 0``; how much longer than its length a non-final cycle's period is (see
             ``epoch_scale_mode``). ``k = 1`` in ``stretch`` mode anneals each cycle exactly to the bottom.
@@ -170,9 +197,9 @@ class CawbSchedule:
         values = sorted({_require_real("restart_epochs", s) for s in restarts})
         if values and values[0] < 0:
             raise CawbConfigError.invalid("restart_epochs", list(restarts), "a list of epoch numbers >= 0")
-        kept = tuple(s for s in values if warmup < s < epochs)
+        kept = tuple(s for s in values if restart_is_made(s, warmup, epochs))
         set_field(self, "restart_epochs", kept)
-        set_field(self, "dropped_restart_epochs", tuple(s for s in values if not warmup < s < epochs))
+        set_field(self, "dropped_restart_epochs", tuple(s for s in values if not restart_is_made(s, warmup, epochs)))
 
         if _require_real("step_scale", self.step_scale) <= 0:
             raise CawbConfigError.invalid("step_scale", self.step_scale, "> 0")
@@ -284,7 +311,7 @@ def scale_restart_epochs(restarts: Sequence[float], from_epochs: int, to_epochs:
 
     Each restart ``s`` becomes ``s * to_epochs / from_epochs`` rounded half up to a whole epoch (an epoch-stepped
     schedule restarts on epoch boundaries); the result is sorted and de-duplicated. Restarts that land at or
-    before the warmup or at the end are kept here: :class:`CawbSchedule` drops those, as for any restart list.
+    before the warmup or in the last epoch are kept here: :class:`CawbSchedule` drops those, as for any restart list.
 
     Example: the article's ``[30, 80]`` of 150 epochs is ``[4, 11]`` of 20 and ``[1, 2]`` of 3.
 

@@ -1,11 +1,29 @@
-"""Shared test setup: nothing may touch the network, and figures render without a display."""
+"""Shared test setup: nothing may touch the network, figures render without a display, and ultralytics' settings
+are the tests' own."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # ultralytics: skip its online checks (there is no network here)
 os.environ.setdefault("MPLBACKEND", "Agg")
+# ultralytics keeps its settings (runs_dir, datasets_dir, which cawb follows) in a file per user: the tests, and the
+# processes they start, read and change a copy of their own, never the user's.
+_ULTRALYTICS_CONFIG = tempfile.mkdtemp(prefix="cawb-tests-ultralytics-")
+os.environ["YOLO_CONFIG_DIR"] = _ULTRALYTICS_CONFIG
+atexit.register(shutil.rmtree, _ULTRALYTICS_CONFIG, ignore_errors=True)
 
 import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ultralytics_places(tmp_path_factory):
+    """runs_dir as ultralytics' default outside a git checkout (runs, in the working directory) and datasets_dir
+    a directory of its own, whatever checkout ultralytics is installed in."""
+    from ultralytics.utils import SETTINGS
+
+    SETTINGS.update(runs_dir="runs", datasets_dir=str(tmp_path_factory.mktemp("ultralytics-datasets")))
 
 
 @pytest.fixture(scope="session", autouse=True)

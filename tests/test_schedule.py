@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from cawb.schedule import CawbConfigError, CawbSchedule, scale_restart_epochs
+from cawb.schedule import CawbConfigError, CawbSchedule, restart_is_made, scale_restart_epochs
 
 # The article's published curve: 150 epochs, restarts at 30 and 80, step_scale 0.7, epoch_scale 4 (stretch),
 # lf = 0.65 * cos + 0.35, lr 0.1, no warmup. Values as read off the article's figure.
@@ -96,11 +96,54 @@ def test_custom_lf_with_a_bad_value_is_caught_naming_the_function(bad):
 
 
 def test_restart_epochs_are_a_sorted_deduplicated_copy_within_warmup_and_end():
-    steps = [80, 30, 30, 2, 150, 200]
+    steps = [80, 30, 30, 2, 149, 148, 150, 200]
     schedule = CawbSchedule(epochs=150, warmup_epochs=3, restart_epochs=steps)
-    assert steps == [80, 30, 30, 2, 150, 200]  # the caller's list is untouched
-    assert schedule.restart_epochs == (30.0, 80.0)
-    assert schedule.dropped_restart_epochs == (2.0, 150.0, 200.0)
+    assert steps == [80, 30, 30, 2, 149, 148, 150, 200]  # the caller's list is untouched
+    assert schedule.restart_epochs == (30.0, 80.0, 148.0)  # 148 shows at epoch 149, the last one trained
+    assert schedule.dropped_restart_epochs == (2.0, 149.0, 150.0, 200.0)
+
+
+def epoch_stepped_lrs(schedule):
+    """The lr of each trained epoch 0 .. E-1 as torch's LambdaLR steps it once per epoch (base lr 1)."""
+    import torch
+
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    lrs = []
+    for _ in range(schedule.epochs):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+@pytest.mark.parametrize("restart,made", [(3, True), (3.99, True), (4, False), (4.5, False), (2, False), (2.5, True)])
+def test_a_restart_counts_only_when_a_trained_epoch_after_it_shows_it(restart, made):
+    # 5 epochs (0..4 trained), warmup 2: s is first seen at floor(s) + 1, which must be <= 4, so s < 4; and s > 2.
+    schedule = CawbSchedule(epochs=5, warmup_epochs=2, restart_epochs=[restart], step_scale=0.9, lf_min=0.1)
+    assert restart_is_made(restart, 2, 5) is made
+    assert schedule.restart_epochs == ((restart,) if made else ())
+    assert schedule.dropped_restart_epochs == (() if made else (restart,))
+    lrs = epoch_stepped_lrs(schedule)
+    without = epoch_stepped_lrs(CawbSchedule(epochs=5, warmup_epochs=2, step_scale=0.9, lf_min=0.1))
+    if made:  # the first trained epoch after the restart follows the new cycle
+        shown = math.floor(restart) + 1
+        assert lrs[shown] > without[shown]
+        if restart >= 3:  # the cycle it ends was seen decaying (2.5: only its start, epoch 2), so the lr jumps up
+            assert lrs[shown] > lrs[shown - 1]
+    else:  # a dropped restart shapes nothing: the curve is the one without it
+        assert lrs == without
+
+
+def test_a_restart_in_the_last_epoch_is_dropped_whatever_the_stepping():
+    import torch
+
+    from cawb.lr_scheduler import CosineAnnealingWarmbootingLR
+
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    # per batch, epoch 4.5 would be trained; the schedule keeps one rule so the hyp means the same in both modes
+    scheduler = CosineAnnealingWarmbootingLR(optimizer, epochs=5, steps=[3, 4.5], steps_per_epoch=4)
+    assert scheduler.schedule.restart_epochs == (3.0,) and scheduler.schedule.dropped_restart_epochs == (4.5,)
 
 
 def test_step_scale_multiplies_each_cycle_peak():

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.slow  # builds and installs the wheel, then trains from
 REPO = Path(__file__).resolve().parents[1]
 # What the build reads: pyproject.toml and setup.py name the rest.
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "cawb", "hyp", "data")
-COMMANDS = {"cawb-train", "cawb-plot-lr", "cawb-sample-coco", "cawb-compare", "cawb-evaluate", "cawb-tune"}  # at least these
+COMMANDS = {"cawb-train", "cawb-plot-lr", "cawb-sample-coco", "cawb-compare", "cawb-evaluate", "cawb-tune",
+            "cawb-import-yolov5"}  # at least these
 HYP_COMMANDS = {"cawb-train", "cawb-plot-lr", "cawb-compare", "cawb-tune"}  # their --help names the bundled hyp files
 
 
@@ -125,7 +126,8 @@ def test_installed_wheel_runs_from_an_empty_directory_and_writes_nothing_inside_
     from cawb.utils.resources import bundled_hyp_names
 
     for command in _console_scripts(wheel):
-        helped = _run([commands / command, "--help"], cwd=work, env=env).stdout
+        # wide enough that argparse never breaks a hyp file's name at its hyphen
+        helped = _run([commands / command, "--help"], cwd=work, env={**env, "COLUMNS": "400"}).stdout
         assert f"cawb {__version__}" in helped, command
         if command in HYP_COMMANDS:
             assert all(name in helped for name in bundled_hyp_names()), command

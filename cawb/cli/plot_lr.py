@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             if curve.dropped_restart_epochs:
                 restarts = ", ".join(f"{epoch:g}" for epoch in curve.dropped_restart_epochs)
                 print(f"warning: {path}: restart epoch(s) {restarts} fall outside this {int(curve.epochs[-1]) + 1}-epoch "
-                      "run (only warmup_epochs < s < epochs count) and are not drawn", file=sys.stderr)
+                      "run and are not drawn (a restart shows from the epoch after it: only warmup_epochs < s < "
+                      "epochs - 1 count)", file=sys.stderr)
         for curve in curves:
             print(f"{curve.label}: {len(curve.lrs)} points, lr {max(curve.lrs):.4g} max, {curve.lrs[-1]:.4g} last")
         print(f"plot: {args.out}" + (f"\ncsv: {args.csv}" if args.csv else ""))

@@ -1,13 +1,22 @@
 """Resolve a project dataset yaml into one the ultralytics trainer and validator can take as ``data=``.
 
-Project convention (differs from ultralytics, which resolves a relative ``path:`` against the current directory
-and then its global datasets dir): a relative ``path:`` is relative to the YAML FILE's own directory, so
-``my/data.yaml`` with ``path: ../datasets/mine`` means ``my/../datasets/mine`` wherever the command runs. Without
-``path:`` the yaml's directory is the dataset root (as in ultralytics).
+Where a relative ``path:`` points: ultralytics' rule first, then cawb's, the first place that exists winning:
 
-The bundled yamls (``data/``, shipped in the package: :mod:`cawb.utils.resources`) are the exception: they live in
-the installation, which cawb never writes to, so their relative ``path:`` is relative to the WORKING directory
-(``path: datasets/shapes`` generates the demo data in ``./datasets/shapes``).
+1. ``<working directory>/<path>``, else ``<datasets_dir>/<path>`` (ultralytics' ``datasets_dir`` setting): what
+   ``yolo train`` reads, so a yaml that works there trains on the same data here;
+2. ``<the yaml's directory>/<path>``: a yaml kept beside its data (``my/data.yaml`` with ``path:
+   ../datasets/mine``) works from any directory.
+
+When none exists, data with a ``generator:`` is generated at ``<the yaml's directory>/<path>``, or, for the yamls
+cawb ships (``data/``, in the installation, which cawb never writes to), at ``<working directory>/<path>``
+(``path: datasets/shapes`` generates the demo in ``./datasets/shapes``); other data is refused in one line naming
+every place looked in, and, for the yamls ultralytics ships (``coco8.yaml``), where ultralytics would download it:
+cawb never downloads. The yamls of either package are never read relative to their own directory. Without ``path:``
+the yaml's directory is the dataset root, and an absolute ``path:`` is itself (both as in ultralytics).
+
+Also as ultralytics reads a yaml: ``nc`` alone names the classes ``class_0, class_1, ...``; a ``validation`` key is
+``val``; a split ``../x`` that is missing under the root is looked for as ``x`` (dataset exports written for
+YOLOv5's layout).
 
 Keys read besides ultralytics' own (``train``, ``val``, ``names``):
 
@@ -30,19 +39,24 @@ An ultralytics ``download:`` key is dropped from the resolved copy: nothing is f
 from __future__ import annotations
 
 import inspect
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 import yaml
 
+from cawb.datasets.images import check_split_images
 from cawb.datasets.shapes import generate_shapes_dataset
 from cawb.datasets.shapes_tasks import generate_task_shapes
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.checks import is_int
 from cawb.utils.errors import InputError, InputFileNotFoundError
 from cawb.utils.resources import is_bundled
+from cawb.utils.ultralytics_compat import is_ultralytics_dataset_yaml
 from cawb.utils.user_files import read_yaml
+
+LOGGER = logging.getLogger("cawb")
 
 # generator name -> function(root, **kwargs) -> path of the dataset yaml it wrote
 GENERATORS = {"shapes": generate_shapes_dataset, "shapes-tasks": generate_task_shapes}
@@ -90,18 +104,21 @@ def check_dataset_yaml(yaml_path: str | Path, require: Mapping[str, str] | None 
             a mapping, or a key has a wrong type or value (one line naming the file, the key and what is allowed).
     """
     source = Path(yaml_path).absolute()
-    data = read_yaml(source, "dataset yaml", mapping_of="keys (train, val, names, ...)")
+    data = _as_ultralytics_reads(source, read_yaml(source, "dataset yaml", mapping_of="keys (train, val, names, ...)"))
     missing = [key for key in (require or {}) if data.get(key) is None]
     if missing:
         why = "; ".join(f"{key} {(require or {})[key]}" for key in missing)
         raise InputError(f"{source}: {' and '.join(missing)} must be set ({why})")
-    root = _root(source, data)
+    _path_value(source, data)
     names = _names(source, data)
+    if "nc" in data and data["nc"] != len(names):  # ultralytics refuses the pair once training has begun
+        raise InputError(f"{source}: nc={data['nc']!r} disagrees with names, which has {len(names)} classes: fix "
+                         "one of them (nc may be left out)")
     _category_ids(source, data, len(names))
-    for key in ("train", "val"):
-        _split_paths(source, data, key, root)
+    for key in ("train", "val"):  # the checks of the values only: the root is found by resolve_dataset_yaml
+        _split_paths(source, data, key, source.parent)
     for key in ("val_json", "train_json"):
-        _optional_path(source, data, key, root)
+        _optional_path(source, data, key, source.parent)
     if "generator" in data:
         _generator(source, data)
     return data
@@ -122,7 +139,8 @@ def _written_here(path: Path) -> bool:
 def resolve_dataset_yaml(
     yaml_path: str | Path, out_dir: str | Path | None = None, require: Mapping[str, str] | None = None
 ) -> ResolvedDataset:
-    """Resolve ``yaml_path`` (project convention above), generate its data if it has a generator, check it exists.
+    """Resolve ``yaml_path`` (where ``path:`` points: module docstring), generate its data if it has a generator,
+    check it exists.
 
     Args:
         yaml_path: the dataset yaml, e.g. ``data/shapes.yaml``.
@@ -151,10 +169,15 @@ def resolve_dataset_yaml(
     train = _split_paths(source, data, "train", root)
     val = _split_paths(source, data, "val", root)
     jsons = {k: _optional_path(source, data, k, root) for k in ("val_json", "train_json")}
-    for path in (root, *train, *val, *(p for p in jsons.values() if p is not None)):
+    if not root.exists():
+        raise InputFileNotFoundError(f"{source}: dataset not found: {_places_looked(source, data)}; "
+                                     f"{_missing_hint(source, data)}")
+    for path in (*train, *val, *(p for p in jsons.values() if p is not None)):
         if not path.exists():
-            hint = f"build it with: {data['build']}" if data.get("build") else "create it or fix 'path:' in the yaml"
-            raise InputFileNotFoundError(f"{source}: dataset not found, missing {path}; {hint}")
+            raise InputFileNotFoundError(f"{source}: dataset not found, missing {path}; {_missing_hint(source, data)}")
+    for key, directories in (("train", train), ("val", val)):
+        for directory in directories:
+            check_split_images(source, key, directory)
 
     resolved = {k: v for k, v in data.items() if k != "download"}
     resolved["path"] = str(root)
@@ -184,18 +207,89 @@ def resolve_dataset_yaml(
 
 
 def dataset_root(yaml_path: str | Path, data: Mapping) -> Path:
-    """The dataset root that the dataset yaml ``yaml_path`` (read as ``data``) names, by the convention above."""
-    return _root(Path(yaml_path).absolute(), data)
+    """The dataset root that the dataset yaml ``yaml_path`` (read as ``data``) names, by the rules above."""
+    return _root(Path(yaml_path).absolute(), dict(data))
+
+
+def _as_ultralytics_reads(source: Path, data: dict) -> dict:
+    """``data`` with what ultralytics' reader adds: ``val`` for ``validation``, class names from ``nc`` alone."""
+    data = dict(data)
+    if "val" not in data and "validation" in data:
+        data["val"] = data.pop("validation")
+    nc = data.get("nc")
+    if nc is not None and not is_int(nc, 1):
+        raise InputError(f"{source}: nc={nc!r} is invalid: it must be an integer >= 1 (the number of classes)")
+    if data.get("names") is None and nc is not None:
+        nc = int(nc)
+        data["names"] = {index: f"class_{index}" for index in range(nc)}
+    elif nc is not None and isinstance(data["names"], (list, dict)) and len(data["names"]) != nc:
+        raise InputError(f"{source}: names has {len(data['names'])} classes and nc={nc}: they must agree")
+    return data
+
+
+def _path_value(source: Path, data: dict) -> Path | None:
+    """The yaml's ``path:`` (None when it has none), checked."""
+    path = data.get("path")
+    if path is None:
+        return None
+    if not isinstance(path, str) or not path:
+        raise InputError(f"{source}: path={path!r} must be a non-empty string (the dataset root: absolute, or "
+                         "relative as the module docstring says)")
+    return Path(path).expanduser()
+
+
+def _shipped(source: Path) -> bool:
+    """Whether ``source`` is a yaml cawb or ultralytics ships: never read relative to its own directory."""
+    return is_bundled(source) or is_ultralytics_dataset_yaml(source)
+
+
+def _candidate_roots(source: Path, path: Path) -> list[tuple[Path, str]]:
+    """Where a relative ``path:`` may point, in the order tried, each with whose rule it is."""
+    from cawb.utils.ultralytics_compat import datasets_dir  # imports ultralytics: only when a relative path is read
+
+    places = [(Path.cwd() / path, "the working directory's"), (datasets_dir() / path, "ultralytics' datasets_dir's")]
+    if not _shipped(source):
+        places.append((source.parent / path, "the yaml's directory's"))
+    return [(place.resolve(), whose) for place, whose in places]
 
 
 def _root(source: Path, data: dict) -> Path:
-    path = data.get("path")
+    """The dataset root (module docstring); a missing one is returned as where it would be generated."""
+    path = _path_value(source, data)
     if path is None:
         return source.parent
-    base = Path.cwd() if is_bundled(source) else source.parent
-    if not isinstance(path, str) or not path:
-        raise InputError(f"{source}: path={path!r} must be a non-empty string (relative to the yaml's directory)")
-    return (base / Path(path).expanduser()).resolve()
+    if path.is_absolute():
+        return path.resolve()
+    places = _candidate_roots(source, path)
+    found = [place for place, _ in places if place.exists()]
+    if found:
+        if len(set(found)) > 1:
+            LOGGER.warning("%s: path: %s exists in several places; using %s (ultralytics' rule comes first), not %s",
+                           source, path, found[0], ", ".join(map(str, found[1:])))
+        return found[0]
+    if is_ultralytics_dataset_yaml(source):
+        return places[1][0]  # where ultralytics would have downloaded it
+    return ((Path.cwd() if is_bundled(source) else source.parent) / path).resolve()
+
+
+def _places_looked(source: Path, data: dict) -> str:
+    path = _path_value(source, data)
+    if path is None or path.is_absolute():
+        return f"missing {_root(source, data)}"
+    return "path: " + str(path) + " is in none of " + ", ".join(
+        f"{place} ({whose})" for place, whose in _candidate_roots(source, path))
+
+
+def _missing_hint(source: Path, data: dict) -> str:
+    if data.get("build"):
+        return f"build it with: {data['build']}"
+    if is_ultralytics_dataset_yaml(source) or data.get("download"):
+        from cawb.utils.ultralytics_compat import settings_file
+
+        return (f"ultralytics would download it into {_root(source, data)} (its datasets_dir, set in "
+                f"{settings_file()}); cawb never downloads: put the dataset there, or give a yaml whose path: "
+                "points at it")
+    return "create it or fix 'path:' in the yaml"
 
 
 def _names(source: Path, data: dict) -> dict[int, str]:
@@ -236,7 +330,10 @@ def _split_paths(source: Path, data: dict, key: str, root: Path) -> tuple[Path, 
     items = value if isinstance(value, list) else [value]
     if not items or not all(isinstance(x, str) and x for x in items):
         raise InputError(f"{source}: {key}={value!r} must be a path or a list of paths relative to the dataset root")
-    return tuple((root / x).resolve() for x in items)
+    paths = [(root / x).resolve() for x in items]
+    if isinstance(value, str) and not paths[0].exists() and value.startswith("../"):  # as ultralytics reads it
+        paths = [(root / value[3:]).resolve()]
+    return tuple(paths)
 
 
 def _optional_path(source: Path, data: dict, key: str, root: Path) -> Path | None:

@@ -4,7 +4,8 @@ does not score here (segmentation, pose, OBB, classification), ultralytics' vali
 
 One prediction pass through ultralytics' own ``DetectionValidator`` (same letterbox/rect preprocessing and NMS as
 validation during training) yields both ultralytics' mAP and the detections, exported in COCO results format and
-scored by ``pycocotools.cocoeval.COCOeval`` against the split's ground-truth JSON.
+scored by ``pycocotools.cocoeval.COCOeval`` against the split's ground-truth JSON, and by
+:func:`cawb.experiment.v5_metric.v5_map`, the mAP as YOLOv5 release v5.0's ``test.py`` reported it (the article's).
 
 The two mAPs differ by design, by a few 0.01 at most on a trained model: ultralytics integrates (trapezoid rule)
 the precision envelope linearly interpolated at 101 recall points, COCO averages the envelope's value at the first
@@ -24,10 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cawb.datasets.resolve import ResolvedDataset, check_dataset_yaml, resolve_dataset_yaml
+from cawb.experiment.v5_metric import v5_map
 from cawb.training.checkpoints import load_ultralytics_checkpoint
 from cawb.training.offline import ensure_local_fonts
 from cawb.training.tasks import checkpoint_task
-from cawb.training.ultralytics_settings import ultralytics_defaults
+from cawb.training.ultralytics_settings import check_device, ultralytics_defaults
 from cawb.utils.checks import require_int
 from cawb.utils.errors import InputError
 from cawb.utils.ultralytics_compat import keep_ultralytics_offline
@@ -158,7 +160,9 @@ def evaluate_coco(
         ``{"map50", "map50_95"}`` (pycocotools, fractions in [0, 1]), ``"stats"`` (the 12 COCOeval stats),
         ``"summary"`` (pycocotools' summary table, text), ``"ultralytics_map50"``, ``"ultralytics_map50_95"``,
         ``"predictions"`` (Path of the COCO results JSON: image_id from the GT JSON by file name, category_id via
-        ``category_ids``, bbox [x, y, w, h] top-left in original-image pixels, score), ``"num_detections"``.
+        ``category_ids``, bbox [x, y, w, h] top-left in original-image pixels, score), ``"num_detections"``,
+        ``"v5_map50"``, ``"v5_map50_95"`` (as YOLOv5 v5.0 reported it, :mod:`cawb.experiment.v5_metric`, from the
+        same detections: up to ``max_det`` per image, 300 by default as in v5.0).
 
     Every input is checked before anything heavy is imported or anything is written: ``imgsz`` and ``batch``,
     ``weights`` (a readable checkpoint file; then, once torch is loaded, an ultralytics model checkpoint),
@@ -168,15 +172,16 @@ def evaluate_coco(
 
     Raises:
         InputFileNotFoundError: ``weights`` or the data is missing.
-        InputError: a bad ``imgsz``/``batch``; ``weights`` is a directory, unreadable, not an ultralytics
-            checkpoint, or one of another task than detection; ``save_dir`` cannot be written; the data lacks
-            ``val_json``/``category_ids``, they disagree with the GT JSON, the model's class count differs from the
-            data's, or the val images and the GT JSON list different images.
+        InputError: a bad ``imgsz``/``batch``/``device``; ``weights`` is a directory, unreadable, not an
+            ultralytics checkpoint, or one of another task than detection; ``save_dir`` cannot be written; the data
+            lacks ``val_json``/``category_ids``, they disagree with the GT JSON, the model's class count differs from
+            the data's, or the val images and the GT JSON list different images.
     """
     require_int(imgsz, "imgsz", 32)
     require_int(batch, "batch", 1)
     weights = check_checkpoint_file(weights, "weights")
     save_dir = check_output_dir(save_dir, "save_dir")
+    check_device(device, "device")  # a GPU this machine lacks: one line, not torch's diagnostics mid-validation
     if isinstance(data, ResolvedDataset):
         if data.val_json is None or data.category_ids is None:
             raise InputError(f"{data.source}: val_json and category_ids are required for COCO evaluation")
@@ -234,6 +239,7 @@ def evaluate_coco(
     # ultralytics writes this file too, but only when there are detections; ours always exists.
     predictions.write_text(json.dumps(validator.jdict))
     stats, summary = coco_bbox_eval(gt, validator.jdict)
+    as_v5 = v5_map(gt.dataset, validator.jdict)
     return {
         "map50": stats[1],
         "map50_95": stats[0],
@@ -243,6 +249,8 @@ def evaluate_coco(
         "ultralytics_map50_95": float(ultralytics_stats["metrics/mAP50-95(B)"]),
         "predictions": predictions,
         "num_detections": len(validator.jdict),
+        "v5_map50": as_v5.map50,
+        "v5_map50_95": as_v5.map50_95,
     }
 
 

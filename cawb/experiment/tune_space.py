@@ -19,7 +19,7 @@ fractions of the post-warmup training by a fixed map (:func:`spaced_fractions`):
 consecutive restarts, the first and the warmup's end, and the last and the final epoch are at least
 ``restart_min_gap`` apart. The map is affine on sorted draws, so uniform draws give positions uniform over every
 valid placement. :func:`restart_epochs_from_fractions` then turns the fractions into the integer epochs
-``W < s < E`` that :class:`cawb.CawbSchedule` keeps (rounded, duplicates merged).
+``W < s < E - 1`` that a run makes and :class:`cawb.CawbSchedule` keeps (rounded, duplicates merged).
 
 Pure Python and yaml (ultralytics' key lists are read lazily); no optuna import at module level.
 """
@@ -27,14 +27,13 @@ Pure Python and yaml (ultralytics' key lists are read lazily); no optuna import 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import yaml
 
-from cawb.training.hyp import CAWB_HYP_KEYS, HypError, schedule_from_hyp, validate_hyp
+from cawb.training.hyp import CAWB_HYP_KEYS, HypError, closest_key, schedule_from_hyp, validate_hyp
 from cawb.utils.checks import is_int, is_number
 from cawb.utils.errors import InputError
 
@@ -134,16 +133,17 @@ def effective_warmup(warmup_epochs: float | None, epochs: int) -> float:
 
 
 def restart_slots(epochs: int, warmup: float) -> tuple[int, int]:
-    """The first and last integer epoch a restart can take, ``warmup < s < epochs`` (first > last: none)."""
-    return math.floor(warmup) + 1, epochs - 1
+    """The first and last integer epoch a restart can take, ``warmup < s < epochs - 1``
+    (:func:`cawb.schedule.restart_is_made`; first > last: none)."""
+    return math.floor(warmup) + 1, epochs - 2
 
 
 def restart_epochs_from_fractions(fractions: Sequence[float], epochs: int, warmup: float) -> list[int]:
     """Integer restart epochs for positions given as fractions of the post-warmup training.
 
-    ``s = round(W + p * (E - W))`` (halves up), moved into ``[floor(W) + 1, E - 1]``, the integer epochs strictly
-    between the warmup's end ``W`` and the last epoch ``E`` (those :class:`cawb.CawbSchedule` keeps); two positions
-    landing on one epoch give one restart. Sorted, unique; empty when no integer epoch fits.
+    ``s = round(W + p * (E - W))`` (halves up), moved into ``[floor(W) + 1, E - 2]``, the integer epochs after the
+    warmup's end ``W`` whose restart the run makes (:func:`restart_slots`); two positions landing on one epoch give
+    one restart. Sorted, unique; empty when no integer epoch fits.
     """
     first, last = restart_slots(epochs, warmup)
     if first > last:
@@ -272,10 +272,8 @@ def _check_key(key: Any, source: str) -> None:
         raise HypError(f"{source}: {key} is a run setting, not a hyperparameter a search may vary; give it as a flag "
                        f"or key=value (searchable: cawb_* keys, {N_RESTARTS}, {MIN_GAP} and ultralytics' numeric "
                        "hyperparameters such as lr0, momentum, warmup_epochs)")
-    match = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
-    hint = f" (did you mean '{match[0]}'?)" if match else ""
-    raise HypError(f"{source}: unknown key '{key}'{hint}: a space holds cawb_* keys, {N_RESTARTS}, {MIN_GAP} and "
-                   "ultralytics' numeric hyperparameters")
+    raise HypError(f"{source}: unknown key '{key}'{closest_key(key, allowed)}: a space holds cawb_* keys, "
+                   f"{N_RESTARTS}, {MIN_GAP} and ultralytics' numeric hyperparameters")
 
 
 def _check_value(key: str, value: Any, source: str) -> None:

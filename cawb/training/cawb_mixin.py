@@ -22,7 +22,7 @@ from typing import Any
 from ultralytics.utils import DEFAULT_CFG, LOGGER
 
 from cawb.lr_scheduler import CosineAnnealingWarmbootingLR
-from cawb.schedule import CawbSchedule
+from cawb.schedule import CawbSchedule, restart_rule
 from cawb.training.hyp import cawb_hyp_defaults, schedule_from_hyp
 from cawb.utils.trainer_parts import AddedArgs, TrainerPart
 
@@ -69,8 +69,8 @@ class CawbMixin(TrainerPart):
         if schedule.dropped_restart_epochs and schedule.dropped_restart_epochs != self._reported_dropped_restarts:
             self._reported_dropped_restarts = schedule.dropped_restart_epochs
             LOGGER.warning(
-                f"cawb: restart epochs {list(schedule.dropped_restart_epochs)} are outside "
-                f"(warmup_epochs={schedule.warmup_epochs:g}, epochs={schedule.epochs}) and are ignored"
+                f"cawb: restart epochs {list(schedule.dropped_restart_epochs)} are outside this run (only "
+                f"{restart_rule(schedule.warmup_epochs, schedule.epochs)} count) and are ignored"
             )
         self.lf = schedule
         self.scheduler = CosineAnnealingWarmbootingLR(self.optimizer, schedule=schedule)

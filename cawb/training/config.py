@@ -14,7 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
-from cawb.schedule import CawbSchedule
+from cawb.schedule import CawbSchedule, restart_rule
 from cawb.training.checkpoints import (
     check_run_dir_reuse,
     is_finished,
@@ -37,7 +37,8 @@ from cawb.yolov5.kind import model_kind
 from cawb.yolov5.recipe import hyp_for_model, kind_defaults
 from cawb.yolov5.sources import BUNDLED_MODELS, KIND_ULTRALYTICS, ModelYamlError, is_v5_yaml, resolve_model_yaml
 
-__all__ = ["ARTICLE_DEFAULTS", "EMBEDDED_DEFAULTS", "RUNNER_KEYS", "RunConfig", "plan_resume", "plan_run"]
+__all__ = ["ARTICLE_DEFAULTS", "DEFAULT_PROJECT", "EMBEDDED_DEFAULTS", "RUNNER_KEYS", "RunConfig", "plan_resume",
+           "plan_run"]
 
 #: Defaults when ``data`` is given: the seed article's setup (YOLOv5s of release v5.0 from scratch, 640 px, batch 16,
 #: the CAWB arm's hyp).
@@ -47,7 +48,6 @@ ARTICLE_DEFAULTS: dict[str, Any] = {
     "imgsz": 640,
     "batch": 16,
     "workers": 8,
-    "project": "runs/train",
     "name": "exp",
     "seed": 0,
 }
@@ -65,10 +65,13 @@ EMBEDDED_DEFAULTS: dict[str, Any] = {
     "batch": 16,
     "device": "cpu",
     "workers": 0,
-    "project": "runs/train",
     "name": "shapes",
     "seed": 0,
 }
+
+#: Where runs go without a project: this folder of ultralytics' ``runs_dir`` setting (YOLOv5's runs/train/exp layout
+#: under the place ultralytics users chose for their runs).
+DEFAULT_PROJECT = "train"
 
 # Options that are not ultralytics keys: how the run is assembled rather than how it trains.
 _RUN_OPTIONS = ("data", "cfg", "weights", "hyp", "resume", "scheduler")
@@ -208,10 +211,16 @@ def plan_run(*, refuse_restarts_outside: bool = True, resolve_dataset: bool = Tr
                 del source[key]
     base = {k: v for k, v in defaults.items() if k not in _RUN_OPTIONS}
     merged = {**base, **hyp, **given}
-    # ultralytics puts a relative project under its own runs dir (runs/detect/<project>); ours is the working dir's.
-    project = Path(str(merged["project"])).expanduser()
-    _check_output_place(project, f"{hyp_file.path}: project" if "project" in hyp and "project" not in given
-                        else "--project")
+    # ultralytics puts a relative project under its own runs dir (runs/detect/<project>); ours is the working dir's,
+    # as in YOLOv5. Without one, runs go where ultralytics' users keep theirs: its runs_dir setting.
+    if "project" in merged:
+        project = Path(str(merged["project"])).expanduser()
+        flag = f"{hyp_file.path}: project" if "project" in hyp and "project" not in given else "--project"
+    else:
+        from cawb.utils.ultralytics_compat import runs_dir
+
+        project, flag = runs_dir() / DEFAULT_PROJECT, "ultralytics' runs_dir setting (yolo settings runs_dir=...)"
+    _check_output_place(project, flag)
     project = project.absolute()
     check_device(merged.get("device"))  # a GPU this machine lacks: now, not once the data is loaded
 
@@ -271,13 +280,13 @@ def _check_output_place(path: Path, flag: str) -> None:
 
 
 def _restarts_outside(schedule: CawbSchedule | None, hyp_path: Path, given: bool) -> list[str]:
-    """Restart epochs outside the run (only ``warmup_epochs < s < epochs`` count): refused when they were given
+    """Restart epochs the run would not make (:func:`cawb.schedule.restart_is_made`): refused when they were given
     explicitly (``given``), else a note naming the hyp file they come from."""
     if schedule is None or not schedule.dropped_restart_epochs:
         return []
     dropped = ", ".join(f"{epoch:g}" for epoch in schedule.dropped_restart_epochs)
-    where = (f"restart epoch(s) {dropped} fall outside this {schedule.epochs}-epoch run (only warmup_epochs "
-             f"{schedule.warmup_epochs:g} < s < {schedule.epochs} count)")
+    where = (f"restart epoch(s) {dropped} fall outside this {schedule.epochs}-epoch run (only "
+             f"{restart_rule(schedule.warmup_epochs, schedule.epochs)} count: a restart shows from the epoch after it)")
     if given:
         raise HypError(f"cawb_steps: {where}: give restarts inside the run")
     return [f"{hyp_path}: {where} and are ignored; the schedule has "
@@ -287,8 +296,8 @@ def _restarts_outside(schedule: CawbSchedule | None, hyp_path: Path, given: bool
 
 def plan_resume(resume: str | Path | bool, project: str | None = None, **options: Any) -> RunConfig:
     """The run that continues the checkpoint ``resume`` (True: the most recent ``last.pt`` under ``project`` or
-    ``runs``), where it may write without overwriting another state of its run. Only ``device``, ``batch``,
-    ``workers`` and ``imgsz`` may be changed; every other setting is the checkpoint's.
+    ultralytics' ``runs_dir``), where it may write without overwriting another state of its run. Only ``device``,
+    ``batch``, ``workers`` and ``imgsz`` may be changed; every other setting is the checkpoint's.
 
     Raises:
         InputError: a missing, damaged or finished checkpoint, or another option given.
@@ -300,15 +309,20 @@ def plan_resume(resume: str | Path | bool, project: str | None = None, **options
     if resume is True:
         from ultralytics.utils.files import get_latest_run
 
-        latest = get_latest_run(str(Path(project or "runs")))
+        from cawb.utils.ultralytics_compat import runs_dir
+
+        where = Path(project) if project else runs_dir()
+        latest = get_latest_run(str(where))
         if not latest:
-            raise InputFileNotFoundError("--resume: no last.pt found under runs/; pass the checkpoint path")
+            raise InputFileNotFoundError(f"--resume: no last.pt found under {where}; pass the checkpoint path")
         resume = latest
     path = Path(resume)
     if not path.exists() and not path.is_symlink():
         raise InputFileNotFoundError(f"--resume {path}: no such checkpoint")
     checkpoint = load_ultralytics_checkpoint(path, "--resume")
-    if is_finished(checkpoint):
+    from cawb.training.durable import finish_interrupted
+
+    if is_finished(checkpoint) and not finish_interrupted(path, checkpoint):
         raise InputError(f"--resume {path}: this run already finished; start a new run to train further")
     save_dir, notes = resume_directory(path, checkpoint)
     return RunConfig(model_source=str(path), weights=None, overrides={**options, "save_dir": str(save_dir)},
@@ -319,7 +333,8 @@ def plan_resume(resume: str | Path | bool, project: str | None = None, **options
 def _check_model_files(cfg: str | None, weights: str | None) -> tuple[str, Path | None]:
     """The model yaml to build (a YOLOv5 v5.0 yaml by name or path, or one ultralytics resolves) and the local weights
     file, or a one-line error. A model yaml given as a path is read and built (a layer with an unknown module fails
-    here); weights are loaded (an ultralytics checkpoint, not a state_dict or another file)."""
+    here); weights are loaded (an ultralytics checkpoint or one of the YOLOv5 repository's, imported; not a
+    state_dict or another file)."""
     weights_path = None
     if weights:
         weights_path = Path(weights)
@@ -329,7 +344,12 @@ def _check_model_files(cfg: str | None, weights: str | None) -> tuple[str, Path 
         if weights_path.suffix != ".pt":
             raise InputError(f"--weights {weights}: expected a .pt file (an ultralytics checkpoint); a model yaml "
                              "goes to --cfg")
-        load_ultralytics_checkpoint(weights_path, "--weights")
+        from cawb.yolov5.checkpoint_import import import_yolov5_checkpoint, is_yolov5_checkpoint
+
+        if is_yolov5_checkpoint(weights_path):  # the YOLOv5 repository's: imported now, so a misfit fails here
+            import_yolov5_checkpoint(weights_path)
+        else:
+            load_ultralytics_checkpoint(weights_path, "--weights")
     if cfg:
         return _check_model_yaml(cfg), weights_path
     if weights_path is None:

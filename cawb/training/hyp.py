@@ -27,6 +27,7 @@ from cawb.utils.checks import is_number
 from cawb.utils.errors import HypError
 from cawb.utils.user_files import UserFileError, read_yaml
 from cawb.yolov5.recipe import RECIPE_KEYS, check_recipe_values
+from cawb.yolov5.train_flags import hint_for_key
 
 __all__ = [
     "CAWB_HYP_KEYS",
@@ -99,7 +100,12 @@ def valid_keys() -> list[str]:
 
 
 def closest_key(key: str, valid: list[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest valid key, or "" when none is close."""
+    """`` (did you mean 'x'?)`` for the closest valid key, or "" when none is close. A key named after a YOLOv5
+    ``train.py`` flag gets what it is here instead (:func:`cawb.yolov5.train_flags.hint_for_key`): spelling
+    neighbours of YOLOv5's names are other settings (``image_weights`` is not ``line_width``)."""
+    hint = hint_for_key(key)
+    if hint:
+        return f" ({hint})"
     match = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     return f" (did you mean '{match[0]}'?)" if match else ""
 
@@ -146,9 +152,17 @@ def _check_cawb_values(hyp: Mapping[str, Any], source: str) -> None:
     if "cawb" in hyp and not isinstance(hyp["cawb"], bool):
         raise HypError(f"{source}: cawb={hyp['cawb']!r} is invalid: it must be true or false")
     probe = {key: value for key, value in hyp.items() if key in CAWB_HYP_KEYS and key != "cawb"}
+    if hyp.get("cawb") is False and probe:  # they would be ignored without a word
+        raise HypError(f"{source}: cawb=false contradicts {', '.join(sorted(probe))}, which only the CAWB schedule "
+                       "reads: set cawb: true, or leave them out")
+    restarts = probe.get("cawb_steps")
+    if isinstance(restarts, (list, tuple)):
+        repeated = sorted({s for s in restarts if is_number(s) and restarts.count(s) > 1})
+        if repeated:
+            raise HypError(f"{source}: cawb_steps={list(restarts)!r} gives restart epoch(s) "
+                           f"{', '.join(f'{s:g}' for s in repeated)} more than once: give each restart once")
     if probe:
         # Checked against a run long enough for every restart, so that only the values, not the epochs, can fail.
-        restarts = probe.get("cawb_steps")
         numbers = [s for s in restarts if is_number(s)] if isinstance(restarts, (list, tuple)) else []
         schedule_from_hyp({**probe, "cawb": True, "warmup_epochs": 0}, epochs=1 + int(max([1, *numbers])),
                           source=source)

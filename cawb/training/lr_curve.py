@@ -49,8 +49,8 @@ def epoch_lr_factor(hyp: Mapping[str, Any], epochs: int, source: str = "hyp") ->
 
 class LrCurve(SimpleNamespace):
     """``epochs`` (0-based, fractional per iteration) and ``lrs`` of the weights param group, plus the ``label``,
-    the ``restart_epochs`` drawn, the ``dropped_restart_epochs`` of the hyp that fall outside this run (only
-    ``warmup_epochs < s < epochs`` count) and the ``schedule`` (``CAWB``, ``cos`` or ``linear``: figures colour by
+    the ``restart_epochs`` drawn, the ``dropped_restart_epochs`` of the hyp that this run would not make
+    (:func:`cawb.schedule.restart_is_made`) and the ``schedule`` (``CAWB``, ``cos`` or ``linear``: figures colour by
     it)."""
 
     epochs: list[float]

@@ -1,16 +1,20 @@
-"""``cawb.YOLO``: ultralytics' ``YOLO`` that also builds the YOLOv5 v5.0 yamls and trains with cawb's trainers.
+"""``cawb.YOLO``: ultralytics' ``YOLO`` that also builds the classic YOLOv5 yamls, reads the YOLOv5 repository's
+checkpoints and trains with cawb's trainers.
 
 ultralytics' own ``YOLO("yolov5s-v5.0.yaml")`` would hand the yaml to its anchor-free parser; this subclass builds
 it with :mod:`cawb.yolov5` (bundled names resolve, paths work) and makes cawb's trainer of each task the trainer of
 that task (:data:`cawb.training.trainer.TASK_TRAINERS`): :class:`CawbDetectionTrainer` for detection, the one that
-can build and train v5.0 models, ``CawbSegmentationTrainer`` for a ``yolo11n-seg.yaml``, and so on (with
-``cawb: false`` each trains exactly as ultralytics' own).
-Everything else is ultralytics': predict, val, export, and ``.pt`` checkpoints of either kind (a v5.0 ``best.pt``
-also loads in ultralytics' plain ``YOLO``, which can predict, validate and export it but not train it further).
+can build and train classic models, ``CawbSegmentationTrainer`` for a ``yolo11n-seg.yaml``, and so on (with
+``cawb: false`` each trains exactly as ultralytics' own). A ``.pt`` written by the YOLOv5 repository (v5.0 to
+v7.0), which ultralytics cannot unpickle, is imported by :func:`cawb.yolov5.checkpoint_import.import_yolov5_checkpoint`,
+both as the model (``YOLO("yolov5s.pt")``) and as weights to load (``.load("yolov5s.pt")``). Everything else is
+ultralytics': predict, val, export, and ``.pt`` checkpoints of either kind (a classic ``best.pt`` also loads in
+ultralytics' plain ``YOLO``, which can predict, validate and export it but not train it further).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ultralytics import YOLO as UltralyticsYOLO
@@ -18,6 +22,7 @@ from ultralytics.utils import DEFAULT_CFG_DICT, RANK
 
 from cawb.training.trainer import TASK_TRAINERS
 from cawb.yolov5 import KIND_V5, model_kind, resolve_model_yaml
+from cawb.yolov5.checkpoint_import import import_yolov5_checkpoint, is_yolov5_checkpoint
 from cawb.yolov5.model import build_model
 
 __all__ = ["YOLO"]
@@ -45,6 +50,23 @@ class YOLO(UltralyticsYOLO):
         self.overrides["task"] = self.task
         self.model.args = {**DEFAULT_CFG_DICT, **self.overrides}  # as ultralytics' _new: lets a yaml model export
         self.model_name = cfg
+
+    def _load(self, weights: str, task: str | None = None) -> None:
+        if not is_yolov5_checkpoint(weights):
+            return super()._load(weights, task=task)
+        model = import_yolov5_checkpoint(weights)
+        model.args, model.pt_path, model.task = {**DEFAULT_CFG_DICT, "task": "detect"}, str(weights), "detect"
+        # as a load of a model object: train() starts from these weights; there is no ultralytics run to resume
+        self.model, self.ckpt, self.ckpt_path, self.task = model, {"model": model}, None, "detect"
+        self.overrides = model.args = self._reset_ckpt_args(model.args)
+        self.overrides.update(model=weights, task="detect")
+        self.model_name = weights
+
+    def load(self, weights: Any) -> YOLO:
+        """ultralytics' ``load``; a checkpoint of the YOLOv5 repository is imported first."""
+        if isinstance(weights, (str, Path)) and is_yolov5_checkpoint(weights):
+            weights = import_yolov5_checkpoint(weights)
+        return super().load(weights)
 
     @property
     def task_map(self) -> dict[str, dict[str, Any]]:

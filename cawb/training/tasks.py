@@ -147,7 +147,8 @@ def checkpoint_task(checkpoint: Mapping[str, Any], shown: str) -> str:
 
 def model_task(source: str | Path, flag: str = "--cfg") -> str:
     """The task of a model source: a YOLOv5 v5.0 yaml (detection), an ultralytics yaml by name or path (its head
-    decides, as ultralytics decides), or a ``.pt`` checkpoint (the task it was trained for).
+    decides, as ultralytics decides), or a ``.pt`` checkpoint (the task it was trained for; the YOLOv5 repository's:
+    detection).
 
     Call it on a source already checked to load or build (:func:`cawb.training.config.plan_run` does).
 
@@ -162,7 +163,10 @@ def model_task(source: str | Path, flag: str = "--cfg") -> str:
     shown = f"{flag} {source}"
     if str(source).lower().endswith(".pt"):
         from cawb.training.checkpoints import load_ultralytics_checkpoint
+        from cawb.yolov5.checkpoint_import import is_yolov5_checkpoint
 
+        if is_yolov5_checkpoint(source):  # the YOLOv5 repository's checkpoints are its detectors
+            return "detect"
         return checkpoint_task(load_ultralytics_checkpoint(source, flag), shown)
     if model_kind(source) == KIND_V5:
         return "detect"

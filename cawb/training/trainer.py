@@ -7,6 +7,8 @@ Each part is a mixin that works alone before any ultralytics trainer and adds it
 
 * :class:`~cawb.training.cawb_mixin.CawbMixin`: the CAWB schedule (``cawb``, ``cawb_*``);
 * :class:`~cawb.yolov5.trainer.V5RecipeMixin`: YOLOv5 v5.0's models, loss settings, AutoAnchor and warmup floor;
+* :class:`~cawb.training.durable.DurableCheckpointsMixin`: checkpoints written atomically and durably, one
+  ``results.csv`` row per epoch after a resume;
 * :class:`~cawb.training.exact_resume.ExactResumeMixin`: a resumed run repeats the stopped one (``exact_resume``);
 * :class:`~cawb.training.lr_figure.LrFigureMixin`: ``lr.png``;
 * :class:`~cawb.training.offline.OfflineMixin`: nothing is downloaded;
@@ -27,6 +29,7 @@ from ultralytics.models.yolo.pose import PoseTrainer  # noqa: E402
 from ultralytics.models.yolo.segment import SegmentationTrainer  # noqa: E402
 
 from cawb.training.cawb_mixin import CawbMixin
+from cawb.training.durable import DurableCheckpointsMixin
 from cawb.training.exact_resume import ExactResumeMixin
 from cawb.training.lr_figure import LrFigureMixin
 from cawb.training.offline import OfflineMixin
@@ -37,9 +40,10 @@ __all__ = ["TASK_TRAINERS", "CawbClassificationTrainer", "CawbDetectionTrainer",
            "CawbSegmentationTrainer", "trainer_for_task"]
 
 
-class CawbDetectionTrainer(OfflineMixin, ExactResumeMixin, LrFigureMixin, CawbMixin, V5RecipeMixin, DetectionTrainer):
+class CawbDetectionTrainer(OfflineMixin, DurableCheckpointsMixin, ExactResumeMixin, LrFigureMixin, CawbMixin,
+                           V5RecipeMixin, DetectionTrainer):
     """ultralytics' ``DetectionTrainer`` with the CAWB learning-rate schedule when ``cawb=True``, YOLOv5 v5.0's
-    models, exact resume and ``lr.png``.
+    models, durable checkpoints, exact resume and ``lr.png``.
 
     Use it like the stock trainer; the ``cawb_*`` keys are accepted beside ultralytics' own::
 
@@ -55,22 +59,24 @@ class CawbDetectionTrainer(OfflineMixin, ExactResumeMixin, LrFigureMixin, CawbMi
     """
 
 
-class CawbSegmentationTrainer(OfflineMixin, ExactResumeMixin, LrFigureMixin, CawbMixin, WarmupFloorMixin,
-                              SegmentationTrainer):
-    """ultralytics' ``SegmentationTrainer`` with CAWB (``cawb=True``), exact resume, ``lr.png`` and nothing
-    downloaded; used as :class:`CawbDetectionTrainer` is."""
+class CawbSegmentationTrainer(OfflineMixin, DurableCheckpointsMixin, ExactResumeMixin, LrFigureMixin, CawbMixin,
+                              WarmupFloorMixin, SegmentationTrainer):
+    """ultralytics' ``SegmentationTrainer`` with CAWB (``cawb=True``), durable checkpoints, exact resume, ``lr.png``
+    and nothing downloaded; used as :class:`CawbDetectionTrainer` is."""
 
 
-class CawbPoseTrainer(OfflineMixin, ExactResumeMixin, LrFigureMixin, CawbMixin, WarmupFloorMixin, PoseTrainer):
+class CawbPoseTrainer(OfflineMixin, DurableCheckpointsMixin, ExactResumeMixin, LrFigureMixin, CawbMixin,
+                      WarmupFloorMixin, PoseTrainer):
     """ultralytics' ``PoseTrainer`` (the data's ``kpt_shape``, the pose loss) with cawb's parts."""
 
 
-class CawbOBBTrainer(OfflineMixin, ExactResumeMixin, LrFigureMixin, CawbMixin, WarmupFloorMixin, OBBTrainer):
+class CawbOBBTrainer(OfflineMixin, DurableCheckpointsMixin, ExactResumeMixin, LrFigureMixin, CawbMixin,
+                     WarmupFloorMixin, OBBTrainer):
     """ultralytics' ``OBBTrainer`` with cawb's parts."""
 
 
-class CawbClassificationTrainer(OfflineMixin, ExactResumeMixin, LrFigureMixin, CawbMixin, WarmupFloorMixin,
-                                ClassificationTrainer):
+class CawbClassificationTrainer(OfflineMixin, DurableCheckpointsMixin, ExactResumeMixin, LrFigureMixin, CawbMixin,
+                                WarmupFloorMixin, ClassificationTrainer):
     """ultralytics' ``ClassificationTrainer`` (``data`` is a folder of class folders) with cawb's parts."""
 
 

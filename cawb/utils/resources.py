@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from cawb.utils.errors import InputFileNotFoundError
+from cawb.utils.ultralytics_compat import ultralytics_dataset_yaml
 
 __all__ = [
     "bundled_data",
@@ -97,8 +98,13 @@ def _resolve(kind: str, value: str | Path, flag: str) -> Path:
         for candidate in _folder(kind).glob("*.yaml"):
             if _short_name(kind, candidate.name) == short:
                 return candidate
-    raise InputFileNotFoundError(f"{flag} {value}: not found: no such file, nor a bundled {kind} name (bundled: "
-                            f"{', '.join(_names(kind))})")
+        shipped = ultralytics_dataset_yaml(path.name) if kind == "data" else None
+        if shipped is not None:  # coco8.yaml: as yolo train names it
+            return shipped
+    bare = kind == "data" and len(path.parts) == 1
+    theirs = " nor one of the dataset yamls ultralytics ships (e.g. coco8, VOC)," if bare else ""
+    raise InputFileNotFoundError(f"{flag} {value}: not found: no such file,{theirs} nor a bundled {kind} name "
+                                 f"(bundled: {', '.join(_names(kind))})")
 
 
 def resolve_hyp(value: str | Path, flag: str = "--hyp") -> Path:
@@ -113,7 +119,8 @@ def resolve_hyp(value: str | Path, flag: str = "--hyp") -> Path:
 
 def resolve_data(value: str | Path, flag: str = "--data") -> Path:
     """A ``--data`` value as a file: an existing path as given, else the bundled dataset yaml of that short name
-    (``shapes`` or ``shapes.yaml``, ``coco10k``).
+    (``shapes`` or ``shapes.yaml``, ``coco10k``), else the dataset yaml of that name that ultralytics ships
+    (``coco8.yaml`` or ``coco8``, as ``yolo train data=coco8.yaml`` finds it).
 
     Raises:
         FileNotFoundError: neither; one line naming ``flag``, the value and the bundled names.

@@ -13,9 +13,14 @@ method, a constant, a module), not by reading its version string, and gives the 
   optimizer names its trainer builds (:func:`optimizer_names`, a fixed table: ultralytics keeps them in a local);
 * the trainer: its stock per-epoch lr multiplier (:func:`stock_lr_factor`), its warmup length
   (:func:`stock_warmup_iterations`) and how the ramp ends (:func:`warmup_lands_on_target`, a fixed table), the
-  class names set before loading weights (:func:`model_names_for_load`) and the AMP check it runs
-  (:func:`replaced_amp_check`);
+  class names set before loading weights (:func:`model_names_for_load`), the AMP check it runs
+  (:func:`replaced_amp_check`) and how it writes checkpoints (:func:`durable_checkpoint_writes`);
+* datasets: the image suffixes its loaders read (:func:`image_formats`) and Pillow's own ``Image.open``
+  (:func:`pillow_image_open`);
 * the process: :func:`cpu_threads` (the CPU thread count ultralytics resets torch to);
+* its places: its ``datasets_dir`` and ``runs_dir`` settings (:func:`datasets_dir`, :func:`runs_dir`, read from its
+  settings object at the time of use, so a change made in the same process counts) and the dataset yamls it ships
+  (:func:`ultralytics_dataset_yaml`: ``coco8.yaml`` by name, as ``yolo train`` takes it);
 * the network: :func:`keep_ultralytics_offline` (its offline variable and the online flags it caches).
 
 Imports ultralytics only inside functions: ``import cawb`` and every ``--help`` stay free of it (and of torch).
@@ -41,19 +46,29 @@ __all__ = [
     "NEWEST_TESTED",
     "OFFLINE_VARIABLE",
     "OLDEST_SUPPORTED",
+    "PLUGIN_IMAGE_FORMATS",
     "HOOKS",
     "UnsupportedUltralytics",
     "cpu_threads",
+    "datasets_dir",
     "default_settings",
+    "durable_checkpoint_writes",
+    "image_formats",
+    "pillow_image_open",
     "installed_version",
+    "is_ultralytics_dataset_yaml",
     "keep_ultralytics_offline",
     "model_names_for_load",
     "optimizer_names",
     "replaced_amp_check",
     "require_supported_ultralytics",
+    "runs_dir",
+    "settings_file",
     "setting_rules",
     "stock_lr_factor",
     "stock_warmup_iterations",
+    "ultralytics_dataset_names",
+    "ultralytics_dataset_yaml",
     "warmup_lands_on_target",
 ]
 
@@ -63,14 +78,15 @@ OLDEST_SUPPORTED = "8.4.104"
 NEWEST_TESTED = "8.4.190"
 
 # What cawb's parts override in the trainers of the other tasks (detection's also builds v5.0 models and loaders).
-_TASK_TRAINER_HOOKS = ("_setup_scheduler", "_get_warmup_iterations", "get_dataloader", "get_validator",
-                       "optimizer_step", "plot_metrics", "read_results_csv", "train")
+_TASK_TRAINER_HOOKS = ("_setup_scheduler", "_get_warmup_iterations", "final_eval", "get_dataloader", "get_validator",
+                       "optimizer_step", "plot_metrics", "read_results_csv", "resume_training", "save_model", "train")
 #: Methods of ultralytics' classes that cawb overrides or calls: its trainer parts (``DetectionTrainer`` and the
 #: other tasks' trainers), the evaluation's validator and ``cawb.YOLO``. A release without one of them is refused at
 #: start (a missing private hook would otherwise be skipped silently or fail mid-run).
 HOOKS = {
-    "DetectionTrainer": ("_setup_scheduler", "_get_warmup_iterations", "get_dataloader", "get_model",
-                         "get_validator", "optimizer_step", "plot_metrics", "read_results_csv", "train"),
+    "DetectionTrainer": ("_setup_scheduler", "_get_warmup_iterations", "final_eval", "get_dataloader", "get_model",
+                         "get_validator", "optimizer_step", "plot_metrics", "read_results_csv", "resume_training",
+                         "save_model", "train"),
     **{trainer: _TASK_TRAINER_HOOKS for trainer in ("SegmentationTrainer", "PoseTrainer", "OBBTrainer",
                                                     "ClassificationTrainer")},
     "DetectionValidator": ("init_metrics", "pred_to_json", "eval_json"),
@@ -200,6 +216,27 @@ def optimizer_names() -> tuple[str, ...]:
     return tuple(sorted(names, key=str.lower))
 
 
+def image_formats() -> frozenset[str]:
+    """The image suffixes (lower case, no dot) ultralytics' dataset loaders read."""
+    from ultralytics.data.utils import IMG_FORMATS
+
+    return frozenset(IMG_FORMATS)
+
+
+#: Suffixes of the formats ultralytics reads through a Pillow plugin it installs on first need (pi-heif).
+PLUGIN_IMAGE_FORMATS = frozenset({"heic", "heif"})
+
+
+def pillow_image_open() -> Callable[..., Any]:
+    """Pillow's ``Image.open`` as Pillow ships it. Once imported, ultralytics replaces it with one that, given a
+    file Pillow cannot identify, installs (or, offline, fails to install) the pi-heif plugin and logs about it: a
+    check of a damaged image must not set that off."""
+    import PIL.Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    return getattr(patches, "_image_open", PIL.Image.open)
+
+
 # -- the trainer ----------------------------------------------------------------------------------------------------
 def _trainer_stand_in(settings: Mapping[str, Any], epochs: int) -> SimpleNamespace:
     """Just enough of a trainer for ultralytics' scheduler and warmup methods to run on."""
@@ -268,6 +305,29 @@ def replaced_amp_check(replacement: Callable[..., bool]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def durable_checkpoint_writes(trainer: Any, path_type: type, strip: Callable[..., dict]) -> Iterator[None]:
+    """Within the block, the checkpoint writes of ultralytics' trainer go through cawb's writers.
+
+    Every supported release writes its checkpoints in two places, both in place: ``save_model`` writes the
+    serialised checkpoint with ``write_bytes`` of the paths ``trainer.last``, ``trainer.best`` and
+    ``trainer.wdir / "epochN.pt"``; ``final_eval`` calls the ``strip_optimizer`` its trainer module imported, which
+    ``torch.save``s over the file. Here those three paths are ``path_type`` (a ``Path`` whose ``write_bytes`` is
+    cawb's) and the trainer module's ``strip_optimizer`` is ``strip(original, f, s="", updates=None)``.
+    """
+    import ultralytics.engine.trainer as ultralytics_trainer
+
+    saved = trainer.wdir, trainer.last, trainer.best
+    original = ultralytics_trainer.strip_optimizer
+    trainer.wdir, trainer.last, trainer.best = (path_type(path) for path in saved)
+    ultralytics_trainer.strip_optimizer = functools.partial(strip, original)
+    try:
+        yield
+    finally:
+        trainer.wdir, trainer.last, trainer.best = saved
+        ultralytics_trainer.strip_optimizer = original
+
+
+@contextlib.contextmanager
 def cpu_threads(threads: int | None) -> Iterator[None]:
     """Run CPU training with ``threads`` threads (None: leave ultralytics' choice), restoring the count after.
 
@@ -289,6 +349,60 @@ def cpu_threads(threads: int | None) -> Iterator[None]:
     finally:
         torch.set_num_threads(saved[0])
         torch_utils.NUM_THREADS = saved[1]
+
+
+# -- its places -----------------------------------------------------------------------------------------------------
+def datasets_dir() -> Path:
+    """ultralytics' ``datasets_dir`` setting: where ``yolo train`` looks for (and downloads) a relative ``path:``."""
+    from ultralytics.utils import SETTINGS
+
+    return Path(SETTINGS["datasets_dir"])
+
+
+def runs_dir() -> Path:
+    """ultralytics' ``runs_dir`` setting, as an absolute path (a relative one, ultralytics' default outside a git
+    checkout, is the working directory's)."""
+    from ultralytics.utils import SETTINGS
+
+    return Path(SETTINGS["runs_dir"]).expanduser().absolute()
+
+
+def settings_file() -> Path:
+    """The file ultralytics keeps its settings in (``yolo settings`` edits it)."""
+    from ultralytics.utils import SETTINGS_FILE
+
+    return Path(SETTINGS_FILE)
+
+
+def _bundled_dir() -> Path | None:
+    spec = importlib.util.find_spec("ultralytics")  # the package's place, without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "cfg" / "datasets"
+
+
+def ultralytics_dataset_yaml(name: str) -> Path | None:
+    """The dataset yaml ultralytics ships under ``name`` (``coco8``, ``coco8.yaml``, ``VOC.yaml``), or None."""
+    folder = _bundled_dir()
+    if folder is None or Path(name).name != name:
+        return None
+    for candidate in (name, f"{name}.yaml", f"{name}.yml"):
+        path = folder / candidate
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            return path
+    return None
+
+
+def ultralytics_dataset_names() -> list[str]:
+    """The names of the dataset yamls ultralytics ships, sorted (``coco8``, ``VOC``, ...)."""
+    folder = _bundled_dir()
+    return sorted(path.stem for path in folder.glob("*.yaml")) if folder is not None and folder.is_dir() else []
+
+
+def is_ultralytics_dataset_yaml(path: str | Path) -> bool:
+    """Whether ``path`` is one of the dataset yamls ultralytics ships."""
+    folder = _bundled_dir()
+    return folder is not None and Path(path).resolve().parent == folder.resolve()
 
 
 # -- the network ----------------------------------------------------------------------------------------------------

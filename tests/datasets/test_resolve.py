@@ -236,3 +236,91 @@ def test_required_keys_are_checked_before_anything_is_written(small_shapes, tmp_
         resolve_dataset_yaml(path, out_dir=tmp_path / "out", require={"val_json": "for COCO evaluation"})
     assert not (tmp_path / "out").exists()
     assert check_dataset_yaml(path)["names"] == data["names"]  # without the requirement it is fine
+
+
+# --- ultralytics' conventions: datasets_dir, names of the yamls it ships, its reader's leniencies ---------------
+
+
+@pytest.fixture
+def ultralytics_reads(monkeypatch, tmp_path):
+    """ultralytics' own reader of dataset yamls, with the datasets_dir cawb reads (its module keeps a copy taken at
+    import), in a working directory of its own."""
+    import ultralytics.data.utils as data_utils
+
+    from cawb.utils.ultralytics_compat import datasets_dir
+
+    monkeypatch.setattr(data_utils, "DATASETS_DIR", datasets_dir())
+    monkeypatch.chdir(tmp_path)
+    return lambda path: data_utils.check_det_dataset(str(path), autodownload=False)
+
+
+def _image_dirs(root: Path, *splits: str) -> Path:
+    """Split directories under ``root``, each with one image (a split without any is refused)."""
+    from PIL import Image
+
+    for split in splits:
+        (root / split).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16)).save(root / split / "0.png")
+    return root
+
+
+def test_a_path_relative_to_ultralytics_datasets_dir_is_found_as_yolo_train_finds_it(ultralytics_reads, tmp_path):
+    from cawb.utils.ultralytics_compat import datasets_dir
+
+    root = _image_dirs(datasets_dir() / "mine", "images/train", "images/val")
+    mine = _write(tmp_path / "elsewhere" / "mine.yaml", {"path": "mine", "train": "images/train", "val": "images/val",
+                                                          "names": ["a"]})
+    ds = resolve_dataset_yaml(mine, out_dir=tmp_path / "out")
+    assert ds.root == root == Path(ultralytics_reads(mine)["path"]).resolve()
+    assert ds.val == (root / "images" / "val",)
+
+
+def test_ultralytics_rule_wins_when_the_yaml_relative_place_exists_too(ultralytics_reads, tmp_path, caplog):
+    beside = _image_dirs(tmp_path / "project" / "data", "images/train", "images/val")
+    in_cwd = _image_dirs(tmp_path / "data", "images/train", "images/val")  # the working directory is tmp_path
+    mine = _write(tmp_path / "project" / "mine.yaml", {"path": "data", "train": "images/train", "val": "images/val",
+                                                         "names": ["a"]})
+    ds = resolve_dataset_yaml(mine, out_dir=tmp_path / "out")
+    assert ds.root == in_cwd == Path(ultralytics_reads(mine)["path"]).resolve() != beside
+    assert "exists in several places" in caplog.text
+
+
+def test_a_dataset_exported_for_yolov5_reads_as_ultralytics_reads_it(ultralytics_reads, tmp_path):
+    # no path:, splits as '../train/images', classes by nc and names, the val split called validation
+    root = _image_dirs(tmp_path / "export", "train/images", "valid/images")
+    export = _write(root / "data.yaml", {"train": "../train/images", "validation": "../valid/images", "nc": 2,
+                                         "names": ["cat", "dog"]})
+    ds = resolve_dataset_yaml(export, out_dir=tmp_path / "out")
+    theirs = ultralytics_reads(export)
+    assert ds.train == (root / "train" / "images",) and Path(theirs["train"]) == ds.train[0]
+    assert ds.val == (root / "valid" / "images",) and Path(theirs["val"]) == ds.val[0]
+    only_nc = _write(root / "nc.yaml", {"train": "train/images", "val": "valid/images", "nc": 2})
+    assert resolve_dataset_yaml(only_nc, out_dir=tmp_path / "out").names == {0: "class_0", 1: "class_1"} == \
+        ultralytics_reads(only_nc)["names"]
+
+
+def test_a_yaml_ultralytics_ships_is_found_by_name_and_read_under_its_datasets_dir(ultralytics_reads, tmp_path):
+    from cawb.utils.resources import resolve_data
+    from cawb.utils.ultralytics_compat import datasets_dir, ultralytics_dataset_yaml
+
+    shipped = ultralytics_dataset_yaml("coco8.yaml")
+    assert resolve_data("coco8.yaml") == resolve_data("coco8") == shipped and shipped.is_file()
+    root = _image_dirs(datasets_dir() / "coco8", "images/train", "images/val")
+    try:
+        ds = resolve_dataset_yaml(shipped, out_dir=tmp_path / "out")
+        assert ds.root == root and ds.nc == 80 and ds.val == (root / "images" / "val",)
+    finally:
+        shutil.rmtree(root)
+
+
+def test_a_shipped_dataset_that_is_not_on_disk_is_refused_saying_where_and_that_nothing_is_downloaded(tmp_path,
+                                                                                                      monkeypatch):
+    from cawb.utils.ultralytics_compat import datasets_dir, ultralytics_dataset_yaml
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as err:
+        resolve_dataset_yaml(ultralytics_dataset_yaml("coco8.yaml"))
+    message = str(err.value)
+    assert "\n" not in message and f"ultralytics would download it into {datasets_dir() / 'coco8'}" in message
+    assert "cawb never downloads" in message and f"{tmp_path / 'coco8'} (the working directory's)" in message
+    assert list(tmp_path.iterdir()) == [] and not (datasets_dir() / "coco8").exists()

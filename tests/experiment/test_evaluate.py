@@ -14,6 +14,7 @@ from pycocotools.coco import COCO
 from cawb.datasets.resolve import resolve_dataset_yaml
 from cawb.datasets.shapes import CATEGORY_IDS, generate_shapes_dataset
 from cawb.experiment.evaluate import coco_bbox_eval, coco_detections, coco_image_ids, evaluate_coco
+from cawb.experiment.v5_metric import v5_map
 
 # Measured |pycocotools - ultralytics| on shapes models (mAP 0.05-0.63, 32-48 val images): 0.002-0.017 for both
 # mAP50 and mAP50-95. The two interpolate the precision-recall curve differently (COCO: step at 101 recall points;
@@ -102,6 +103,8 @@ def test_ground_truth_as_predictions_scores_map_one(shapes):
     stats, summary = coco_bbox_eval(gt, detections)
     assert stats[0] == pytest.approx(1.0) and stats[1] == pytest.approx(1.0)
     assert "Average Precision" in summary
+    as_v5 = v5_map(gt.dataset, detections)
+    assert as_v5.map50 == pytest.approx(1.0) and as_v5.map50_95 == pytest.approx(1.0)
 
 
 def test_wrong_category_mapping_scores_zero(shapes):
@@ -123,6 +126,10 @@ def test_pycocotools_agrees_with_ultralytics_on_trained_weights(trained, shapes,
     assert result["map50"] > 0.05  # the model learnt something, so agreement is not 0 == 0
     assert result["map50"] == pytest.approx(result["ultralytics_map50"], abs=MAP_TOLERANCE)
     assert result["map50_95"] == pytest.approx(result["ultralytics_map50_95"], abs=MAP_TOLERANCE)
+    # v5.0's definition, from the same detections (no crowd boxes in this data; its matching and end of the curve
+    # differ from both): a number of the same order
+    assert 0 < result["v5_map50_95"] < result["v5_map50"] <= 1
+    assert result["v5_map50"] == pytest.approx(result["map50"], abs=0.1)
 
     records = json.loads(result["predictions"].read_text())
     assert len(records) == result["num_detections"] > 0

@@ -49,7 +49,7 @@ def test_restart_epochs_are_integers_after_warmup_before_the_end_and_kept_by_the
         steps = restart_epochs_from_fractions(fractions, epochs, warmup)
         assert all(isinstance(s, int) for s in steps)
         assert steps == sorted(set(steps)) and len(steps) <= n
-        assert all(warmup < s < epochs for s in steps)
+        assert all(warmup < s < epochs - 1 for s in steps)
         if 0.05 * (epochs - warmup) >= 1 and steps:  # 5% is at least an epoch: no two restarts merge
             assert len(steps) == n
         schedule = schedule_from_hyp({"cawb": True, "warmup_epochs": warmup, "cawb_steps": steps}, epochs=epochs)
@@ -59,8 +59,9 @@ def test_restart_epochs_are_integers_after_warmup_before_the_end_and_kept_by_the
 def test_restart_epochs_follow_the_fractions_of_post_warmup_training():
     # warmup 3 of 103 epochs: 100 epochs after warmup, so fraction p lands on epoch 3 + 100 p.
     assert restart_epochs_from_fractions([0.2, 0.55], 103, 3.0) == [23, 58]
-    assert restart_epochs_from_fractions([0.01, 0.999], 103, 3.0) == [4, 102]  # moved inside (W, E)
-    assert restart_epochs_from_fractions([0.5], 2, 1.0) == []  # no integer epoch between 1 and 2
+    assert restart_epochs_from_fractions([0.01, 0.999], 103, 3.0) == [4, 101]  # moved inside (W, E - 1)
+    assert restart_epochs_from_fractions([0.5], 3, 1.0) == []  # 2 would show at epoch 3, after the run
+    assert restart_epochs_from_fractions([0.5], 4, 1.0) == [2]  # the one epoch that can hold a restart
     assert effective_warmup(3.0, 2) == 1  # as ultralytics: warmup never takes the last epoch
     assert effective_warmup(None, 100) == 3.0  # a hyp without warmup_epochs: ultralytics' default
 

@@ -132,7 +132,8 @@ def test_bad_recipe_values_are_named_by_their_key(hyp, kind, message):
 
 
 def test_label_smoothing_points_to_its_cawb_name():
-    with pytest.raises(HypError, match="unknown key 'label_smoothing' \\(did you mean 'label_smoothing_eps'\\?\\)"):
+    with pytest.raises(HypError, match="unknown key 'label_smoothing' \\(YOLOv5's --label-smoothing: give "
+                                       "label_smoothing_eps=EPS"):
         validate_hyp({"label_smoothing": 0.1})
 
 
@@ -221,3 +222,18 @@ def test_ultralytics_defaults_are_ultralytics_own_without_importing_it():
     from cawb.training.ultralytics_settings import ultralytics_defaults
 
     assert ultralytics_defaults() == dict(DEFAULT_CFG_DICT)
+
+
+def test_the_v6_0_to_v7_0_hyp_file_holds_their_scratch_low_values_for_classic_models_only():
+    hyp = load_hyp(REPO / "hyp/hyp.scratch-low.yaml")
+    # YOLOv5 v6.0-v7.0 data/hyps/hyp.scratch-low.yaml (iou_t left out: no YOLOv5 loss reads it)
+    for key, value in dict(lr0=0.01, lrf=0.01, momentum=0.937, weight_decay=0.0005, warmup_epochs=3.0,
+                           warmup_momentum=0.8, warmup_bias_lr=0.1, box=0.05, cls=0.5, cls_pw=1.0, obj=1.0,
+                           obj_pw=1.0, anchor_t=4.0, fl_gamma=0.0, hsv_h=0.015, hsv_s=0.7, hsv_v=0.4, degrees=0.0,
+                           translate=0.1, scale=0.5, shear=0.0, perspective=0.0, flipud=0.0, fliplr=0.5, mosaic=1.0,
+                           mixup=0.0, copy_paste=0.0).items():
+        assert hyp[key] == value, key
+    assert hyp["cos_lr"] is False and hyp["warmup_min_iters"] == 100 and hyp["optimizer"] == "SGD"
+    assert hyp_for_model(hyp, "v5.0") == hyp
+    with pytest.raises(HypError, match="meant for a v5.0 model"):
+        hyp_for_model(hyp, "ultralytics")

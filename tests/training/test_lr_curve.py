@@ -133,8 +133,8 @@ def test_plot_warns_about_restarts_outside_a_shorter_run(tmp_path, capsys):
     hyp = REPO / "hyp/hyp.scratch-cawb.yaml"  # restarts 30 and 80 of 150 epochs
     code, out, err = run_plot(["--hyp", hyp, "--epochs", 50, "--out", tmp_path / "lr.png"], capsys)
     assert code == 0 and "50 points" in out
-    assert err == (f"warning: {hyp}: restart epoch(s) 80 fall outside this 50-epoch run (only warmup_epochs < s < "
-                   "epochs count) and are not drawn\n")
+    assert err == (f"warning: {hyp}: restart epoch(s) 80 fall outside this 50-epoch run and are not drawn (a restart "
+                   "shows from the epoch after it: only warmup_epochs < s < epochs - 1 count)\n")
     code, _, err = run_plot(["--hyp", hyp, "--out", tmp_path / "lr.png"], capsys)
     assert code == 0 and err == ""
 

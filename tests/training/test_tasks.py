@@ -171,6 +171,7 @@ def test_every_task_has_cawbs_trainer_in_cawb_yolo():
 
     from cawb import YOLO
     from cawb.training.cawb_mixin import CawbMixin
+    from cawb.training.durable import DurableCheckpointsMixin
     from cawb.training.exact_resume import ExactResumeMixin
     from cawb.training.lr_figure import LrFigureMixin
     from cawb.training.offline import OfflineMixin
@@ -184,7 +185,7 @@ def test_every_task_has_cawbs_trainer_in_cawb_yolo():
     for task in TASKS:
         trainer = trainer_for_task(task)
         assert yolo.task_map[task]["trainer"] is trainer
-        for part in (CawbMixin, ExactResumeMixin, LrFigureMixin, OfflineMixin, stock[task]):
+        for part in (CawbMixin, DurableCheckpointsMixin, ExactResumeMixin, LrFigureMixin, OfflineMixin, stock[task]):
             assert issubclass(trainer, part), (task, part)
 
 

@@ -1,14 +1,22 @@
 """cawb/training/train.py and train_cawb.py: flags, precedence, fail-fast errors, and one real run."""
 
+import csv
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from cawb.cli.train import build_parser, main, options_from_args
+from cawb.cli import train as train_cli
+from cawb.cli.train import build_parser, main, options_from_args, rerun_command
+from cawb.schedule import CawbSchedule
+from cawb.training import train as train_module
 from cawb.training.config import EMBEDDED_DEFAULTS, plan_run
 from cawb.training.hyp import load_hyp
+from cawb.training.train import TrainingInterrupted
+from cawb.utils.errors import InputFileNotFoundError
 from cawb.yolov5 import bundled_model_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +97,7 @@ def test_no_arguments_plans_the_offline_demo():
         (["--cfg", "yolov5q.yaml"], "--cfg yolov5q.yaml: model yaml not found"),
         (["--weights", "missing.pt"], "--weights missing.pt: not found (cawb never downloads weights"),
         (["--data", "no/such/data.yaml"], "--data no/such/data.yaml: not found: no such file, nor a bundled data name"),
+        (["--data", "coco8.yaml", "--cfg", "yolov5n.yaml"], "coco8.yaml: dataset not found: path: coco8 is in none"),
         (["--resume", "no/such/last.pt"], "--resume no/such/last.pt: no such checkpoint"),
         (["--hyp", "no/such/hyp.yaml"], "--hyp no/such/hyp.yaml: not found: no such file, nor a bundled hyp name (bundled: "),
         (["--hyp", "scratch-cawbb"], "--hyp scratch-cawbb: not found: no such file"),
@@ -110,7 +119,7 @@ V5_UNKNOWN_MODULE = ("nc: 3\nanchors: [[10, 13, 16, 30, 33, 23]]\nbackbone:\n  -
 
 @pytest.mark.parametrize("make,argv,message", [
     (lambda d: (d / "m.yaml").write_text(V5_UNKNOWN_MODULE), ["--cfg", "{d}/m.yaml"],
-     "--cfg {d}/m.yaml: layer 1 module 'Conv3' is unknown: a v5.0 yaml may use Focus, "),
+     "--cfg {d}/m.yaml: layer 1 module 'Conv3' is unknown: a YOLOv5 yaml may use Focus, "),
     (lambda d: (d / "m.yaml").write_bytes(b"\x00\x01"), ["--cfg", "{d}/m.yaml"], "--cfg {d}/m.yaml: is binary"),
     (lambda d: (d / "m.yaml").write_text("backbone: [\n"), ["--cfg", "{d}/m.yaml"], "line 2: not valid YAML"),
     (lambda d: None, ["--cfg", "yolov5s.pt"], "--cfg yolov5s.pt: is weights, not a model yaml; give weights as --weights"),
@@ -253,8 +262,9 @@ def test_restarts_outside_the_run_are_refused_when_given_and_noted_when_from_the
     hyp = str(REPO_ROOT / "hyp" / "hyp.shapes-cawb.yaml")  # cawb_steps [4, 11] of 20 epochs, warmup 1
     plan = plan_run(data=str(tiny_shapes), hyp=hyp, epochs=8)
     assert plan.overrides["cawb_steps"] == [4, 11]
-    assert plan.notes == [f"{hyp}: restart epoch(s) 11 fall outside this 8-epoch run (only warmup_epochs 1 < s < 8 "
-                          "count) and are ignored; the schedule has restarts at 4"]
+    assert plan.notes == [f"{hyp}: restart epoch(s) 11 fall outside this 8-epoch run (only warmup_epochs 1 < s < "
+                          "epochs - 1 = 7 count: a restart shows from the epoch after it) and are ignored; the "
+                          "schedule has restarts at 4"]
     assert plan_run(data=str(tiny_shapes), hyp=hyp).notes == []
     for steps in ([3, 8], [1]):  # given explicitly: at the end, at the warmup's end
         with pytest.raises(ValueError, match=r"^cawb_steps: restart epoch\(s\) .* fall outside this 8-epoch run"):
@@ -262,3 +272,72 @@ def test_restarts_outside_the_run_are_refused_when_given_and_noted_when_from_the
     scaled = plan_run(refuse_restarts_outside=False, data=str(tiny_shapes), hyp=hyp, epochs=8, cawb_steps=[3, 8])
     assert scaled.notes and "8 fall outside" in scaled.notes[0]  # compare's scaled restarts: noted, not refused
 
+
+
+# --- ultralytics' conventions: runs_dir, the resume line, its own resume, its detection models -----------------
+
+
+def test_runs_go_to_ultralytics_runs_dir_unless_a_project_is_given(tiny_shapes, tmp_path, monkeypatch):
+    from ultralytics.utils import SETTINGS
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(SETTINGS, "runs_dir", str(tmp_path / "all-runs"))  # as 'yolo settings runs_dir=...' sets it
+    assert plan_run(data=str(tiny_shapes)).overrides["project"] == str(tmp_path / "all-runs" / "train")
+    assert plan_run(data=str(tiny_shapes), project="mine").overrides["project"] == str(tmp_path / "mine")
+    with pytest.raises(InputFileNotFoundError, match=f"no last.pt found under {tmp_path / 'all-runs'};"):
+        plan_run(resume=True)
+
+
+def test_the_resume_line_is_the_command_that_ran_typed_to_work_from_any_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(REPO_ROOT)
+    assert rerun_command("train_cawb.py") == f"python {REPO_ROOT / 'train_cawb.py'}"  # a clone's script
+    assert rerun_command(shutil.which("cawb-train")) == "cawb-train"  # the installed command the shell finds
+    other = tmp_path / "other-env" / "bin" / "cawb-train"
+    assert rerun_command(other) == str(other)  # another environment's: its own path
+    assert rerun_command(REPO_ROOT / "cawb" / "cli" / "train.py") == "python -m cawb.cli.train"
+
+    def interrupted(config):  # Ctrl-C after an epoch, as train() reports it
+        raise TrainingInterrupted(tmp_path / "run" / "weights" / "last.pt")
+
+    monkeypatch.setattr(train_cli, "train", interrupted)
+    monkeypatch.setattr(train_cli, "plan_run", lambda **options: None)
+    monkeypatch.setattr(sys, "argv", ["train_cawb.py"])
+    assert main([]) == 130
+    line = capsys.readouterr().err.splitlines()[-1].strip()
+    assert line == f"python {REPO_ROOT / 'train_cawb.py'} --resume {tmp_path / 'run' / 'weights' / 'last.pt'}"
+    version = subprocess.run(line.split()[:2] + ["--version"], cwd=tmp_path, capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("cawb ")  # the command runs from elsewhere too
+
+
+@pytest.mark.slow
+def test_ultralytics_own_resume_refuses_a_cawb_run_and_leaves_it_to_cawb_train(tiny_shapes, tmp_path):
+    def stop_after_first_epoch(trainer):
+        raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted) as interrupted:
+        train_module.train(callbacks={"on_fit_epoch_end": stop_after_first_epoch}, data=str(tiny_shapes),
+                           cfg="yolov5n.yaml", hyp="shapes-cawb", epochs=3, imgsz=64, batch=8, device="cpu",
+                           workers=0, project=str(tmp_path), name="run")
+    last = interrupted.value.last
+    kept = {path: path.read_bytes() for path in last.parent.iterdir()}
+    yolo = subprocess.run([sys.executable, "-c", "from ultralytics.cfg import entrypoint; entrypoint()", "train",
+                           "resume", f"model={last}"], cwd=tmp_path, capture_output=True, text=True)
+    assert yolo.returncode != 0
+    assert "SyntaxError: " in yolo.stderr and re.search(r"'cawb_steps' is not a valid YOLO argument", yolo.stderr)
+    assert {path: path.read_bytes() for path in last.parent.iterdir()} == kept  # weights and resume state untouched
+    assert plan_run(resume=str(last)).resume == last  # cawb-train --resume still takes it
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cfg", ["yolov8n.yaml", "yolo11n.yaml", "yolo26n.yaml"])
+def test_yolov8_yolo11_and_yolo26_train_with_cawb(cfg, tiny_shapes, tmp_path, capsys):
+    # 2 epochs, no warmup, a restart at 0.5: epoch 1 is trained on the second cycle
+    code = main(["--data", str(tiny_shapes), "--cfg", cfg, "--hyp", "shapes-cawb", "--epochs", "2", "--img", "64",
+                 "--batch-size", "8", "--device", "cpu", "--workers", "0", "--cawb-steps", "0.5", "--noval",
+                 "--noplots", "--project", str(tmp_path), "--name", "run", "warmup_epochs=0"])
+    assert code == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((tmp_path / "run" / "results.csv").open()))
+    schedule = CawbSchedule(epochs=2, restart_epochs=[0.5], step_scale=0.7, epoch_scale=4.0, lf_min=0.35)
+    assert schedule.restart_epochs == (0.5,)
+    assert [float(row["lr/pg0"]) for row in rows] == pytest.approx([0.01 * schedule(0), 0.01 * schedule(1)])
+    assert (tmp_path / "run" / "weights" / "last.pt").is_file()

@@ -18,7 +18,7 @@ from cawb.experiment.compare.model import Action, Arm, Run
 from cawb.experiment.compare.report import ReportPaths, report_paths
 from cawb.experiment.compare.rundir import decide_action, run_identity
 from cawb.experiment.compare.settings import DEFAULT_PRESET, FROM_HYP, PRESETS, CompareSettings, check_settings
-from cawb.schedule import scale_restart_epochs
+from cawb.schedule import restart_rule, scale_restart_epochs
 from cawb.training.config import RunConfig, plan_run
 from cawb.training.hyp import HypFile, read_hyp_file, validate_hyp
 from cawb.training.tasks import trainer_data
@@ -168,8 +168,8 @@ def _plan_arm(hyp: HypFile, settings: CompareSettings, notes: list[str]) -> Arm:
     schedule = config.schedule
     if schedule is not None and schedule.dropped_restart_epochs:
         dropped = ", ".join(f"{s:g}" for s in schedule.dropped_restart_epochs)
-        notes.append(f"{hyp.path.stem}: restarts {dropped} ignored: a restart must come after the warmup's end "
-                     f"(epoch {schedule.warmup_epochs:g}) and before the last epoch ({epochs})")
+        notes.append(f"{hyp.path.stem}: restarts {dropped} ignored: the run would not make them (only "
+                     f"{restart_rule(schedule.warmup_epochs, epochs)} count)")
     return Arm(label=hyp.path.stem, hyp=hyp, config=config, restarts_hyp=restarts_hyp, restarts_used=restarts_used)
 
 

@@ -2,15 +2,16 @@
 
 Input is what :mod:`cawb.experiment.compare` collected: the arms (:class:`~cawb.experiment.compare.model.Arm`) and
 one :class:`~cawb.experiment.compare.model.Run` per (arm, seed),
-holding the run's evaluation record (pycocotools and ultralytics mAPs of ``last.pt`` and ``best.pt``) and its
-per-epoch validation curve from ``results.csv``. Nothing here trains or evaluates.
+holding the run's evaluation record (pycocotools', ultralytics' and YOLOv5 v5.0's mAPs of ``last.pt`` and
+``best.pt``) and its per-epoch validation curve from ``results.csv``. Nothing here trains or evaluates. The table
+shows pycocotools' numbers and, beside the article's, v5.0's (:mod:`cawb.experiment.v5_metric`), the metric the
+article reported.
 
-The numbers are the model's task's (:data:`cawb.training.tasks.TASK_METRICS`): box mAP for detection, with
-pycocotools the official source (:data:`SOURCES`); mask mAP for segmentation, pose mAP for pose, OBB mAP, top-1 and
-top-5 accuracy for classification, from ultralytics' validator (:data:`VALIDATOR_SOURCES`), which the table says. The
-article's numbers are shown for detection only.
+The numbers are the model's task's (:data:`cawb.training.tasks.TASK_METRICS`): box mAP for detection, as above;
+mask mAP for segmentation, pose mAP for pose, OBB mAP, top-1 and top-5 accuracy for classification, from ultralytics'
+validator (:data:`VALIDATOR_SOURCES`), which the table says. The article's numbers are shown for detection only.
 
-Statistics (per weights file, metric and source):
+Statistics (per weights file, metric and mAP source):
 
 * per arm: mean and sample standard deviation (``n - 1`` denominator; none for one seed) over the seeds that
   finished;
@@ -52,6 +53,7 @@ __all__ = [
     "MAX_SEED_LINES",
     "METRICS",
     "SOURCES",
+    "TABLE_SOURCES",
     "VALIDATOR_SOURCES",
     "WEIGHTS",
     "PairedDifference",
@@ -71,15 +73,18 @@ __all__ = [
     "write_report",
 ]
 
-#: Metric keys of a detection evaluation record -> how the table names them (other tasks: :func:`task_metrics`).
+#: Metric keys of an evaluation record -> how the table names them.
+#: (Other tasks: :func:`task_metrics`.)
 METRICS = {metric.key: metric.label for metric in TASK_METRICS["detect"]}
 #: Weights evaluated per run -> how the table names them.
 WEIGHTS = {"final": "final", "best": "best epoch"}
-#: mAP sources in a detection evaluation record: pycocotools under the bare metric key, ultralytics' validator
-#: prefixed; pycocotools is the official one.
-SOURCES = {"pycocotools": "", "ultralytics": "ultralytics_"}
-#: The source of the other tasks' records: ultralytics' validator only (pycocotools has no OBB or accuracy, and its
-#: keypoint evaluation is COCO's 17 person keypoints).
+#: mAP sources in an evaluation record: pycocotools under the bare metric key, ultralytics' validator and YOLOv5
+#: v5.0's test.py (the article's metric, :mod:`cawb.experiment.v5_metric`) prefixed.
+SOURCES = {"pycocotools": "", "ultralytics": "ultralytics_", "yolov5 v5.0": "v5_"}
+#: The sources the table shows, each with the suffix of its columns' keys (titled "... (YOLOv5 v5.0)").
+TABLE_SOURCES = {"pycocotools": "", "yolov5 v5.0": " v5"}
+#: The source of the other tasks' records, and of their tables: ultralytics' validator only (pycocotools has no OBB
+#: or accuracy, and its keypoint evaluation is COCO's 17 person keypoints).
 VALIDATOR_SOURCES = {"ultralytics": "ultralytics_"}
 
 
@@ -207,9 +212,11 @@ def _pairs(arms: Sequence[Arm]) -> tuple[list[tuple[Arm, Arm, str, str, str]], s
 
 
 def _values(runs: Sequence[Run], arm: Arm, weights: str, key: str) -> dict[int, float]:
-    """seed -> value of one number of the finished runs of ``arm``."""
+    """seed -> value of one number of the finished runs of ``arm`` (records written before a number existed lack
+    it: those runs are left out of that number)."""
     return {run.seed: float(run.evaluation[weights][key]) for run in runs
-            if run.arm is arm and run.status == RunStatus.FINISHED and run.evaluation is not None}
+            if run.arm is arm and run.status == RunStatus.FINISHED and run.evaluation is not None
+            and run.evaluation[weights].get(key) is not None}
 
 
 def _spread(values: Mapping[int, float]) -> dict[str, Any]:
@@ -312,7 +319,11 @@ def _run_summary(run: Run) -> dict[str, Any]:
     record = {"arm": run.arm.label, "seed": run.seed, "run_dir": str(run.run_dir), "action": run.action.value,
               "status": run.status.value, "error": run.error}
     if run.evaluation is not None:
-        record.update({weights: dict(run.evaluation[weights]) for weights in WEIGHTS})
+        keep = ("weights", "map50", "map50_95", "ultralytics_map50", "ultralytics_map50_95", "v5_map50",
+                "v5_map50_95", "stats", "num_detections", "predictions")
+        if run.evaluation.get("task", "detect") != "detect":  # ultralytics' validator's numbers of the task
+            keep = tuple(run.evaluation["final"])
+        record.update({weights: {key: run.evaluation[weights].get(key) for key in keep} for weights in WEIGHTS})
         record.update(epochs_trained=run.evaluation["epochs_trained"], best_epoch=run.evaluation["best_epoch"])
     return record
 
@@ -339,31 +350,38 @@ def _with_article(summary: Mapping[str, Any]) -> bool:
     return summary.get("task", "detect") == "detect"
 
 
+def _table_sources(summary: Mapping[str, Any]) -> dict[str, str]:
+    """The sources the table shows, with their columns' suffixes: detection's, or the official one alone."""
+    return TABLE_SOURCES if _with_article(summary) else {summary["official_source"]: ""}
+
+
 def _table_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     """The table's rows (arms, then differences) as column -> text; the same rows feed table.md and table.csv."""
     rows = []
-    metrics, official = _metrics(summary), summary["official_source"]
-    first = next(iter(metrics))
+    metrics, official, sources = _metrics(summary), summary["official_source"], _table_sources(summary)
+    first, article_metrics = next(iter(metrics)), metrics if _with_article(summary) else {}
     for label, arm in summary["arms"].items():
         schedule = arm["schedule"]
         if arm["cawb"] and arm["restarts_effective"]:
             schedule += f" (restarts {', '.join(f'{s:g}' for s in arm['restarts_effective'])})"
         row = {"arm": label, "schedule": schedule, "seeds": str(arm["final"][first][official]["n"])}
-        for weights in WEIGHTS:
-            for metric in metrics:
-                row[f"{weights} {metric}"] = _mean_pm_std(arm[weights][metric][official])
-        for metric in metrics if _with_article(summary) else ():
+        for source, suffix in sources.items():
+            for weights in WEIGHTS:
+                for metric in metrics:
+                    row[f"{weights} {metric}{suffix}"] = _mean_pm_std(arm[weights][metric][source])
+        for metric in article_metrics:
             row[f"article {metric}"] = _number(arm["article"][metric])
         rows.append(row)
     for difference in summary["differences"]:
         pairs = difference["final"][first][official]["n"]
         row = {"arm": f"{difference['label']}, paired", "schedule": "",
                "seeds": f"{pairs} pair{'s' if pairs != 1 else ''}"}
-        for weights in WEIGHTS:
-            for metric in metrics:
-                record = difference[weights][metric][official]
-                row[f"{weights} {metric}"] = _mean_pm_std(record, signed=True) if record["n"] else "n/a"
-        for metric in metrics if _with_article(summary) else ():
+        for source, suffix in sources.items():
+            for weights in WEIGHTS:
+                for metric in metrics:
+                    record = difference[weights][metric][source]
+                    row[f"{weights} {metric}{suffix}"] = _mean_pm_std(record, signed=True) if record["n"] else "n/a"
+        for metric in article_metrics:
             article = difference["article"]
             row[f"article {metric}"] = _number(article[metric], signed=True) if article else ""
         rows.append(row)
@@ -371,24 +389,27 @@ def _table_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
 
 
 def _column_title(column: str, metrics: Mapping[str, str]) -> str:
-    weights, _, metric = column.partition(" ")
+    weights, _, rest = column.partition(" ")
+    metric, _, source = rest.partition(" ")
     if metric in metrics:
-        return f"{WEIGHTS.get(weights, weights)} {metrics[metric]}"
+        return f"{WEIGHTS.get(weights, weights)} {metrics[metric]}" + (" (YOLOv5 v5.0)" if source else "")
     return column
 
 
 def _source_words(summary: Mapping[str, Any]) -> str:
     """What the table's numbers are and where they come from, in words."""
-    if summary.get("task", "detect") == "detect":
+    if _with_article(summary):
         return ("mAP: pycocotools COCOeval bbox on the val split's ground-truth JSON (the project's official numbers; "
                 "ultralytics' validator numbers are in summary.json), mean ± sample std over seeds (n/a for one "
                 "seed). Final: weights/last.pt. Best epoch: weights/best.pt, ultralytics' pick of the highest "
-                "per-epoch mAP_0.5:0.95 on this same val split, hence optimistic.")
-    task = summary["task"]
+                "per-epoch mAP_0.5:0.95 on this same val split, hence optimistic. (YOLOv5 v5.0): the same detections "
+                "scored as YOLOv5 v5.0's test.py reported mAP (crowd boxes as targets, up to 300 detections per "
+                "image, its matching and interpolation), the metric of the article's numbers: hold those columns "
+                "against the article's.")
     numbers = " and ".join(_metrics(summary).values())
-    return (f"{numbers}: ultralytics' {TASK_NAMES[task]} validator on the val split (pycocotools does not apply to "
-            f"this task), mean ± sample std over seeds (n/a for one seed). Final: weights/last.pt. Best epoch: "
-            "weights/best.pt, ultralytics' pick of the highest per-epoch fitness on this same val split, hence "
+    return (f"{numbers}: ultralytics' {TASK_NAMES[summary['task']]} validator on the val split (pycocotools does not "
+            "apply to this task), mean ± sample std over seeds (n/a for one seed). Final: weights/last.pt. Best "
+            "epoch: weights/best.pt, ultralytics' pick of the highest per-epoch fitness on this same val split, hence "
             "optimistic.")
 
 
@@ -398,7 +419,7 @@ def render_table_md(summary: Mapping[str, Any]) -> str:
     metrics = _metrics(summary)
     rows = _table_rows(summary)
     columns = list(rows[0]) if rows else []
-    what = "mAP" if summary.get("task", "detect") == "detect" else " and ".join(metrics.values())
+    what = "mAP" if _with_article(summary) else " and ".join(metrics.values())
     lines = [
         f"# {' vs '.join(summary['arms'])}: {what} on the val split",
         "",
@@ -419,8 +440,9 @@ def render_table_md(summary: Mapping[str, Any]) -> str:
                          f"scaled to {arm['restarts_used']} of {arm['epochs']}.")
         ignored = sorted(set(arm["restarts_used"] or ()) - set(arm["restarts_effective"]))
         if arm["cawb"] and ignored:
-            lines.append(f"- {label}: restarts {', '.join(f'{s:g}' for s in ignored)} ignored: a restart must come "
-                         "after the warmup and before the last epoch.")
+            lines.append(f"- {label}: restarts {', '.join(f'{s:g}' for s in ignored)} ignored: the run would not "
+                         "make them (a restart shows from the epoch after it, so it must come after the warmup and "
+                         "before the last epoch).")
     if summary["differences"]:
         lines.append(f"- Paired rows: mean ± sample std over seeds of the per-seed difference "
                      f"({summary['pairing']}).")
@@ -471,12 +493,14 @@ def _power_words(record: Mapping[str, Any], power: Mapping[str, Any]) -> str:
 def render_table_csv(summary: Mapping[str, Any]) -> str:
     """table.csv: the table's rows, each mean and std in its own column (full precision: Python's shortest
     round-trip repr of each float; empty for n/a)."""
-    metrics, official = _metrics(summary), summary["official_source"]
+    metrics, official, sources = _metrics(summary), summary["official_source"], _table_sources(summary)
     first, article_metrics = next(iter(metrics)), metrics if _with_article(summary) else {}
     header = ["arm", "schedule", "n"]
-    for weights in WEIGHTS:
-        for metric in metrics:
-            header += [f"{weights}_{metric}_mean", f"{weights}_{metric}_std"]
+    for suffix in sources.values():
+        for weights in WEIGHTS:
+            for metric in metrics:
+                name = f"{weights}_{metric}{suffix.replace(' ', '_')}"
+                header += [f"{name}_mean", f"{name}_std"]
     header += [f"article_{metric}" for metric in article_metrics]
 
     def cell(value: float | None) -> str:
@@ -487,17 +511,19 @@ def render_table_csv(summary: Mapping[str, Any]) -> str:
     writer.writerow(header)
     for label, arm in summary["arms"].items():
         row = [label, arm["schedule"], arm["final"][first][official]["n"]]
-        for weights in WEIGHTS:
-            for metric in metrics:
-                spread = arm[weights][metric][official]
-                row += [cell(spread["mean"]), cell(spread["std"])]
+        for source in sources:
+            for weights in WEIGHTS:
+                for metric in metrics:
+                    spread = arm[weights][metric][source]
+                    row += [cell(spread["mean"]), cell(spread["std"])]
         writer.writerow(row + [cell(arm["article"][metric]) for metric in article_metrics])
     for difference in summary["differences"]:
         row = [f"{difference['label']} (paired)", "", difference["final"][first][official]["n"]]
-        for weights in WEIGHTS:
-            for metric in metrics:
-                record = difference[weights][metric][official]
-                row += [cell(record["mean"]), cell(record["std"])]
+        for source in sources:
+            for weights in WEIGHTS:
+                for metric in metrics:
+                    record = difference[weights][metric][source]
+                    row += [cell(record["mean"]), cell(record["std"])]
         article = difference["article"]
         writer.writerow(row + [cell(article[metric]) if article else "" for metric in article_metrics])
     return buffer.getvalue()

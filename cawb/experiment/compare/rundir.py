@@ -228,9 +228,9 @@ def best_epoch(curve: Mapping[str, list[float]] | None) -> int | None:
 
 
 def evaluate_run(run: Run, dataset: Any, imgsz: int, batch: Any, device: str) -> None:
-    """pycocotools (and ultralytics) mAP of the run's last.pt and best.pt, or for the other tasks than detection
-    ultralytics' validator's numbers of the task; writes eval.json atomically, last, and records the run as
-    finished."""
+    """pycocotools (and ultralytics', and YOLOv5 v5.0's) mAP of the run's last.pt and best.pt, or for the other tasks
+    than detection ultralytics' validator's numbers of the task; writes eval.json atomically, last, and records the
+    run as finished."""
     from cawb.experiment.evaluate import evaluate_coco, evaluate_with_validator
 
     task = run.arm.config.task
@@ -249,7 +249,8 @@ def evaluate_run(run: Run, dataset: Any, imgsz: int, batch: Any, device: str) ->
         result = evaluate_coco(path, dataset, imgsz=imgsz, save_dir=save_dir, batch=batch, device=device)
         record[weights] = {"weights": str(path), "predictions": str(result["predictions"]),
                            **{key: result[key] for key in ("map50", "map50_95", "ultralytics_map50",
-                                                           "ultralytics_map50_95", "stats", "num_detections")}}
+                                                           "ultralytics_map50_95", "v5_map50", "v5_map50_95",
+                                                           "stats", "num_detections")}}
     curve = read_epoch_metrics(run.run_dir / "results.csv", task)
     record["epochs_trained"] = len(curve["epoch"]) if curve else None
     record["best_epoch"] = best_epoch(curve)

@@ -90,10 +90,12 @@ def _arm(label, cawb):
                restarts_used=(4, 11) if cawb else None)
 
 
-def _run(arm, seed, final50, final5095, tmp_path, status="finished"):
+def _run(arm, seed, final50, final5095, tmp_path, status="finished", v5=None):
     numbers = {"map50": final50, "map50_95": final5095, "ultralytics_map50": final50 + 0.01,
                "ultralytics_map50_95": final5095 + 0.005, "stats": [final5095, final50], "num_detections": 10,
                "weights": "w.pt", "predictions": "p.json"}
+    if v5 is not None:  # records written before YOLOv5 v5.0's numbers existed lack them
+        numbers.update(v5_map50=v5[0], v5_map50_95=v5[1])
     evaluation = {"final": numbers, "best": {**numbers, "map50": final50 + 0.02}, "epochs_trained": 3,
                   "best_epoch": 2}
     curve = {"epoch": [1, 2, 3], "map50": [0.1, final50 - 0.1, final50], "map50_95": [0.05, 0.1, final5095]}
@@ -204,3 +206,26 @@ def test_map_curves_use_the_epochs_every_seed_has_and_draw_few_seeds_one_by_one(
     assert band.members == [[0.1, 0.2], [0.3, 0.4]] and band.schedule == "CAWB" and band.restarts == [4.0, 11.0]
     many = _band(arm, [{"epoch": [1], "map50": [0.1 * i]} for i in range(MAX_SEED_LINES + 1)], "map50")
     assert many.members == [] and many.label == f"arm ({MAX_SEED_LINES + 1} seeds)"
+
+
+def test_the_table_shows_yolov5_v5_0_numbers_beside_the_article(tmp_path):
+    arms = [_arm("cos-arm", False), _arm("cawb-arm", True)]
+    runs = [_run(arms[0], 0, 0.30, 0.16, tmp_path, v5=(0.31, 0.17)),
+            _run(arms[0], 1, 0.32, 0.17, tmp_path, v5=(0.33, 0.18)),
+            _run(arms[1], 0, 0.31, 0.165, tmp_path, v5=(0.34, 0.18)), _run(arms[1], 1, 0.34, 0.18, tmp_path)]
+    summary = write_report(arms, runs, {**SETTINGS, "seeds": [0, 1]}, report_paths(tmp_path, exist_ok=False))
+    cos = summary["arms"]["cos-arm"]["final"]["map50"]["yolov5 v5.0"]
+    assert cos["n"] == 2 and cos["mean"] == pytest.approx(0.32)
+    assert summary["arms"]["cawb-arm"]["final"]["map50"]["yolov5 v5.0"]["n"] == 1  # seed 1's record has none
+    paired = summary["differences"][0]["final"]["map50"]["yolov5 v5.0"]
+    assert paired["seeds"] == [0] and paired["values"] == pytest.approx([0.03])
+
+    table = (tmp_path / "table.md").read_text()
+    header = next(line for line in table.splitlines() if line.startswith("| arm"))
+    assert header.endswith("| final mAP_0.5 (YOLOv5 v5.0) | final mAP_0.5:0.95 (YOLOv5 v5.0) | best epoch mAP_0.5 "
+                           "(YOLOv5 v5.0) | best epoch mAP_0.5:0.95 (YOLOv5 v5.0) | article mAP_0.5 | article "
+                           "mAP_0.5:0.95 |")
+    assert "| 0.320 ± 0.014 | 0.175 ± 0.007 | 0.320 ± 0.014 | 0.175 ± 0.007 | 0.294 | 0.161 |" in table
+    assert "hold those columns against the article's" in table
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "table.csv").read_text())))
+    assert float(rows[0]["final_map50_v5_mean"]) == pytest.approx(0.32) and rows[1]["final_map50_v5_std"] == ""

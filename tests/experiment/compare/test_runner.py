@@ -121,8 +121,8 @@ def test_every_output_is_written_with_its_fields(resumed):
         assert Path(run["run_dir"]).is_dir() and run["epochs_trained"] == 2 and run["best_epoch"] in (1, 2)
         assert Path(run["final"]["weights"]).name == "last.pt" and Path(run["best"]["weights"]).name == "best.pt"
     assert any("scaled to [0, 1]" in note for note in summary["settings"]["notes"])
-    assert f"{CAWB}: restarts 0, 1 ignored: a restart must come after the warmup's end (epoch 1)" in " ".join(
-        summary["settings"]["notes"])
+    assert f"{CAWB}: restarts 0, 1 ignored: the run would not make them (only warmup_epochs 1 < s < epochs - 1 = 1 " \
+           "count)" in " ".join(summary["settings"]["notes"])
 
     table = (project / "table.md").read_text()
     assert "pycocotools" in table and "0.294" in table and "0.302" in table and "± n/a" in table
@@ -141,6 +141,7 @@ def test_pycocotools_and_ultralytics_numbers_agree(resumed):
             assert len(numbers["stats"]) == 12 and numbers["stats"][1] == numbers["map50"]
             assert numbers["map50"] == pytest.approx(numbers["ultralytics_map50"], abs=MAP_TOLERANCE)
             assert numbers["map50_95"] == pytest.approx(numbers["ultralytics_map50_95"], abs=MAP_TOLERANCE)
+            assert 0 <= numbers["v5_map50_95"] <= numbers["v5_map50"] <= 1  # YOLOv5 v5.0's, the article's metric
             assert Path(numbers["predictions"]).is_file()
 
 
@@ -191,6 +192,20 @@ def test_a_failed_run_is_reported_and_the_others_complete(tiny_shapes, tmp_path)
     assert [run.action for run in retry.runs] == ["train", "skip"] and retry.exit_code == 0
     # the failed start left only ultralytics' args.yaml and an empty weights/: cleared, nothing to move aside
     assert not list((tmp_path / "runs").glob("*.aside-*"))
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_the_comparison_instead_of_failing_every_run(tiny_shapes, tmp_path):
+    import errno
+
+    def disk_full(trainer):
+        raise OSError(errno.ENOSPC, "No space left on device", str(Path(trainer.save_dir) / "weights" / "last.pt"))
+
+    with pytest.raises(OSError) as stopped:
+        compare(callbacks={"on_pretrain_routine_start": disk_full}, log=[].append, **tiny(tiny_shapes, tmp_path))
+    assert stopped.value.errno == errno.ENOSPC and stopped.value.filename.endswith("last.pt")
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [f"{COS}-seed0"]  # the next run never started
+    assert not (tmp_path / "table.md").exists()
 
 
 def test_without_a_preset_the_arms_hyp_files_give_epochs_batch_and_imgsz(tiny_shapes, tmp_path):
@@ -291,6 +306,15 @@ def test_other_epochs_scale_the_cawb_restarts(tmp_path):
     assert [run.action for run in plan.runs] == ["train", "train"]
     assert plan.batches_per_epoch == 16  # 256 images / batch 16
     assert not (tmp_path / "p").exists()  # planning creates nothing
+
+
+def test_a_restart_the_run_would_not_make_is_not_counted(tmp_path):
+    # [4, 11] of 20 epochs is [1, 2] of 3: 1 is the warmup's end, and 2 would show at epoch 3, which is not trained
+    plan = plan_comparison(resolve_settings("cpu", epochs=3, seeds=[0], project=str(tmp_path / "p")))
+    cawb = plan.arms[1]
+    assert cawb.restarts_used == (1, 2) and cawb.restarts_effective == ()
+    assert plan.notes[-1] == ("hyp.shapes-cawb: restarts 1, 2 ignored: the run would not make them (only "
+                              "warmup_epochs 1 < s < epochs - 1 = 2 count)")
 
 
 def _bad_hyp(tmp_path):
