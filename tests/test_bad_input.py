@@ -65,6 +65,9 @@ BAD_HYPS = {
     "epochs_str.yaml": b'epochs: "three"\n',
     "sgdd.yaml": b"lr0: 0.01\noptimizer: SGDD\n",
     "v5gains.yaml": b"optimizer: SGD\nbox: 0.05\nobj: 1.0\n",  # v5.0's loss gains: wrong for an anchor-free model
+    "batch_zero.yaml": b"batch: 0\n",
+    "close_mosaic_neg.yaml": b"close_mosaic: -5\n",
+    "cawb_off_steps.yaml": b"cawb: false\ncawb_steps: [3]\ncawb_step_scale: 0.5\n",
 }
 MODELS = {  # a layer with a module ultralytics' builder does not know
     "model_unknown.yaml": b"nc: 3\nbackbone:\n  - [-1, 1, Conv, [16, 3, 2]]\n  - [-1, 1, Conv3, [32, 3, 2]]\n"
@@ -90,6 +93,11 @@ BAD_DATA = {
     "data_names_str.yaml": b"train: images/train\nval: images/val\nval_json: val.json\ncategory_ids: [1, 2]\n"
                            b"names: {cat: 0, dog: 1}\n",
     "data_no_coco.yaml": b"train: images/train\nval: images/val\nnames: [a, b]\n",
+    "data_nc.yaml": b"train: images/train\nval: images/val\nnc: 5\nnames: [a, b, c]\n",
+    # datasets whose split directories (made by make_fixtures) hold no image ultralytics can train on
+    "data_empty_dirs.yaml": b"path: empty_set\ntrain: images/train\nval: images/val\nnames: [a]\n",
+    "data_gif.yaml": b"path: gif_set\ntrain: images/train\nval: images/val\nnames: [a]\n",
+    "data_corrupt.yaml": b"path: corrupt_set\ntrain: images/train\nval: images/val\nnames: [a]\n",
 }
 
 
@@ -135,6 +143,12 @@ def make_fixtures(fx: Path, saved: dict[str, bytes]) -> None:
         annotations.write_text('{"images": [')
     (fx / "coco_dirann" / "annotations" / "instances_train2017.json").mkdir(parents=True)
     (fx / "coco_dirann" / "annotations" / "instances_val2017.json").write_text("{}")
+    for name, files in (("empty_set", {}), ("gif_set", {"a.gif": b"GIF89a"}),
+                        ("corrupt_set", {"a.jpg": b"not a jpeg", "b.png": b"not a png"})):
+        for split in ("train", "val"):
+            (fx / name / "images" / split).mkdir(parents=True)
+            for file, content in files.items():
+                (fx / name / "images" / split / file).write_bytes(content)
     (fx / "user_dir" / "images").mkdir(parents=True)
     (fx / "user_dir" / "images" / "holiday.jpg").write_bytes(b"\xff\xd8 a photo of the user's")
 
@@ -254,6 +268,7 @@ CASES: list[Case] = [
     evaluate_case("evaluate/out-read-only", ("--out", "cannot write in"), out="{ro}/eval"),
     evaluate_case("evaluate/imgsz-too-small", ("--imgsz", ">= 32"), imgsz="16"),
     evaluate_case("evaluate/batch-zero", ("--batch", ">= 1"), batch="0"),
+    evaluate_case("evaluate/device-absent", ("--device 99", "Invalid CUDA"), device="99"),
 ]
 
 
@@ -301,9 +316,25 @@ CASES += [
                "--weights", "{fx}/state_dict.pt"),
     train_case("train/resume-a-state-dict", ("--resume", "state_dict.pt", "is not an ultralytics checkpoint"),
                "--resume", "{fx}/state_dict.pt"),
+    train_case("train/data-nc-disagrees-with-names", ("data_nc.yaml", "nc=5", "3 classes"), "--data",
+               "{fx}/data_nc.yaml"),
+    train_case("train/data-without-images", ("data_empty_dirs.yaml", "train: no images", "it is empty"), "--data",
+               "{fx}/data_empty_dirs.yaml"),
+    train_case("train/data-images-of-another-format", ("data_gif.yaml", "no images", ".gif", ".jpg"), "--data",
+               "{fx}/data_gif.yaml"),
+    train_case("train/data-images-all-corrupt", ("data_corrupt.yaml", "none of the 2 images", "cannot identify"),
+               "--data", "{fx}/data_corrupt.yaml"),
     train_case("train/data-generated-over-a-users-folder", ("foreign_data.yaml", "user_dir", "move it away"), "--data",
                "{fx}/foreign_data.yaml", "--cfg", "yolov5n.yaml"),
+    # ultralytics values a hyp file may set, checked as their flags are
+    train_case("train/hyp-batch-zero", ("batch_zero.yaml", "batch=0", ">= 1"), "--hyp", "{fx}/batch_zero.yaml"),
+    train_case("train/hyp-close-mosaic-negative", ("close_mosaic_neg.yaml", "close_mosaic=-5", ">= 0"), "--hyp",
+               "{fx}/close_mosaic_neg.yaml"),
+    train_case("train/hyp-cawb-off-with-cawb-keys", ("cawb_off_steps.yaml", "cawb=false contradicts", "cawb_steps"),
+               "--hyp", "{fx}/cawb_off_steps.yaml"),
     # outputs: refused before anything is created
+    train_case("train/name-outside-the-project", ("name='../../escape'", "directory name"), "--name",
+               "../../escape"),
     train_case("train/project-read-only", ("--project", "cannot write in"), "--project", "{ro}/runs"),
     train_case("train/project-under-a-file", ("--project", "file is a file, not a directory"), "--project",
                "{fx}/file/runs"),
@@ -311,6 +342,8 @@ CASES += [
                "--project", "{fx}/runs", "--name", "exp", "--exist-ok"),
     # restarts and the decay function
     train_case("train/restart-negative", ("cawb_steps=[-2, 5]", ">= 0"), "--cawb-steps", "-2", "5"),
+    train_case("train/restarts-repeated", ("cawb_steps=[5, 5]", "more than once"), "--cawb-steps", "5", "5",
+               "--epochs", "8"),
     train_case("train/restarts-outside-the-run", ("cawb_steps", "8 fall outside this 5-epoch run"), "--epochs", "5",
                "--cawb-steps", "3", "8"),
     train_case("train/lf-os-system", ("cawb_lf='os:system'", "did not return a number"), "--cawb-lf", "os:system"),
@@ -331,6 +364,7 @@ CASES += [
     compare_case("compare/second-arm-gains-for-the-other-model", ("v5gains.yaml", "v5.0's loss gains"), "--cfg",
                  "yolov5n.yaml", "--arms", "shapes-cos", "{fx}/v5gains.yaml"),
     compare_case("compare/shard-not-k-of-n", ("--shard x", "K/N"), "--shard", "x"),
+    compare_case("compare/report-only-with-nothing-run", ("--report-only", "no finished run"), "--report-only"),
     # tune.py
     tune_case("tune/kv-lr0-not-a-number", ("command line", "lr0='abc'"), "lr0=abc"),
     tune_case("tune/hyp-optimizer-unknown", ("sgdd.yaml", "optimizer='SGDD'"), "--hyp", "{fx}/sgdd.yaml"),
@@ -338,6 +372,8 @@ CASES += [
     tune_case("tune/space-restarts-outside-the-run", ("--space", "space_steps.yaml", "30, 80 fall outside"),
               "--space", "{fx}/space_steps.yaml", "--epochs", "5"),
     tune_case("tune/trials-zero", ("--trials", ">= 1"), "--trials", "0"),
+    tune_case("tune/storage-server-unreachable", ("--storage postgresql://u@localhost/db", "cannot be opened"),
+              "--storage", "postgresql://u@localhost/db"),
     tune_case("tune/prune-after-not-a-fraction", ("--prune-after 1.5", "0 <= f < 1"), "--prune-after", "1.5"),
     # import_yolov5.py
     Case("import/arguments-missing", IMPORT_YOLOV5, (), ("required", "source, output")),

@@ -31,14 +31,15 @@ EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def run_cli(work: Callable[[], int], *, interrupted: Callable[[Interrupted | None], str] | None = None,
-            disk_hint: str = "fix it and rerun the same command to continue", uses_ultralytics: bool = True) -> int:
+            disk_hint: str | Callable[[OSError], str] = "fix it and rerun the same command to continue",
+            uses_ultralytics: bool = True) -> int:
     """Run one command's ``work`` under the exit-code contract above and return the exit status.
 
     ultralytics is kept offline for the whole command (unless the user set ``YOLO_OFFLINE`` to a false value) and
     SIGTERM is handled as Ctrl-C. ``interrupted`` turns the :class:`Interrupted` raised (or None for a bare Ctrl-C)
-    into the message printed; by default the error's own message. ``disk_hint`` ends the line of a failed write or
-    read (``OSError``: a full disk, a read-only or vanished place). ``uses_ultralytics=False`` (a command that never
-    imports it) skips the check of the installed ultralytics.
+    into the message printed; by default the error's own message. ``disk_hint`` (or ``disk_hint(error)``) ends the
+    line of a failed write or read (``OSError``: a full disk, a read-only or vanished place): how to go on.
+    ``uses_ultralytics=False`` (a command that never imports it) skips the check of the installed ultralytics.
     """
     keep_ultralytics_offline()
     try:
@@ -58,7 +59,8 @@ def run_cli(work: Callable[[], int], *, interrupted: Callable[[Interrupted | Non
     except OSError as error:
         where = error.filename2 or error.filename  # a rename names its destination second
         what = f"{where}: {(error.strerror or str(error)).lower()}" if where else " ".join(str(error).split())
-        print(f"error: {what}; {disk_hint}", file=sys.stderr)
+        hint = disk_hint(error) if callable(disk_hint) else disk_hint
+        print(f"error: {what}; {hint}", file=sys.stderr)
         return EXIT_FAILED
 
 

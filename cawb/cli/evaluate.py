@@ -35,12 +35,14 @@ def main(argv: list[str] | None = None) -> int:
 
     def work() -> int:
         from cawb.experiment.evaluate import evaluate_coco  # torch, ultralytics, pycocotools load once it runs
+        from cawb.training.ultralytics_settings import check_device
         from cawb.utils.resources import resolve_data
         from cawb.utils.user_files import check_checkpoint_file, check_output_dir
 
-        # evaluate_coco checks both too, naming them by its own argument names (weights, save_dir)
+        # evaluate_coco checks them too, naming them by its own argument names (weights, save_dir, device)
         check_checkpoint_file(args.weights, "--weights")
         check_output_dir(args.out, "--out")
+        check_device(args.device)
         result = evaluate_coco(args.weights, resolve_data(args.data), imgsz=args.imgsz, batch=args.batch,
                                device=args.device, save_dir=args.out)
         print(result["summary"], end="")

@@ -293,4 +293,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return f"interrupted: finished epochs are saved; continue with\n  {resume}"
         return "interrupted before a checkpoint was saved: nothing to resume"
 
-    return run_cli(work, interrupted=interrupted)
+    def write_failed(error: OSError) -> str:
+        last = getattr(error, "last", None)
+        if last:
+            return f"the last good checkpoint is intact: once that is fixed, continue with {command} --resume {last}"
+        return "nothing to resume yet: once that is fixed, rerun the same command"
+
+    return run_cli(work, interrupted=interrupted, disk_hint=write_failed)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from cawb.utils.errors import CawbError
+from cawb.utils.errors import CawbError, is_disk_fault
 
 DEFAULT_BASE_URL = "http://images.cocodataset.org"
 ANNOTATIONS_ARCHIVE = "annotations/annotations_trainval2017.zip"  # URL path under the base URL
@@ -135,6 +135,10 @@ def download_images(
     """Fetch every job whose ``dest`` does not exist yet, ``workers`` at a time; never raises for one image.
 
     A job that fails for good is listed in ``report.failed`` with its reason and leaves no file at ``dest``.
+
+    Raises:
+        OSError: the disk refused a write (no space, read-only, ...: every image would fail), naming the file; the
+            images fetched before stay.
     """
     report = DownloadReport()
     todo = []
@@ -175,6 +179,8 @@ def _download_image(job: ImageJob, policy: RetryPolicy) -> str | None:
     try:
         _with_retries(attempt, job.url, policy)
     except (DownloadError, OSError) as e:
+        if is_disk_fault(e):  # every other image would fail the same way: stop the download
+            raise
         return str(e)
     finally:
         part.unlink(missing_ok=True)
@@ -228,7 +234,10 @@ def _get(url: str, part: Path, timeout_s: float, *, resume: bool, progress: bool
                 ) as bar,
             ):
                 while chunk := response.read(_CHUNK):
-                    out.write(chunk)
+                    try:
+                        out.write(chunk)
+                    except OSError as error:  # a failed write() names no file: name the one being written
+                        raise OSError(error.errno, error.strerror, str(part)) from error
                     received += len(chunk)
                     bar.update(len(chunk))
     except urllib.error.HTTPError as e:

@@ -18,7 +18,8 @@ assembled from the source's own bytes with fixed separators. Same seed and sourc
 
 Interruption: every file is written under a temporary name and renamed. ``manifest.json`` is written with
 ``"status": "incomplete"`` before the first output file and rewritten ``"complete"`` after the last, so a rerun
-with the same settings recognises its own unfinished (or finished) directory and completes (or rebuilds) it.
+with the same settings recognises its own unfinished (or finished) directory and completes (or rebuilds) it. The
+many label files and images are not synced one by one (7 ms each); one sync of everything precedes "complete".
 """
 
 from __future__ import annotations
@@ -46,7 +47,13 @@ from cawb.coco.download import (
     mirror_url,
 )
 from cawb.coco.instances import Annotation, Chooser, CocoFileError, ImageRecord, InstancesSubset, read_instances
-from cawb.utils.atomic_files import copy_atomic, symlink_atomic, write_bytes_atomic, write_text_atomic
+from cawb.utils.atomic_files import (
+    copy_atomic,
+    symlink_atomic,
+    sync_everything,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 from cawb.utils.errors import InputError
 from cawb.utils.user_files import UserFileError, UserFileNotFoundError, check_input_file, check_output_dir
 
@@ -253,7 +260,7 @@ def _write_split(
         pairs = sorted(data.annotations.get(image_id, []), key=lambda pair: pair[0].id)
         annotations = [annotation for annotation, _ in pairs]
         text, image_dropped = yolo_label_text(annotations, record.width, record.height, classes)
-        write_text_atomic(labels_dir / label_name(record.file_name), text)
+        write_text_atomic(labels_dir / label_name(record.file_name), text, durable=False)  # synced before "complete"
         _place_image(image_source / record.file_name, images_dir / record.file_name, copy=copy)
         lines = text.count("\n")
         boxes += lines
@@ -281,11 +288,11 @@ def _place_image(source: Path, dest: Path, *, copy: bool) -> None:
     if copy:
         if dest.is_file() and not dest.is_symlink() and dest.stat().st_size == source.stat().st_size:
             return
-        copy_atomic(source, dest)
+        copy_atomic(source, dest, durable=False)
     else:
         if dest.is_symlink() and Path(dest.readlink()) == source:
             return
-        symlink_atomic(source, dest)
+        symlink_atomic(source, dest, durable=False)
 
 
 def _prune(directory: Path, keep: set[str]) -> None:
@@ -434,6 +441,7 @@ def build_coco_subset(options: SubsetOptions) -> SubsetReport:
         summaries[split] = dataclasses.replace(summary, missing=len(absent))
     dataset_yaml = out / DATASET_YAML_NAME
     write_text_atomic(dataset_yaml, dataset_yaml_text(classes, options.settings()))
+    sync_everything()  # the labels and images, written without a sync each, are on the disk before "complete"
     manifest["status"] = "complete"
     manifest["splits"] = {
         split: {**asdict(summaries[split]), "image_ids": written[split], "missing_image_ids": missing[split]}

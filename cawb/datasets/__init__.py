@@ -2,7 +2,8 @@
 
 * :mod:`.shapes`: a seeded synthetic detection dataset (YOLO labels + COCO ground truth), written atomically;
 * :mod:`.resolve`: ``resolve_dataset_yaml``, which reads a dataset yaml the way ultralytics will, generates the
-  shapes data on first use and names what is missing before any training.
+  shapes data on first use and names what is missing before any training;
+* :mod:`.images`: whether a split holds an image ultralytics can read (no images, only damaged ones: one line).
 
-May import: ``cawb.utils``, OpenCV, numpy, yaml. Not torch or ultralytics at import time, nor any higher layer.
+May import: ``cawb.utils``, OpenCV, numpy, PIL, yaml. Not torch or ultralytics at import time, nor any higher layer.
 """

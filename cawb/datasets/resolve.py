@@ -45,6 +45,7 @@ from typing import Mapping
 
 import yaml
 
+from cawb.datasets.images import check_split_images
 from cawb.datasets.shapes import generate_shapes_dataset
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.checks import is_int
@@ -108,6 +109,9 @@ def check_dataset_yaml(yaml_path: str | Path, require: Mapping[str, str] | None 
         raise InputError(f"{source}: {' and '.join(missing)} must be set ({why})")
     _path_value(source, data)
     names = _names(source, data)
+    if "nc" in data and data["nc"] != len(names):  # ultralytics refuses the pair once training has begun
+        raise InputError(f"{source}: nc={data['nc']!r} disagrees with names, which has {len(names)} classes: fix "
+                         "one of them (nc may be left out)")
     _category_ids(source, data, len(names))
     for key in ("train", "val"):  # the checks of the values only: the root is found by resolve_dataset_yaml
         _split_paths(source, data, key, source.parent)
@@ -169,6 +173,9 @@ def resolve_dataset_yaml(
     for path in (*train, *val, *(p for p in jsons.values() if p is not None)):
         if not path.exists():
             raise InputFileNotFoundError(f"{source}: dataset not found, missing {path}; {_missing_hint(source, data)}")
+    for key, directories in (("train", train), ("val", val)):
+        for directory in directories:
+            check_split_images(source, key, directory)
 
     resolved = {k: v for k, v in data.items() if k != "download"}
     resolved["path"] = str(root)

@@ -26,7 +26,7 @@ from cawb.datasets.resolve import ResolvedDataset, check_dataset_yaml, resolve_d
 from cawb.experiment.v5_metric import v5_map
 from cawb.training.checkpoints import load_ultralytics_checkpoint
 from cawb.training.offline import ensure_local_fonts
-from cawb.training.ultralytics_settings import ultralytics_defaults
+from cawb.training.ultralytics_settings import check_device, ultralytics_defaults
 from cawb.utils.checks import require_int
 from cawb.utils.errors import InputError
 from cawb.utils.ultralytics_compat import keep_ultralytics_offline
@@ -169,7 +169,7 @@ def evaluate_coco(
 
     Raises:
         InputFileNotFoundError: ``weights`` or the data is missing.
-        InputError: a bad ``imgsz``/``batch``; ``weights`` is a directory, unreadable, or not an ultralytics
+        InputError: a bad ``imgsz``/``batch``/``device``; ``weights`` is a directory, unreadable, or not an ultralytics
             checkpoint; ``save_dir`` cannot be written; the data lacks ``val_json``/``category_ids``, they disagree
             with the GT JSON, the model's class count differs from the data's, or the val images and the GT JSON
             list different images.
@@ -178,6 +178,7 @@ def evaluate_coco(
     require_int(batch, "batch", 1)
     weights = check_checkpoint_file(weights, "weights")
     save_dir = check_output_dir(save_dir, "save_dir")
+    check_device(device, "device")  # a GPU this machine lacks: one line, not torch's diagnostics mid-validation
     if isinstance(data, ResolvedDataset):
         if data.val_json is None or data.category_ids is None:
             raise InputError(f"{data.source}: val_json and category_ids are required for COCO evaluation")

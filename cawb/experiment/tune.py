@@ -14,10 +14,12 @@ and plans the base run once (:func:`cawb.training.config.plan_run`, keeping its
   a restart, where the metric dips by design. The metric is reported after every epoch (an ultralytics
   ``on_fit_epoch_end`` callback); a pruned trial stops training cleanly (``trainer.stop``, its run dir intact) and
   is kept as PRUNED with the epoch it reached;
-* **storage**: any Optuna RDB URL (default SQLite ``<project>/study.db``), with heartbeats, so a worker that dies
-  leaves its trial FAIL, not RUNNING forever. ``trials`` is the study's total of finished (complete or pruned)
-  trials: Optuna's ``MaxTrialsCallback`` counting finished and running trials stops every worker sharing the
-  study at that total; a rerun continues. An interrupted or failed trial ends FAIL and does not count.
+* **storage**: any Optuna RDB URL (default SQLite ``<project>/study.db``). Each trial records its host and process
+  id: a rerun on that host fails a RUNNING trial whose process is gone at once; heartbeats fail one whose process
+  died elsewhere after their grace, so a dead worker's trial never stays RUNNING. ``trials`` is the study's total
+  of finished (complete or pruned) trials: Optuna's ``MaxTrialsCallback`` counting finished and running trials
+  stops every worker sharing the study at that total; a rerun continues. An interrupted or failed trial ends FAIL
+  and does not count.
 
 Layout under ``project``::
 
@@ -57,14 +59,22 @@ from cawb.experiment.tune_report import (
 )
 from cawb.experiment.tune_settings import TunePlan, TuneSettings, resolve_settings
 from cawb.experiment.tune_space import Choices, Range, SearchSpace, effective_warmup, load_space, restart_slots
-from cawb.experiment.tune_study import check_project, open_study, resolve_storage
+from cawb.experiment.tune_study import (
+    HEARTBEAT_GRACE_S,
+    check_project,
+    describe_process,
+    fail_dead_trials,
+    open_study,
+    record_process,
+    resolve_storage,
+)
 from cawb.schedule import restart_rule
 from cawb.training.config import ARTICLE_DEFAULTS, RUNNER_KEYS, RunConfig, plan_run
 from cawb.training.hyp import HypFile, read_hyp_file
 from cawb.training.train import Callbacks, TrainingInterrupted, callback_lists, train
 from cawb.training.ultralytics_settings import ultralytics_defaults
 from cawb.utils.checks import is_number, require_int
-from cawb.utils.errors import CawbError, HypError, InputError, Interrupted, error_line
+from cawb.utils.errors import CawbError, HypError, InputError, Interrupted, error_line, is_disk_fault
 from cawb.utils.resources import resolve_data, resolve_hyp
 from cawb.utils.user_files import move_aside
 from cawb.yolov5.recipe import fitness
@@ -273,13 +283,14 @@ def _objective(plan: TunePlan, callbacks: Callbacks, log: Callable[[str], None])
 
     ``callbacks`` (ultralytics events -> a function of the trainer or a list of them) are added to every trial's
     training after the tuner's own. A trial whose training raises is recorded and raises :class:`TrialFailed`;
-    Ctrl-C is recorded as ``interrupted`` and goes up.
+    Ctrl-C is recorded as ``interrupted`` and goes up, and so does a write the disk refused.
     """
     metric = plan.settings.metric
     extra = callback_lists(callbacks)
 
     def objective(trial: optuna.trial.Trial) -> float:
         drawn = plan.space.suggest(trial, plan.base_config.overrides, plan.epochs)
+        record_process(trial)
         trial.set_user_attr(HYP_ATTR, drawn.hyp)
         trial.set_user_attr(RESTARTS_ATTR, list(drawn.hyp["cawb_steps"]))
         if drawn.restart_fractions is not None:
@@ -303,6 +314,8 @@ def _objective(plan: TunePlan, callbacks: Callbacks, log: Callable[[str], None])
             trial.set_user_attr(ERROR_ATTR, "interrupted")
             raise
         except Exception as error:  # one trial's failure is recorded and the study goes on
+            if is_disk_fault(error):  # unless the next trial would meet it too: the study stops (the trial FAIL)
+                raise
             log("".join(traceback.format_exception(error)).rstrip())
             trial.set_user_attr(ERROR_ATTR, _error_record(error))
             raise TrialFailed(_error_record(error)) from error
@@ -355,6 +368,8 @@ def tune(callbacks: Callbacks | None = None, log: Callable[[str], None] = print,
     Raises:
         InputError (HypError, InputFileNotFoundError included): bad input, before anything is created or trained.
         TuneInterrupted: Ctrl-C; the outputs of the finished trials are written first.
+        OSError: a write the disk refused (no space, read-only, ...); the trial in progress ends FAIL and a rerun
+            continues the study.
     """
     plan = plan_tune(resolve_settings(preset, **flags))
     for note in plan.notes:
@@ -368,9 +383,20 @@ def tune(callbacks: Callbacks | None = None, log: Callable[[str], None] = print,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # trials of workers that died: FAIL after the heartbeat grace
+        for trial in fail_dead_trials(study):
+            log(f"tune: trial {trial.number} was running in {describe_process(trial)}, which is gone: marked failed "
+                "(it does not count)")
         counts = trial_counts(study)
-        if counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] + counts[TrialState.RUNNING] >= settings.trials:
-            log(f"tune: the study already has {settings.trials} finished or running trials; raise --trials to run more")
+        finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+        if finished >= settings.trials:
+            log(f"tune: the study already has {finished} finished trials (--trials {settings.trials}); raise --trials "
+                "to run more")
+        elif finished + counts[TrialState.RUNNING] >= settings.trials:
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            log(f"tune: the {settings.trials - finished} trial(s) to go are running elsewhere ("
+                + ", ".join(f"trial {t.number} in {describe_process(t)}" for t in running) + "): nothing to start; "
+                "rerun the same command once they end. One whose process died on another host stays running until "
+                f"{HEARTBEAT_GRACE_S} s after its last heartbeat, then a rerun marks it failed and runs another")
         else:
             stop_at_total = optuna.study.MaxTrialsCallback(settings.trials, states=(*COUNTED_STATES, TrialState.RUNNING))
             study.optimize(_objective(plan, callbacks or {}, log), catch=(TrialFailed,), gc_after_trial=True,

@@ -48,6 +48,9 @@ METRICS: dict[str, str] = {
 # Trial user attributes.
 HYP_ATTR, RESTARTS_ATTR, EPOCHS_ATTR = "hyp", "restart_epochs", "epochs_reached"
 FRACTIONS_ATTR, RUN_DIR_ATTR, ERROR_ATTR = "restart_fractions", "run_dir", "error"
+#: The trial attribute naming the process that trains it ({"host": ..., "pid": ...}): a rerun on that host fails a
+#: RUNNING trial whose process is gone at once, instead of after the storage's heartbeat grace.
+PROCESS_ATTR = "process"
 #: What the tuner writes in its project directory.
 OUTPUT_NAMES = ("best_hyp.yaml", "trials.csv", "history.png", "importance.png", "lr-best.png")
 #: Complete trials needed before importance.png is drawn.
@@ -323,6 +326,11 @@ def _summary(plan: TunePlan, counts: Mapping[TrialState, int], ran: int, seconds
     lines.append(f"outputs in {display_path(plan.project)}: " + " ".join(path.name for path in files))
     if best is not None:
         lines.append(f"train with it: {_train_command(plan)}")
-    if finished < s.trials:
+    running = counts[TrialState.RUNNING]
+    if finished < s.trials and running and finished + running >= s.trials:
+        lines.append(f"{s.trials - finished} trial(s) to go, running elsewhere now: rerun the same command once they "
+                     "end (one whose process died on another host counts as running until the storage's heartbeat "
+                     "grace has passed)")
+    elif finished < s.trials:
         lines.append(f"{s.trials - finished} trial(s) to go: rerun the same command to continue")
     return lines

@@ -4,7 +4,9 @@
 * :func:`check_project`: one project directory holds one study (its ``tune.json`` marker says which);
 * :class:`TrialSeededTPESampler`: TPE seeded with ``seed + trial number`` per trial;
 * :func:`make_pruner`: the median pruner with :class:`RestartGracePruner`'s rule (:func:`in_restart_grace`);
-* :func:`open_study`: create or load the study, refusing one made with other settings.
+* :func:`open_study`: create or load the study, refusing one made with other settings;
+* :func:`record_process`, :func:`fail_dead_trials`: a RUNNING trial whose process on this host is gone is failed at
+  once (a dead process on another host is found by the storage's heartbeat, after :data:`HEARTBEAT_GRACE_S`).
 
 May import what :mod:`cawb.experiment` may; optuna and sqlalchemy.
 """
@@ -13,18 +15,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import warnings
 from pathlib import Path
 from typing import Sequence
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
-from cawb.experiment.tune_report import OUTPUT_NAMES, RESTARTS_ATTR
+from cawb.experiment.tune_report import ERROR_ATTR, OUTPUT_NAMES, PROCESS_ATTR, RESTARTS_ATTR
 from cawb.experiment.tune_settings import DEFAULT_RESTART_GRACE, TunePlan
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.errors import InputError, error_line
+from cawb.utils.hosts import pid_alive, this_host
 from cawb.utils.user_files import UserFileError, check_output_dir
 
 __all__ = [
@@ -34,14 +38,18 @@ __all__ = [
     "RestartGracePruner",
     "TrialSeededTPESampler",
     "check_project",
+    "describe_process",
+    "fail_dead_trials",
     "in_restart_grace",
     "make_pruner",
     "open_study",
+    "record_process",
     "resolve_storage",
 ]
 
 #: Median pruner: complete trials needed before any pruning.
 PRUNER_STARTUP_TRIALS = 5
+#: Heartbeats of running trials: a trial not heard from for the grace is failed by the next worker that looks.
 HEARTBEAT_INTERVAL_S, HEARTBEAT_GRACE_S = 60, 180
 #: The study's user attribute holding what makes its trials comparable (``TunePlan.identity``).
 IDENTITY_ATTR = "cawb_tune"
@@ -139,8 +147,8 @@ def resolve_storage(storage: str | None, project: Path) -> tuple[str, str]:
     SQLite paths are made absolute, so that reruns from elsewhere find the same file.
 
     Raises:
-        InputError: not a database URL, an in-memory SQLite database, or a SQLite file that cannot be created (a
-            directory, or one in a missing directory).
+        InputError: not a database URL, an in-memory SQLite database, a SQLite file that cannot be created (a
+            directory, or one in a missing directory), or a server that cannot be reached (or its driver is missing).
     """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -162,7 +170,27 @@ def resolve_storage(storage: str | None, project: Path) -> tuple[str, str]:
     elif url.drivername.startswith("sqlite"):
         raise InputError(f"--storage {text}: an in-memory database keeps nothing; give a file "
                          "(sqlite:///path/study.db)")
+    else:
+        _check_server(url)
     return url.render_as_string(hide_password=False), url.render_as_string(hide_password=True)
+
+
+def _check_server(url) -> None:
+    """Connect to a database server once (creating nothing), so that a missing driver or an unreachable server is
+    refused before any data is generated."""
+    import sqlalchemy
+    import sqlalchemy.exc
+
+    shown = url.render_as_string(hide_password=True)
+    try:
+        engine = sqlalchemy.create_engine(url)
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
+        raise InputError(f"--storage {shown}: cannot be opened ({error_line(error)})") from None
 
 
 def check_project(project: Path, study_name: str, storage_display: str) -> None:
@@ -252,3 +280,36 @@ def open_study(plan: TunePlan) -> optuna.Study:
     write_text_atomic(plan.project / MARKER, json.dumps({"study_name": settings.study_name,
                                                           "storage": plan.storage_display}, indent=2) + "\n")
     return study
+
+
+# --- trials of dead processes ---------------------------------------------------------------------------------
+
+
+def record_process(trial: optuna.trial.Trial) -> None:
+    """Name the process that trains ``trial`` (this one) in its user attributes, for :func:`fail_dead_trials`."""
+    trial.set_user_attr(PROCESS_ATTR, {"host": this_host(), "pid": os.getpid()})
+
+
+def describe_process(trial: FrozenTrial) -> str:
+    """``host pid 123``: where a trial runs, as recorded (``an unknown process`` for a trial that did not say)."""
+    process = trial.user_attrs.get(PROCESS_ATTR) or {}
+    return f"{process['host']} pid {process['pid']}" if "host" in process else "an unknown process"
+
+
+def fail_dead_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Mark FAIL each RUNNING trial whose recorded process ran on this host and is gone (killed, or its machine
+    restarted); return them. A trial of another host, or of a process that is alive, is left to the heartbeat."""
+    dead = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        process = trial.user_attrs.get(PROCESS_ATTR) or {}
+        if process.get("host") != this_host() or process.get("pid") == os.getpid() or pid_alive(process["pid"]):
+            continue
+        storage = study._storage  # noqa: SLF001 - Optuna's own fail_stale_trials fails trials through it too
+        try:
+            storage.set_trial_user_attr(trial._trial_id, ERROR_ATTR, f"its process ({describe_process(trial)}) "
+                                        "was gone")
+            if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                dead.append(trial)
+        except RuntimeError:  # another worker finished it (or failed it) first
+            continue
+    return dead

@@ -7,6 +7,7 @@ them, and the library behind ``train_cawb.py``.
   of it once into a frozen :class:`~cawb.training.config.RunConfig`;
 * :mod:`.train`: ``train(config)``, what ``train_cawb.py`` runs (its flags are :mod:`cawb.cli.train`);
 * the trainer parts, each a mixin for any ultralytics trainer: :mod:`.cawb_mixin` (the CAWB schedule),
+  :mod:`.durable` (checkpoints written atomically and durably, one ``results.csv`` row per epoch),
   :mod:`.exact_resume` (a resumed run repeats the stopped one), :mod:`.lr_figure` (``lr.png``), :mod:`.offline`
   (nothing downloaded); with :class:`cawb.yolov5.trainer.V5RecipeMixin` they make :mod:`.trainer`'s
   ``CawbDetectionTrainer``; :mod:`.model`: ``cawb.YOLO``, ultralytics' ``YOLO`` that builds the v5.0 yamls too;

@@ -294,7 +294,9 @@ def plan_resume(resume: str | Path | bool, project: str | None = None, **options
     if not path.exists() and not path.is_symlink():
         raise InputFileNotFoundError(f"--resume {path}: no such checkpoint")
     checkpoint = load_ultralytics_checkpoint(path, "--resume")
-    if is_finished(checkpoint):
+    from cawb.training.durable import finish_interrupted
+
+    if is_finished(checkpoint) and not finish_interrupted(path, checkpoint):
         raise InputError(f"--resume {path}: this run already finished; start a new run to train further")
     save_dir, notes = resume_directory(path, checkpoint)
     return RunConfig(model_source=str(path), weights=None, overrides={**options, "save_dir": str(save_dir)},

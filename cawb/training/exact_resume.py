@@ -22,8 +22,8 @@ results.csv column but the time). With dataloader workers, the weights, EMA, opt
 are still exact, but the data order and augmentation are not: the workers' random states live in their processes
 and they read ahead into the next epoch. With DDP no state is written and the resume is ultralytics' own. A
 ``last.pt`` without its state (a copy, ``best.pt``, ``epoch3.pt``, a state from an older epoch) resumes as
-ultralytics resumes, and the log says so. A run that finishes deletes its state file: a finished run cannot be
-resumed.
+ultralytics resumes, and the log says so. A run deletes its state file once its last epoch is saved, before it
+strips its checkpoints: a finished run cannot be resumed, also when its finish was interrupted.
 """
 
 from __future__ import annotations
@@ -220,6 +220,9 @@ class ExactResume:
         tens of MB) happens in a thread while the next epoch trains. A new save, the end of the run and the
         process's exit wait for it."""
         if not self._enabled() or not trainer.last.is_file():
+            return
+        if trainer.stop:  # the run ends after this epoch: no resume; a kill while it finishes leaves no state
+            self.forget(trainer)
             return
         model = unwrap_model(trainer.model)
         state = {

@@ -152,9 +152,17 @@ def _check_cawb_values(hyp: Mapping[str, Any], source: str) -> None:
     if "cawb" in hyp and not isinstance(hyp["cawb"], bool):
         raise HypError(f"{source}: cawb={hyp['cawb']!r} is invalid: it must be true or false")
     probe = {key: value for key, value in hyp.items() if key in CAWB_HYP_KEYS and key != "cawb"}
+    if hyp.get("cawb") is False and probe:  # they would be ignored without a word
+        raise HypError(f"{source}: cawb=false contradicts {', '.join(sorted(probe))}, which only the CAWB schedule "
+                       "reads: set cawb: true, or leave them out")
+    restarts = probe.get("cawb_steps")
+    if isinstance(restarts, (list, tuple)):
+        repeated = sorted({s for s in restarts if is_number(s) and restarts.count(s) > 1})
+        if repeated:
+            raise HypError(f"{source}: cawb_steps={list(restarts)!r} gives restart epoch(s) "
+                           f"{', '.join(f'{s:g}' for s in repeated)} more than once: give each restart once")
     if probe:
         # Checked against a run long enough for every restart, so that only the values, not the epochs, can fail.
-        restarts = probe.get("cawb_steps")
         numbers = [s for s in restarts if is_number(s)] if isinstance(restarts, (list, tuple)) else []
         schedule_from_hyp({**probe, "cawb": True, "warmup_epochs": 0}, epochs=1 + int(max([1, *numbers])),
                           source=source)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from cawb.training.config import RunConfig, plan_run
-from cawb.utils.errors import InputError, Interrupted
+from cawb.utils.errors import CawbError, InputError, Interrupted
 
-__all__ = ["Callbacks", "TrainResult", "TrainingInterrupted", "callback_lists", "train"]
+__all__ = ["Callbacks", "TrainResult", "TrainingInterrupted", "TrainingWriteFailed", "callback_lists", "train"]
 
 #: ultralytics callbacks by event: a list of functions of the trainer per event, as ultralytics keeps them (a single
 #: function is taken as a list of one).
@@ -27,6 +27,16 @@ class TrainingInterrupted(Interrupted):
 
     def __init__(self, last: Path | None):
         super().__init__(f"interrupted; resume from {last}" if last else "interrupted before the first checkpoint")
+        self.last = last
+
+
+class TrainingWriteFailed(CawbError, OSError):
+    """Training stopped because a file could not be written (no space, a file-size limit, a read-only or vanished
+    place): the ``OSError`` as raised (``errno``, ``strerror``, ``filename``: the file), and ``last``, the checkpoint
+    to resume from once the cause is gone (None if no epoch was saved). Every checkpoint keeps its previous content."""
+
+    def __init__(self, error: OSError, last: Path | None):
+        super().__init__(error.errno, error.strerror or str(error), error.filename, None, error.filename2)
         self.last = last
 
 
@@ -59,6 +69,7 @@ def train(config: RunConfig | None = None, *, callbacks: Callbacks | None = None
     Raises:
         InputError: bad options, before training (only when planning here).
         TrainingInterrupted: Ctrl-C during training (its ``last`` is the checkpoint to resume from).
+        TrainingWriteFailed: (an ``OSError``) a file could not be written (its ``last`` likewise).
     """
     if config is None:
         config = plan_run(refuse_restarts_outside=refuse_restarts_outside, **options)
@@ -66,11 +77,14 @@ def train(config: RunConfig | None = None, *, callbacks: Callbacks | None = None
         raise InputError(f"train() takes a planned RunConfig or options, not both ({', '.join(sorted(options))})")
     from ultralytics.utils import LOGGER
 
+    from cawb.training.durable import finish_interrupted
     from cawb.training.model import YOLO  # ultralytics' YOLO that also builds the v5.0 yamls
     from cawb.training.trainer import CawbDetectionTrainer
 
     for note in config.notes:
         LOGGER.warning(note)
+    if config.resume is not None and finish_interrupted(config.resume):
+        return _finish(config.resume, config.notes)
 
     model = YOLO(config.model_source)
     for event, functions in callback_lists(callbacks).items():
@@ -83,8 +97,9 @@ def train(config: RunConfig | None = None, *, callbacks: Callbacks | None = None
     try:
         model.train(trainer=trainer, **resume, **config.overrides)
     except KeyboardInterrupt:
-        last = getattr(getattr(model, "trainer", None), "last", None)
-        raise TrainingInterrupted(Path(last) if last is not None and Path(last).is_file() else None) from None
+        raise TrainingInterrupted(_resumable(model)) from None
+    except OSError as error:
+        raise TrainingWriteFailed(error, _resumable(model)) from error
     trainer = model.trainer
     metrics = model.metrics
     metrics = dict(getattr(metrics, "results_dict", metrics) or {})
@@ -97,3 +112,25 @@ def train(config: RunConfig | None = None, *, callbacks: Callbacks | None = None
         metrics=metrics,
         notes=list(config.notes),
     )
+
+
+def _resumable(model: Any) -> Path | None:
+    """The ``last.pt`` a stopped training leaves to resume from, if it wrote one."""
+    last = getattr(getattr(model, "trainer", None), "last", None)
+    return Path(last) if last is not None and Path(last).is_file() else None
+
+
+def _finish(last: Path, notes: list[str]) -> TrainResult:
+    """The result of a run whose training had ended when its final step was killed, once that step is done."""
+    from ultralytics.utils import LOGGER
+
+    from cawb.training.durable import finish_stripping
+
+    stripped = finish_stripping(last)
+    best = last.with_name("best.pt")
+    note = (f"--resume {last}: every epoch was trained; the run's final step (stripping "
+            f"{', '.join(p.name for p in stripped) or 'the checkpoints'}) had been interrupted and is done now; the "
+            "final validation is not repeated (scripts/evaluate.py evaluates the weights)")
+    LOGGER.info(note)
+    return TrainResult(save_dir=last.parent.parent, weights=best if best.is_file() else last, map50=None,
+                       map50_95=None, metrics={}, notes=[*notes, note])

@@ -6,6 +6,8 @@ Each part is a mixin that works alone before any ultralytics trainer and adds it
 * :class:`~cawb.training.cawb_mixin.CawbMixin`: the CAWB schedule (``cawb``, ``cawb_*``);
 * :class:`~cawb.yolov5.trainer.V5RecipeMixin`: YOLOv5 v5.0's models, loss settings, AutoAnchor, warmup floor and
   pipeline (clipping, lr cadence, augmentation, best.pt fitness), and the gradient norm in results.csv;
+* :class:`~cawb.training.durable.DurableCheckpointsMixin`: checkpoints written atomically and durably, one
+  ``results.csv`` row per epoch after a resume;
 * :class:`~cawb.training.exact_resume.ExactResumeMixin`: a resumed run repeats the stopped one (``exact_resume``);
 * :class:`~cawb.training.lr_figure.LrFigureMixin`: ``lr.png``;
 * :class:`~cawb.training.offline.OfflineMixin`: nothing is downloaded.
@@ -20,6 +22,7 @@ require_supported_ultralytics()  # one line naming the version and the fix, not 
 from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 
 from cawb.training.cawb_mixin import CawbMixin
+from cawb.training.durable import DurableCheckpointsMixin
 from cawb.training.exact_resume import ExactResumeMixin
 from cawb.training.lr_figure import LrFigureMixin
 from cawb.training.offline import OfflineMixin
@@ -28,9 +31,10 @@ from cawb.yolov5.trainer import V5RecipeMixin
 __all__ = ["CawbDetectionTrainer"]
 
 
-class CawbDetectionTrainer(OfflineMixin, ExactResumeMixin, LrFigureMixin, CawbMixin, V5RecipeMixin, DetectionTrainer):
+class CawbDetectionTrainer(OfflineMixin, DurableCheckpointsMixin, ExactResumeMixin, LrFigureMixin, CawbMixin,
+                           V5RecipeMixin, DetectionTrainer):
     """ultralytics' ``DetectionTrainer`` with the CAWB learning-rate schedule when ``cawb=True``, YOLOv5 v5.0's
-    models, exact resume and ``lr.png``.
+    models, durable checkpoints, exact resume and ``lr.png``.
 
     Use it like the stock trainer; the ``cawb_*`` keys are accepted beside ultralytics' own::
 

@@ -17,9 +17,10 @@ settings (the ``cawb_*`` keys, unknown keys) are left to :func:`cawb.training.hy
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Mapping
 
-from cawb.utils.checks import is_int
+from cawb.utils.checks import is_int, is_number
 from cawb.utils.errors import HypError, error_line
 from cawb.utils.ultralytics_compat import default_settings as ultralytics_defaults
 from cawb.utils.ultralytics_compat import optimizer_names as ultralytics_optimizers
@@ -54,6 +55,13 @@ def _extra_check(key: str, value: Any) -> str | None:
         return f"an integer >= {_MIN_IMGSZ} (pixels; training takes one size)"
     if key in _TEXT_KEYS and value is not None and not isinstance(value, str):
         return "text (a directory name)"
+    if key == "name" and isinstance(value, str) and (value in (".", "..") or "/" in value or os.sep in value):
+        return "a directory name, without '/' or '..' (the run goes in project/name)"
+    if key == "batch" and value is not None and not (value == -1 or is_int(value, 1)
+                                                     or (is_number(value) and 0 < value < 1)):
+        return "an integer >= 1, -1 (auto batch) or a fraction of GPU memory in (0, 1)"
+    if key == "close_mosaic" and value is not None and not is_int(value, 0):
+        return "an integer >= 0 (the final epochs trained without mosaic; 0: mosaic to the end)"
     return None
 
 

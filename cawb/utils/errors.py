@@ -8,12 +8,15 @@ Every error cawb raises on purpose is a :class:`CawbError`, so a program embeddi
   :class:`InputFileNotFoundError` is also a ``FileNotFoundError``.
 * :class:`Interrupted`: Ctrl-C or SIGTERM stopped the work; its message says how to continue. Exit status 130.
 
-The lowest layer: imports nothing.
+The lowest layer: imports nothing of cawb.
 """
 
 from __future__ import annotations
 
-__all__ = ["CawbError", "HypError", "InputError", "InputFileNotFoundError", "Interrupted", "UsageError", "error_line"]
+import errno
+
+__all__ = ["CawbError", "HypError", "InputError", "InputFileNotFoundError", "Interrupted", "UsageError", "error_line",
+           "is_disk_fault"]
 
 
 class CawbError(Exception):
@@ -46,3 +49,13 @@ def error_line(error: BaseException) -> str:
     line (the whole story stays in the log)."""
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
+
+
+# A write the disk refused: no space, a quota, a file-size limit, a read-only file system.
+_DISK_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+def is_disk_fault(error: BaseException) -> bool:
+    """Whether ``error`` is a write the disk refused (no space, a quota, a file-size limit, read-only): a fault of
+    the place, which every other run writing there meets too, not of one run."""
+    return isinstance(error, OSError) and error.errno in _DISK_FAULTS

@@ -23,33 +23,15 @@ import dataclasses
 import json
 import os
 import secrets
-import socket
 import threading
 import time
 from pathlib import Path
 
 from cawb.utils.atomic_files import write_text_atomic
+from cawb.utils.hosts import pid_alive, this_host  # re-exported: part of the lock protocol's surface
 
 __all__ = ["FileLock", "Heartbeat", "LockOwner", "acquire_lock", "pid_alive", "read_lock_owner", "stale_reason",
            "this_host"]
-
-
-def this_host() -> str:
-    """The name locks record for this machine."""
-    return socket.gethostname()
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this host (one owned by another user counts as alive)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,8 +13,10 @@ method, a constant, a module), not by reading its version string, and gives the 
   optimizer names its trainer builds (:func:`optimizer_names`, a fixed table: ultralytics keeps them in a local);
 * the trainer: its stock per-epoch lr multiplier (:func:`stock_lr_factor`), its warmup length
   (:func:`stock_warmup_iterations`) and how the ramp ends (:func:`warmup_lands_on_target`, a fixed table), the
-  class names set before loading weights (:func:`model_names_for_load`) and the AMP check it runs
-  (:func:`replaced_amp_check`);
+  class names set before loading weights (:func:`model_names_for_load`), the AMP check it runs
+  (:func:`replaced_amp_check`) and how it writes checkpoints (:func:`durable_checkpoint_writes`);
+* datasets: the image suffixes its loaders read (:func:`image_formats`) and Pillow's own ``Image.open``
+  (:func:`pillow_image_open`);
 * the process: :func:`cpu_threads` (the CPU thread count ultralytics resets torch to);
 * where YOLOv5 v5.0 trained otherwise: the optimizer step with the clipping threshold as a setting
   (:func:`optimizer_step`), the per-epoch schedule lagged by one epoch (:func:`lag_epoch_schedule`), the training
@@ -51,6 +53,7 @@ __all__ = [
     "NEWEST_TESTED",
     "OFFLINE_VARIABLE",
     "OLDEST_SUPPORTED",
+    "PLUGIN_IMAGE_FORMATS",
     "HOOKS",
     "ULTRALYTICS_BOX_AR_THR",
     "ULTRALYTICS_MAX_GRAD_NORM",
@@ -59,6 +62,9 @@ __all__ = [
     "cpu_threads",
     "datasets_dir",
     "default_settings",
+    "durable_checkpoint_writes",
+    "image_formats",
+    "pillow_image_open",
     "installed_version",
     "is_ultralytics_dataset_yaml",
     "keep_ultralytics_offline",
@@ -87,9 +93,9 @@ NEWEST_TESTED = "8.4.190"
 #: evaluation's validator, ``cawb.YOLO`` and the training augmentation it configures. A release without one of them
 #: is refused at start (a missing private hook would otherwise be skipped silently or fail mid-run).
 HOOKS = {
-    "DetectionTrainer": ("_setup_scheduler", "_get_warmup_iterations", "build_dataset", "get_dataloader",
-                         "get_model", "get_validator", "optimizer_step", "plot_metrics", "read_results_csv",
-                         "save_metrics", "train", "validate"),
+    "DetectionTrainer": ("_setup_scheduler", "_get_warmup_iterations", "build_dataset", "final_eval",
+                         "get_dataloader", "get_model", "get_validator", "optimizer_step", "plot_metrics",
+                         "read_results_csv", "resume_training", "save_metrics", "save_model", "train", "validate"),
     "DetectionValidator": ("init_metrics", "pred_to_json", "eval_json"),
     "YOLO": ("_new", "task_map"),
     "YOLODataset": ("build_transforms",),
@@ -219,6 +225,27 @@ def optimizer_names() -> tuple[str, ...]:
     return tuple(sorted(names, key=str.lower))
 
 
+def image_formats() -> frozenset[str]:
+    """The image suffixes (lower case, no dot) ultralytics' dataset loaders read."""
+    from ultralytics.data.utils import IMG_FORMATS
+
+    return frozenset(IMG_FORMATS)
+
+
+#: Suffixes of the formats ultralytics reads through a Pillow plugin it installs on first need (pi-heif).
+PLUGIN_IMAGE_FORMATS = frozenset({"heic", "heif"})
+
+
+def pillow_image_open() -> Callable[..., Any]:
+    """Pillow's ``Image.open`` as Pillow ships it. Once imported, ultralytics replaces it with one that, given a
+    file Pillow cannot identify, installs (or, offline, fails to install) the pi-heif plugin and logs about it: a
+    check of a damaged image must not set that off."""
+    import PIL.Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    return getattr(patches, "_image_open", PIL.Image.open)
+
+
 # -- the trainer ----------------------------------------------------------------------------------------------------
 def _trainer_stand_in(settings: Mapping[str, Any], epochs: int) -> SimpleNamespace:
     """Just enough of a trainer for ultralytics' scheduler and warmup methods to run on."""
@@ -284,6 +311,29 @@ def replaced_amp_check(replacement: Callable[..., bool]) -> Iterator[None]:
         yield
     finally:
         ultralytics_trainer.check_amp = original
+
+
+@contextlib.contextmanager
+def durable_checkpoint_writes(trainer: Any, path_type: type, strip: Callable[..., dict]) -> Iterator[None]:
+    """Within the block, the checkpoint writes of ultralytics' trainer go through cawb's writers.
+
+    Every supported release writes its checkpoints in two places, both in place: ``save_model`` writes the
+    serialised checkpoint with ``write_bytes`` of the paths ``trainer.last``, ``trainer.best`` and
+    ``trainer.wdir / "epochN.pt"``; ``final_eval`` calls the ``strip_optimizer`` its trainer module imported, which
+    ``torch.save``s over the file. Here those three paths are ``path_type`` (a ``Path`` whose ``write_bytes`` is
+    cawb's) and the trainer module's ``strip_optimizer`` is ``strip(original, f, s="", updates=None)``.
+    """
+    import ultralytics.engine.trainer as ultralytics_trainer
+
+    saved = trainer.wdir, trainer.last, trainer.best
+    original = ultralytics_trainer.strip_optimizer
+    trainer.wdir, trainer.last, trainer.best = (path_type(path) for path in saved)
+    ultralytics_trainer.strip_optimizer = functools.partial(strip, original)
+    try:
+        yield
+    finally:
+        trainer.wdir, trainer.last, trainer.best = saved
+        ultralytics_trainer.strip_optimizer = original
 
 
 @contextlib.contextmanager

@@ -255,8 +255,12 @@ def ultralytics_reads(monkeypatch, tmp_path):
 
 
 def _image_dirs(root: Path, *splits: str) -> Path:
+    """Split directories under ``root``, each with one image (a split without any is refused)."""
+    from PIL import Image
+
     for split in splits:
         (root / split).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16)).save(root / split / "0.png")
     return root
 
 

@@ -3,8 +3,10 @@ tiny studies (yolov5n, 64 px, 1-2 epochs, CPU) that finish, continue, share a st
 
 import csv
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -17,18 +19,21 @@ from cawb.cli import train as train_cli
 from cawb.cli import tune as tune_cli
 from cawb.experiment.presets import COMPARE_PRESETS
 from cawb.experiment.tune import TuneInterrupted, _fit_restarts, _move_aside, _objective, plan_tune, tune
-from cawb.experiment.tune_report import OUTPUT_NAMES
+from cawb.experiment.tune_report import OUTPUT_NAMES, PROCESS_ATTR
 from cawb.experiment.tune_settings import CPU_PRESET_MODEL, DEFAULT_PRUNE_AFTER, PRESETS, TuneSettings, resolve_settings
 from cawb.experiment.tune_space import build_space, effective_warmup, restart_slots
 from cawb.experiment.tune_study import (
     PRUNER_STARTUP_TRIALS,
     RestartGracePruner,
     TrialSeededTPESampler,
+    fail_dead_trials,
     in_restart_grace,
     make_pruner,
+    record_process,
 )
 from cawb.training import config as config_module
 from cawb.training import hyp as hyp_module
+from cawb.utils.locks import this_host
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "tune.py"
@@ -347,6 +352,19 @@ def test_best_hyp_trains_with_train_cawb_and_draws_with_plot_lr(study_runs, tiny
     assert (tmp_path / "best" / "weights" / "last.pt").is_file()
 
 
+def test_a_running_trial_whose_process_on_this_host_is_gone_is_failed_at_once(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="s")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead, elsewhere, mine = study.ask(), study.ask(), study.ask()
+    dead.set_user_attr(PROCESS_ATTR, {"host": this_host(), "pid": gone.pid})
+    elsewhere.set_user_attr(PROCESS_ATTR, {"host": "another-host", "pid": gone.pid})  # left to the heartbeat
+    record_process(mine)  # alive
+    assert [trial.number for trial in fail_dead_trials(study)] == [dead.number]
+    assert [trial.state for trial in study.get_trials()] == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
+    assert study.get_trials()[0].user_attrs["error"] == f"its process ({this_host()} pid {gone.pid}) was gone"
+
+
 @pytest.mark.slow
 def test_two_workers_on_one_sqlite_storage_share_the_total(tiny_shapes, tmp_path):
     project = tmp_path / "shared"
@@ -366,6 +384,54 @@ def test_two_workers_on_one_sqlite_storage_share_the_total(tiny_shapes, tmp_path
            if "this run: " in line]
     assert sum(ran) == len(trials)
     assert (project / "best_hyp.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_a_preempted_worker_leaves_no_trial_running_and_a_rerun_finishes_the_study(tiny_shapes, tmp_path):
+    """A job scheduler's pre-emption: SIGTERM, then SIGKILL, of a worker that does not get to stop in between
+    (stopped, as a hung one: its trial stays RUNNING in the study)."""
+    project = tmp_path / "p"
+    command = [sys.executable, str(SCRIPT), "--data", str(tiny_shapes), "--hyp", str(SHAPES_HYP), "--cfg",
+               "yolov5n.yaml", "--epochs", "2", "--imgsz", "64", "--batch-size", "8", "--device", "cpu",
+               "--workers", "0", "--trials", "1", "--project", str(project), "warmup_epochs=0"]
+    worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    results = project / "trials" / "trial-0" / "results.csv"
+    deadline = time.time() + 240
+    while not (results.is_file() and results.read_text().count("\n") >= 2) and worker.poll() is None \
+            and time.time() < deadline:
+        time.sleep(0.05)  # trial 0 has finished its first epoch
+    for signal_number in (signal.SIGSTOP, signal.SIGTERM, signal.SIGKILL):
+        worker.send_signal(signal_number)
+        time.sleep(0.1)
+    worker.wait(timeout=60)
+    assert [t.state for t in trials_of(project)] == [TrialState.RUNNING]
+
+    lines = []
+    result = tune(trials=1, log=lines.append, **tiny(tiny_shapes, project))
+    assert any(line.startswith(f"tune: trial 0 was running in {this_host()} pid {worker.pid}, which is gone") for
+               line in lines), lines
+    trials = trials_of(project)
+    assert trials[0].state == TrialState.FAIL  # at once, not after the storage's 3-minute heartbeat grace
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert result.exit_code == 0 and len(finished) == 1
+    for trial in finished:
+        rows = (Path(trial.user_attrs["run_dir"]) / "results.csv").read_text().splitlines()[1:]
+        assert [int(float(row.split(",")[0])) for row in rows] == [1, 2]
+    assert not [line for line in lines if "raise --trials" in line or "to go" in line]
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_the_study_at_the_first_trial_with_one_error(tiny_shapes, tmp_path):
+    import errno
+
+    def disk_full(trainer):
+        raise OSError(errno.ENOSPC, "No space left on device", str(Path(trainer.save_dir) / "results.csv"))
+
+    with pytest.raises(OSError) as stopped:
+        tune(trials=3, callbacks={"on_pretrain_routine_start": disk_full}, log=[].append,
+             **tiny(tiny_shapes, tmp_path / "p"))
+    assert stopped.value.errno == errno.ENOSPC and stopped.value.filename.endswith("results.csv")
+    assert [t.state for t in trials_of(tmp_path / "p")] == [TrialState.FAIL]  # not three failed trials
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from cawb.experiment.compare.processes import cpu_threads
 from cawb.experiment.compare.rundir import decide_action, evaluate_run, load_finished, prepare_run_dir
 from cawb.training.config import plan_resume
 from cawb.training.train import Callbacks, TrainingInterrupted, train
-from cawb.utils.errors import Interrupted, error_line
+from cawb.utils.errors import Interrupted, error_line, is_disk_fault
 from cawb.utils.locks import FileLock, Heartbeat, acquire_lock, read_lock_owner, stale_reason
 
 __all__ = ["LOCKS", "Claims", "ComparisonInterrupted", "begin_run", "execute_run", "run_sequentially"]
@@ -145,6 +145,7 @@ def run_sequentially(plan: ComparisonPlan, mine: list[Run], callbacks: Callbacks
 
     Raises:
         ComparisonInterrupted: Ctrl-C; the run in progress keeps its last.pt.
+        OSError: a write the disk refused (:func:`cawb.utils.errors.is_disk_fault`); the run keeps its last.pt.
     """
     for index, run in enumerate(mine, start=1):
         where = f"compare [{index}/{len(mine)}] {run.name}"
@@ -163,6 +164,8 @@ def run_sequentially(plan: ComparisonPlan, mine: list[Run], callbacks: Callbacks
         except KeyboardInterrupt:
             raise ComparisonInterrupted([(run, run.last_pt if run.last_pt.is_file() else None)]) from None
         except Exception as error:  # one run's failure must not cost the others: record it and go on
+            if is_disk_fault(error):  # but the next run would meet this one too: stop; rerun once it is fixed
+                raise
             run.failed(f"{type(error).__name__}: {error_line(error)}")
             log("".join(traceback.format_exception(error)).rstrip())  # the whole story, for debugging it
             log(f"{where}: FAILED: {run.error}")

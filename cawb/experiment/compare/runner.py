@@ -66,6 +66,8 @@ def execute_plan(plan: ComparisonPlan, callbacks: Callbacks | None = None, log: 
     Raises:
         ComparisonInterrupted: Ctrl-C (or SIGTERM turned into it by the caller); every worker is stopped first and
             no report is written.
+        OSError: a write the disk refused (no space, read-only, ...): every run is stopped, each resumable by a
+            rerun, and no report is written.
     """
     mine = shard_runs(plan.runs, execution.shard)
     with Claims(plan.settings.project, execution.lock_timeout) as claims:
@@ -181,7 +183,13 @@ def compare(preset: str | None = None, callbacks: Callbacks | None = None, log: 
         except Exception as error:
             raise InputError(f"callbacks cannot be sent to the --jobs worker processes ({error_line(error)}): use "
                              "jobs=1 or picklable functions") from None
-    plan = plan_comparison(resolve_settings(preset, **flags))
+    settings = resolve_settings(preset, **flags)
+    if report_only and not any((settings.project / "runs").glob(f"*/{EVAL_RECORD}")):
+        # said before planning, which generates the demo dataset
+        raise InputError(f"--report-only: no finished run under {settings.project / 'runs'} (no run there has an "
+                         f"{EVAL_RECORD}): nothing to report; give the --project and the settings of the comparison "
+                         "that ran")
+    plan = plan_comparison(settings)
     if report_only:
         return report_finished(plan, log, lock_timeout)
     # a --device the slots cannot be made of is bad input: refused before anything runs

@@ -6,9 +6,12 @@ to write the outcome) and starts this module with its output going to the run's 
 resumes or evaluates the run exactly as a ``--jobs 1`` run does (:func:`cawb.experiment.compare.execution.execute_run`),
 keeps ``progress.json`` up to date for the live view, and writes its outcome as JSON::
 
-    {"status": "finished" | "failed" | "interrupted", "error": "Type: first line" | null, "last": "…/last.pt" | null}
+    {"status": "finished" | "failed" | "disk" | "interrupted", "error": "Type: first line" | null,
+     "last": "…/last.pt" | null}
 
-Exit status: 0 finished, 1 failed, 130 interrupted (SIGINT from the runner, or SIGTERM, e.g. Slurm's).
+``disk``: a write the disk refused (no space, read-only, ...), with its ``errno`` and ``file``: the runner stops
+every run. Exit status: 0 finished, 1 failed or disk, 130 interrupted (SIGINT from the runner, or SIGTERM, e.g.
+Slurm's).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cawb.utils.atomic_files import write_text_atomic
-from cawb.utils.errors import error_line
+from cawb.utils.errors import error_line, is_disk_fault
 from cawb.utils.signals import sigterm_as_ctrl_c
 
 __all__ = ["main", "run_spec"]
@@ -47,6 +50,8 @@ def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
     except Exception as error:  # the runner reports it and goes on with the other runs
         traceback.print_exc()
         outcome = {"status": "failed", "error": f"{type(error).__name__}: {error_line(error)}", "last": None}
+        if is_disk_fault(error):  # the runner stops every run: the others would meet it too
+            outcome.update(status="disk", errno=error.errno, file=error.filename)
     write_text_atomic(Path(spec["outcome"]), json.dumps(outcome) + "\n")
     return outcome
 
@@ -63,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             spec = cloudpickle.load(handle)
         outcome = run_spec(spec)
     sys.stdout.flush()
-    return {"finished": 0, "failed": 1, "interrupted": 130}[outcome["status"]]
+    return {"finished": 0, "failed": 1, "disk": 1, "interrupted": 130}[outcome["status"]]
 
 
 if __name__ == "__main__":

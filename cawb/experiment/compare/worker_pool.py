@@ -74,6 +74,8 @@ class WorkerPool:
 
         Raises:
             ComparisonInterrupted: Ctrl-C; every worker was stopped first.
+            OSError: a run's write was refused by the disk (:func:`cawb.utils.errors.is_disk_fault`); every worker
+                was stopped first, each run resumable.
         """
         import tempfile
 
@@ -90,7 +92,10 @@ class WorkerPool:
                 for name, (run, worker, outcome) in list(self.active.items()):
                     if worker.poll() is not None:
                         del self.active[name]
-                        self._finish(run, worker, outcome)
+                        result = self._finish(run, worker, outcome)
+                        if result is not None and result["status"] == "disk":
+                            self._stop_all()  # the other runs write to the same place: stopped, resumable
+                            raise OSError(result["errno"], os.strerror(result["errno"]), result["file"])
                 self._refresh()
                 if self.queue or self.active:
                     time.sleep(0.5)
@@ -140,7 +145,7 @@ class WorkerPool:
         if outcome is not None and outcome["status"] == "finished":
             if not load_finished(run):
                 run.failed(f"{EVAL_RECORD} missing after the worker finished (log: {worker.log_path})")
-        elif outcome is not None and outcome["status"] == "failed":
+        elif outcome is not None and outcome["status"] in ("failed", "disk"):
             run.failed(f"{outcome['error']} (log: {worker.log_path})")
         elif outcome is not None:  # its worker alone was interrupted (a signal to it, not Ctrl-C of the runner)
             run.failed(f"interrupted by a signal to its worker; rerun to resume it (log: {worker.log_path})")

@@ -194,6 +194,20 @@ def test_a_failed_run_is_reported_and_the_others_complete(tiny_shapes, tmp_path)
     assert not list((tmp_path / "runs").glob("*.aside-*"))
 
 
+@pytest.mark.slow
+def test_a_full_disk_stops_the_comparison_instead_of_failing_every_run(tiny_shapes, tmp_path):
+    import errno
+
+    def disk_full(trainer):
+        raise OSError(errno.ENOSPC, "No space left on device", str(Path(trainer.save_dir) / "weights" / "last.pt"))
+
+    with pytest.raises(OSError) as stopped:
+        compare(callbacks={"on_pretrain_routine_start": disk_full}, log=[].append, **tiny(tiny_shapes, tmp_path))
+    assert stopped.value.errno == errno.ENOSPC and stopped.value.filename.endswith("last.pt")
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [f"{COS}-seed0"]  # the next run never started
+    assert not (tmp_path / "table.md").exists()
+
+
 def test_without_a_preset_the_arms_hyp_files_give_epochs_batch_and_imgsz(tiny_shapes, tmp_path):
     import yaml
 

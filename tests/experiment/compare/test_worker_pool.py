@@ -243,6 +243,70 @@ def test_ctrl_c_stops_every_worker_and_rerunning_resumes_them(tiny_shapes, tmp_p
     for name in RUNS:
         run_dir = project / "runs" / name
         epochs_done = [int(line.split(",")[0]) for line in (run_dir / "results.csv").read_text().splitlines()[1:]]
-        assert sorted(set(epochs_done)) == list(range(1, epochs + 1))
+        assert epochs_done == list(range(1, epochs + 1))  # each epoch once, also one trained again on resume
         log = (run_dir / RUN_LOG).read_text()
         assert "==== compare: training" in log and "==== compare: resuming from weights/last.pt" in log
+
+
+@pytest.mark.slow
+def test_a_full_disk_in_one_worker_stops_every_worker_with_one_error(tiny_shapes, tmp_path):
+    import errno
+
+    def cos_finds_the_disk_full(trainer):  # travels to the workers with cloudpickle
+        if Path(trainer.save_dir).name.startswith(COS):
+            raise OSError(errno.ENOSPC, "No space left on device", str(Path(trainer.save_dir) / "results.csv"))
+        time.sleep(60)  # the other run is still working when the runner stops it
+
+    started = time.monotonic()
+    with pytest.raises(OSError) as stopped:
+        compare(callbacks={"on_pretrain_routine_start": cos_finds_the_disk_full}, log=[].append, jobs=2,
+                live=LiveView(io.StringIO(), interactive=False), data=str(tiny_shapes), project=str(tmp_path),
+                **{**TINY, "epochs": 1})
+    assert stopped.value.errno == errno.ENOSPC and stopped.value.filename.endswith(f"{COS}-seed0/results.csv")
+    assert time.monotonic() - started < 50  # the other worker was stopped, not waited for
+    assert not list((tmp_path / "locks").glob("*.lock")) and not (tmp_path / "table.md").exists()
+
+
+@pytest.mark.slow
+def test_preemption_sigterm_then_sigkill_loses_nothing_and_a_rerun_trains_each_epoch_once(tiny_shapes, tmp_path):
+    """A job scheduler's pre-emption: SIGTERM to every process of the job (the runner and its workers, each in a
+    session of its own), then SIGKILL before they are done stopping."""
+    project, epochs = tmp_path / "project", 2
+    runner = subprocess.Popen(cli(tiny_shapes, project, "--jobs", "2", epochs=epochs), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    progress_files = [project / "runs" / name / PROGRESS_FILE for name in RUNS]
+
+    def progress(path):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    deadline = time.time() + 240
+    while min(progress(path).get("epoch", 0) for path in progress_files) < 2 and runner.poll() is None \
+            and time.time() < deadline:
+        time.sleep(0.05)  # both runs are past their first epoch
+    job = [runner.pid, *(progress(path)["pid"] for path in progress_files)]
+    for signal_number in (signal.SIGTERM, signal.SIGKILL):
+        for pid in job:
+            try:
+                os.kill(pid, signal_number)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.3)
+    runner.wait(timeout=60)
+    deadline = time.time() + 30
+    while any(pid_alive(pid) for pid in job) and time.time() < deadline:
+        time.sleep(0.05)  # the killed workers, orphans now, until init has reaped them
+    assert not any(pid_alive(pid) for pid in job)
+
+    log = []  # the same command again (in this process: one interpreter start less)
+    rerun = compare(log=log.append, jobs=2, live=LiveView(io.StringIO(), interactive=False), data=str(tiny_shapes),
+                    project=str(project), **{**TINY, "epochs": epochs})
+    assert rerun.exit_code == 0, log
+    for name in RUNS:
+        run_dir = project / "runs" / name
+        epochs_done = [int(line.split(",")[0]) for line in (run_dir / "results.csv").read_text().splitlines()[1:]]
+        assert epochs_done == list(range(1, epochs + 1))
+        assert not [path.name for path in (run_dir / "weights").iterdir() if ".tmp-" in path.name]
+    assert not list((project / "locks").glob("*.lock"))
