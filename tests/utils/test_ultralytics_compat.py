@@ -138,9 +138,9 @@ def test_the_library_refuses_it_too_and_the_schedule_needs_no_ultralytics(tmp_pa
 def _stepping_trainer(weight, lr=0.5, momentum=0.0, ema=False):
     """Just what ultralytics' optimizer step reads: a model with one weight, SGD, a disabled scaler (the CPU's),
     the device and, if asked, ultralytics' EMA."""
-    import torch
     from types import SimpleNamespace
 
+    import torch
     from ultralytics.utils.torch_utils import ModelEMA
 
     model = torch.nn.Linear(2, 1, bias=False)
