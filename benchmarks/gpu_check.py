@@ -8,8 +8,9 @@ its own name, as JPEG like COCO's), each part skipped with a note when the time 
 1. the article preset's epoch time (yolov5s-v5.0, 640 px, batch 16, AMP, stock cos schedule; no validation),
    extrapolated to the article's 150 epochs of 10,000 images;
 2. training images per second of yolov5s-v5.0 against ultralytics' yolov5s, same data and settings, in this run;
-3. the gradient norm of each of the first 300 optimizer steps of yolov5s-v5.0 with clipping off (the total norm of
-   the unscaled gradients as the optimizer steps; ultralytics clips it to 10 unless told otherwise);
+3. the gradient norm of each of the first 300 optimizer steps of yolov5s-v5.0 with clipping off (``max_grad_norm: 0``,
+   v5.0's default): the total norm of the unscaled gradients that the trainer records at each step (its
+   ``grad_norms``, summarised per epoch in results.csv; ultralytics' own models clip it to 10);
 4. ``compare.py --jobs 1/2/3`` on one GPU: wall time of the same 4 short runs (2 arms x 2 seeds, 2 epochs, their
    pycocotools evaluation included) with 1, 2 and 3 runs at once;
 5. DDP over two GPUs (2 epochs), or a note that there is one GPU.
@@ -47,12 +48,12 @@ from _epoch_timing import epoch_seconds  # puts the clone on sys.path
 
 import compare_jobs  # noqa: E402  (benchmarks/ is on sys.path: this file's directory)
 
+from cawb.utils.ultralytics_compat import ULTRALYTICS_MAX_GRAD_NORM  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "RESULTS.md"
 #: The article: 150 epochs over a 10,000-image training split.
 ARTICLE_EPOCHS, ARTICLE_IMAGES = 150, 10_000
-#: ultralytics' clipping threshold of the gradient norm.
-ULTRALYTICS_MAX_NORM = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,55 +178,31 @@ def part_epoch_times(data: Path, sizes: Sizes, work: Path, clock: Clock) -> dict
     return result
 
 
-@contextlib.contextmanager
-def gradient_norms_without_clipping(norms: list[float]):
-    """While the block runs: clipping off (``clip_grad_norm_`` computes the norm but never scales), and the total
-    2-norm of the gradients recorded at each optimizer step, after AMP's unscaling (``GradScaler.step``)."""
-    import torch
-
-    clip, step = torch.nn.utils.clip_grad_norm_, torch.amp.GradScaler.step
-
-    def no_clip(parameters, max_norm, *args, **kwargs):
-        return clip(parameters, math.inf, *args, **kwargs)
-
-    def measured_step(scaler, optimizer, *args, **kwargs):
-        grads = [p.grad.detach() for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
-        norms.append(float(norm))
-        return step(scaler, optimizer, *args, **kwargs)
-
-    torch.nn.utils.clip_grad_norm_, torch.amp.GradScaler.step = no_clip, measured_step
-    try:
-        yield norms
-    finally:
-        torch.nn.utils.clip_grad_norm_, torch.amp.GradScaler.step = clip, step
-
-
 def part_gradient_norms(data: Path, sizes: Sizes, work: Path, clock: Clock) -> dict[str, Any]:
     """Part 3: the gradient norm of the first ``grad_steps`` optimizer steps of yolov5{size}-v5.0, clipping off."""
     if not clock.fits(90 if sizes is FULL else 5):
         return {"skipped": "the time budget ran out"}
-    norms: list[float] = []
+    by_epoch: dict[int, list[Any]] = {}
     reserve = 200 if sizes is FULL else 0  # what parts 4 and 5 need
 
-    def stop_when_done(trainer) -> None:
-        if len(norms) >= sizes.grad_steps or clock.left() < reserve:
+    def record_and_stop(trainer) -> None:
+        by_epoch[trainer.epoch] = list(trainer.grad_norms)  # the epoch's steps so far (the trainer's own record)
+        if sum(map(len, by_epoch.values())) >= sizes.grad_steps or clock.left() < reserve:
             trainer.stop = True  # ultralytics ends the epoch here
 
     # The article's schedule: 150 epochs, warmup over 3 epochs of its 625 batches (10,000 images / 16), so the
     # measured steps see the learning rates the article's first steps saw.
     warmup = 3 * math.ceil(ARTICLE_IMAGES / sizes.batch)
-    with gradient_norms_without_clipping(norms):
-        train_run(data, f"yolov5{sizes.size}-v5.0.yaml", sizes, work / "norms", "norms", epochs=ARTICLE_EPOCHS,
-                  callbacks={"on_train_batch_end": stop_when_done}, warmup_min_iters=warmup)
-    norms = norms[:sizes.grad_steps]
+    train_run(data, f"yolov5{sizes.size}-v5.0.yaml", sizes, work / "norms", "norms", epochs=ARTICLE_EPOCHS,
+              callbacks={"on_train_batch_end": record_and_stop}, warmup_min_iters=warmup, max_grad_norm=0.0)
+    norms = [float(norm) for epoch in sorted(by_epoch) for norm in by_epoch[epoch]][:sizes.grad_steps]
     finite = [n for n in norms if math.isfinite(n)]
     summary: dict[str, Any] = {"steps": len(norms), "non_finite": len(norms) - len(finite), "norms": norms}
     if finite:
         ordered = sorted(finite)
         summary.update(median=statistics.median(finite), p10=ordered[len(ordered) // 10],
                        p90=ordered[(9 * len(ordered)) // 10], max=ordered[-1], first=finite[0],
-                       above_clip=sum(n > ULTRALYTICS_MAX_NORM for n in finite))
+                       above_clip=sum(n > ULTRALYTICS_MAX_GRAD_NORM for n in finite))
     return summary
 
 
@@ -302,7 +279,7 @@ def render(figures: dict[str, Any]) -> str:
             lines.append(f"| gradient norm, first {norms['steps']} optimizer steps, clipping off | median "
                          f"{norms['median']:.2f}, p10 {norms['p10']:.2f}, p90 {norms['p90']:.2f}, max "
                          f"{norms['max']:.2f}, first {norms['first']:.2f}; {norms['above_clip']} of "
-                         f"{norms['steps'] - norms['non_finite']} above {ULTRALYTICS_MAX_NORM:g}; "
+                         f"{norms['steps'] - norms['non_finite']} above {ULTRALYTICS_MAX_GRAD_NORM:g}; "
                          f"{norms['non_finite']} non-finite (AMP overflow, step skipped) |")
     else:
         lines.append(f"| gradient norms | skipped: {norms['skipped']} |")

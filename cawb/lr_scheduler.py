@@ -72,7 +72,8 @@ class CosineAnnealingWarmbootingLR(LRScheduler):
     step_scale, lf, batchs, warmup_epoch, epoch_scale)``, its names ``eta_min`` (= ``lf_min``), ``warmup_epoch``
     (= ``warmup_epochs``), ``batchs`` (batches per epoch for :meth:`step_batch`), ``lf=None`` (= ``"cos"``), and
     :meth:`step` returning the first group's lr. Unlike the reference, :meth:`step` sets the learning rate of the
-    epoch about to start, not of the one just finished: the reference trained epoch ``e`` at ``f(e - 1)``.
+    epoch about to start, not of the one just finished: the reference trained epoch ``e`` at ``f(e - 1)`` (cawb's
+    trainer reproduces that cadence with ``lr_epoch_lag: true``, the default for classic YOLOv5 models).
 
     Raises:
         CawbConfigError: (a ValueError) for any invalid argument, at construction, naming it as the caller did

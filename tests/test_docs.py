@@ -28,3 +28,11 @@ def test_readme_hyp_key_table_matches_the_code():
     assert set(rows) == set(CAWB_HYP_KEYS)
     for key, default in cawb_hyp_defaults().items():
         assert yaml.safe_load(rows[key]) == default, key
+
+
+def test_readme_pipeline_table_gives_each_keys_v5_0_and_ultralytics_values():
+    from cawb.yolov5.recipe import PIPELINE_KEYS
+
+    rows = re.findall(r"^\| [^|]+ \| [^|]+ \| `(\w+): ([^`]+)` \| .*\(`([^`]+)`\) \|$", README, flags=re.MULTILINE)
+    assert {key: (yaml.safe_load(v5), yaml.safe_load(ultralytics)) for key, v5, ultralytics in rows} == {
+        key: (v5, ultralytics) for key, (ultralytics, v5, _) in PIPELINE_KEYS.items()}

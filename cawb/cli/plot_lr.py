@@ -3,6 +3,7 @@
 Examples (``python scripts/plot_lr.py`` in a clone):
     cawb-plot-lr --hyp scratch-cawb                                   # writes runs/plot_lr/lr.png
     cawb-plot-lr --hyp scratch-cawb --compare scratch-cos --batches 157 --csv runs/plot_lr/lr.csv
+    cawb-plot-lr --hyp scratch-cawb --cfg yolov5s-v5.0.yaml                  # as a v5.0 model trains with it
 """
 
 from __future__ import annotations
@@ -38,9 +39,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--compare",
                         help="a second hyp file (path or bundled name) drawn on the same axes (e.g. cos vs CAWB)")
+    parser.add_argument("--cfg", help="the model the schedule is for (a yaml name or path, as train_cawb.py takes it): "
+                        "its kind's defaults fill what the file leaves unset; a classic YOLOv5 model "
+                        "(yolov5s-v5.0.yaml, yolov5s-v7.0.yaml) trains epoch e at the schedule's value for e - 1 "
+                        "(lr_epoch_lag). Default: one of ultralytics' models")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="PNG to write (runs/ is git-ignored)")
     parser.add_argument("--csv", type=Path, help="CSV to write for --hyp, header 'epoch,lr' (0-based epoch)")
     return add_version_flag(parser)
+
+
+def _model_kind(cfg: str | None) -> str:
+    """The kind of the model ``--cfg`` names (ultralytics' when not given), or a one-line error when no model yaml
+    has that name or path."""
+    from cawb.yolov5.kind import model_kind
+    from cawb.yolov5.sources import KIND_ULTRALYTICS, resolve_model_yaml
+
+    if cfg is None:
+        return KIND_ULTRALYTICS
+    if resolve_model_yaml(cfg) is None:
+        from ultralytics.nn.tasks import yaml_model_load
+
+        from cawb.utils.errors import InputFileNotFoundError
+
+        try:
+            yaml_model_load(cfg)  # as ultralytics resolves it: yolov5s.yaml is yolov5.yaml at scale 's'
+        except (FileNotFoundError, AssertionError):  # AssertionError: ultralytics' check of the suffix
+            raise InputFileNotFoundError(f"--cfg {cfg}: model yaml not found (e.g. yolov5s-v5.0.yaml, "
+                                         "ultralytics' yolov5s.yaml, or a path)") from None
+    return model_kind(cfg)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     def work() -> int:
         from cawb.training.lr_curve import plot_hyp_lr
 
-        curves = plot_hyp_lr(args.hyp, args.out, args.epochs, args.batches, args.compare, args.csv)
+        kind = _model_kind(args.cfg)
+        curves = plot_hyp_lr(args.hyp, args.out, args.epochs, args.batches, args.compare, args.csv, kind=kind)
         for curve, path in zip(curves, [args.hyp, args.compare]):
             if curve.dropped_restart_epochs:
                 restarts = ", ".join(f"{epoch:g}" for epoch in curve.dropped_restart_epochs)

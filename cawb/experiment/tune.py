@@ -79,6 +79,7 @@ from cawb.utils.checks import is_number, require_int
 from cawb.utils.errors import CawbError, HypError, InputError, Interrupted, error_line, is_disk_fault
 from cawb.utils.resources import resolve_data, resolve_hyp
 from cawb.utils.user_files import move_aside
+from cawb.yolov5.recipe import fitness
 
 __all__ = ["MAX_CONSECUTIVE_FAILURES", "TuneInterrupted", "plan_tune", "tune"]
 
@@ -261,10 +262,14 @@ class _EpochReporter:
             self.pruned_at, trainer.stop, self.loop_done = step, True, True  # ends after this epoch, run dir intact
 
 
-def _final_value(result: Any, metric: str) -> float | None:
-    """A trial's value: the metric of the weights ultralytics keeps (best.pt), from its final validation."""
+def _final_value(result: Any, metric: str, map50_weight: float = 0.0) -> float | None:
+    """A trial's value: the metric of the weights ultralytics keeps (best.pt), from its final validation; the
+    fitness weighs mAP50 as the trainer did (``fitness_map50_weight``; 0: ultralytics' own)."""
     if metric == "fitness":
-        value = result.metrics.get("fitness")
+        if map50_weight and result.task == "detect" and result.map50 is not None and result.map50_95 is not None:
+            value = fitness(result.map50, result.map50_95, map50_weight)
+        else:
+            value = result.metrics.get("fitness")
     else:
         value = metric_values(result.task, result.metrics)[METRIC_KEYS[metric]]
     return None if value is None else float(value)
@@ -325,7 +330,7 @@ def _objective(plan: TunePlan, callbacks: Callbacks, log: Callable[[str], None])
             raise TrialFailed(_error_record(error)) from error
         if reporter.pruned_at is not None:
             raise optuna.TrialPruned(f"after epoch {reporter.pruned_at}: behind the median of earlier trials")
-        value = _final_value(result, metric)
+        value = _final_value(result, metric, config.overrides.get("fitness_map50_weight", 0.0))
         if value is None or not math.isfinite(value):
             trial.set_user_attr(ERROR_ATTR, f"no finite {metric} after training ({value})")
             raise TrialFailed(f"no finite {metric} after training ({value})")

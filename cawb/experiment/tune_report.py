@@ -41,8 +41,9 @@ __all__ = [
 #: ``--metric`` values: what each trial maximises, as ultralytics' validator computes it after every epoch. The mAPs
 #: are the model's task's (mask mAP for segmentation, pose mAP for pose), the accuracies classification's.
 METRICS: dict[str, str] = {
-    "fitness": "ultralytics' fitness (for detection in this ultralytics: mAP50-95; box + mask mAP50-95 for "
-               "segmentation; (top-1 + top-5) / 2 for classification)",
+    "fitness": "the fitness that picks best.pt (detection: mAP50-95, 0.1 mAP50 + 0.9 mAP50-95 for classic YOLOv5 "
+               "models: fitness_map50_weight; box + mask mAP50-95 for segmentation; (top-1 + top-5) / 2 for "
+               "classification)",
     "map50": "the task's mAP50 (ultralytics validator)",
     "map50-95": "the task's mAP50-95 (ultralytics validator)",
     "top1": "top-1 accuracy (classification, ultralytics validator)",
@@ -262,7 +263,8 @@ def write_outputs(plan: TunePlan, study: optuna.Study, ran: int = 0, seconds: fl
         best_path = plan.output("best_hyp.yaml")
         write_text_atomic(best_path, _best_hyp(plan, best, counts))
         files.append(best_path)
-        plot_hyp_lr(best_path, plan.output("lr-best.png"), epochs=plan.epochs, compare=settings.hyp)
+        plot_hyp_lr(best_path, plan.output("lr-best.png"), epochs=plan.epochs, compare=settings.hyp,
+                    kind=plan.base_config.kind)
         files.append(plan.output("lr-best.png"))
     importances = None
     if len(complete) >= MIN_IMPORTANCE_TRIALS:

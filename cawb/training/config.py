@@ -34,7 +34,7 @@ from cawb.utils.checks import is_int
 from cawb.utils.errors import HypError, InputError, InputFileNotFoundError
 from cawb.utils.resources import bundled_hyp, resolve_data, resolve_hyp
 from cawb.yolov5.kind import model_kind
-from cawb.yolov5.recipe import hyp_for_model, kind_defaults
+from cawb.yolov5.recipe import RECIPE_KEYS, hyp_for_model, kind_defaults
 from cawb.yolov5.sources import BUNDLED_MODELS, KIND_ULTRALYTICS, ModelYamlError, is_v5_yaml, resolve_model_yaml
 
 __all__ = ["ARTICLE_DEFAULTS", "DEFAULT_PROJECT", "EMBEDDED_DEFAULTS", "RUNNER_KEYS", "RunConfig", "plan_resume",
@@ -244,6 +244,8 @@ def plan_run(*, refuse_restarts_outside: bool = True, resolve_dataset: bool = Tr
     given = hyp_for_model(given, kind, source="command line")
 
     settings = {**base, **kind_defaults(kind), **hyp, **given, "project": str(project)}
+    if task != "detect":
+        _drop_detection_recipe(settings, task)
     if settings.get("optimizer", "auto") == "auto":
         from ultralytics.utils import LOGGER
 
@@ -259,6 +261,19 @@ def plan_run(*, refuse_restarts_outside: bool = True, resolve_dataset: bool = Tr
         settings["data"] = trainer_data(task, resolve_dataset_yaml(data))
     return RunConfig(model_source=model_source, weights=weights, overrides=settings, kind=kind, task=task,
                      schedule=schedule, notes=notes)
+
+
+def _drop_detection_recipe(settings: dict[str, Any], task: str) -> None:
+    """Leave out, with one warning, the keys of YOLOv5 v5.0's recipe that only detection's trainer applies (all but
+    ``warmup_min_iters``): another task's trainer would not read them."""
+    from ultralytics.utils import LOGGER
+
+    ignored = [key for key in RECIPE_KEYS if key != "warmup_min_iters" and key in settings]
+    if ignored:
+        LOGGER.warning(f"cawb: {', '.join(f'{key}={settings[key]!r}' for key in ignored)} ignored: YOLOv5 v5.0's "
+                       f"recipe and pipeline apply to detection models; a {task} model trains with ultralytics' own")
+        for key in ignored:
+            del settings[key]
 
 
 def _hyp_file(hyp: str | Path | HypFile) -> HypFile:

@@ -1,8 +1,9 @@
 """The learning rate a hyp file gives under ultralytics' trainer, per epoch or per iteration.
 
-ultralytics applies a per-epoch multiplier ``lf(epoch)`` (stepped at the start of each epoch) and, during the first
+ultralytics applies a per-epoch multiplier ``lf(epoch)`` (stepped at the start of each epoch; ``lf(epoch - 1)`` from
+epoch 1 on with ``lr_epoch_lag``, the cadence of a scheduler stepped after each epoch) and, during the first
 ``warmup_epochs`` (at least ``warmup_min_iters`` iterations, cawb's key for v5.0's 1000-iteration floor), ramps each
-iteration's lr linearly from 0 toward ``lr0 * lf(epoch)``. With ``cawb: true`` the
+iteration's lr linearly from 0 toward ``lr0 * lf(epoch)``, lag or not. With ``cawb: true`` the
 multiplier is the CAWB schedule; otherwise it is ultralytics' own cos/linear one, taken from ultralytics' trainer
 code itself so the two cannot drift apart (through :mod:`cawb.utils.ultralytics_compat`, as the warmup length).
 """
@@ -22,7 +23,8 @@ from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.checks import is_int, require_int
 from cawb.utils.errors import HypError
 from cawb.utils.ultralytics_compat import stock_lr_factor, stock_warmup_iterations, warmup_lands_on_target
-from cawb.yolov5.recipe import with_warmup_floor
+from cawb.yolov5.recipe import kind_defaults, with_warmup_floor
+from cawb.yolov5.sources import KIND_ULTRALYTICS
 
 __all__ = [
     "MAX_PLOT_POINTS",
@@ -70,8 +72,9 @@ def lr_curve(
     factor: Callable[[float], float] | None = None,
 ) -> LrCurve:
     """The weights group's lr (base ``lr0``) per epoch, or per iteration with the warmup ramp when
-    ``batches_per_epoch`` is given, as ultralytics' trainer would apply it. ``factor`` is the per-epoch multiplier
-    when it is known already (a planned run's schedule, a trainer's ``lf``); by default it is the hyp's.
+    ``batches_per_epoch`` is given, as ultralytics' trainer would apply it (with the hyp's ``lr_epoch_lag``; unset
+    is false: give a v5.0 model's settings with its kind's defaults). ``factor`` is the per-epoch multiplier when it
+    is known already (a planned run's schedule, a trainer's ``lf``); by default it is the hyp's.
 
     Raises:
         HypError: bad epochs/batches or an invalid CAWB setting.
@@ -89,9 +92,11 @@ def lr_curve(
     restarts = {"restart_epochs": list(factor.restart_epochs) if cawb else [],
                 "dropped_restart_epochs": list(factor.dropped_restart_epochs) if cawb else [],
                 "schedule": "CAWB" if cawb else ("cos" if hyp.get("cos_lr", defaults["cos_lr"]) else "linear")}
+    lag = 1 if hyp.get("lr_epoch_lag") else 0
     if batches_per_epoch is None:
         xs = [float(epoch) for epoch in range(total)]
-        return LrCurve(epochs=xs, lrs=[lr0 * factor(epoch) for epoch in range(total)], label=label, **restarts)
+        return LrCurve(epochs=xs, lrs=[lr0 * factor(max(epoch - lag, 0)) for epoch in range(total)], label=label,
+                       **restarts)
 
     warmup = warmup_iterations(hyp, total, batches_per_epoch)
     # Same rule as the installed ultralytics' trainer: ramp from 0 while iteration <= warmup, landing on the target
@@ -99,7 +104,8 @@ def lr_curve(
     last_ramped = warmup if warmup_lands_on_target() else warmup - 1
     xs, lrs = [], []
     for epoch in range(total):
-        target = lr0 * factor(epoch)
+        target = lr0 * factor(epoch)  # where the warmup ramps to
+        scheduled = lr0 * factor(max(epoch - lag, 0))  # what the scheduler sets at the epoch's start
         for batch in range(batches_per_epoch):
             iteration = batch + batches_per_epoch * epoch
             if warmup and iteration <= last_ramped:
@@ -107,7 +113,7 @@ def lr_curve(
             elif warmup and batch and iteration - batch <= last_ramped:  # warmup ended earlier in this epoch
                 lr = target * last_ramped / warmup
             else:
-                lr = target
+                lr = scheduled
             xs.append(epoch + batch / batches_per_epoch)
             lrs.append(lr)
     return LrCurve(epochs=xs, lrs=lrs, label=label, **restarts)
@@ -138,12 +144,15 @@ def plot_hyp_lr(
     batches_per_epoch: int | None = None,
     compare: str | Path | None = None,
     csv_path: str | Path | None = None,
+    kind: str = KIND_ULTRALYTICS,
 ) -> list[LrCurve]:
     """Plot the lr schedule of a hyp file (and of a second one to compare) and write its CSV.
 
     This is what ``scripts/plot_lr.py`` runs. ``hyp_path`` and ``compare`` are paths or bundled hyp names
-    (:func:`cawb.utils.resources.resolve_hyp`). Returns the curves drawn, the ``hyp_path`` one first; a curve's
-    ``dropped_restart_epochs`` lists the file's restarts that fall outside ``epochs``.
+    (:func:`cawb.utils.resources.resolve_hyp`); ``kind`` is the kind of model trained with them, whose defaults
+    fill what the files leave unset (a ``"v5.0"`` model trains with ``lr_epoch_lag``). Returns the curves drawn, the
+    ``hyp_path`` one first; a curve's ``dropped_restart_epochs`` lists the file's restarts that fall outside
+    ``epochs``.
 
     Everything is checked before anything is computed or written: ``out`` (a ``.png`` file name in a writable
     place) and ``csv_path`` (a ``.csv`` one), the hyp files, every value in them as training checks it
@@ -175,7 +184,9 @@ def plot_hyp_lr(
             raise HypError(f"{path}: {total} epochs x {batches_per_epoch} batches = {points:,} "
                            f"points, more than plot_lr draws ({MAX_PLOT_POINTS:,}); after the warmup the lr changes "
                            "once per epoch, so leave out --batches or give fewer --epochs")
-    curves = [lr_curve(hyp, epochs, batches_per_epoch, label=path.stem, source=str(path)) for path, hyp in hyps]
+    defaults = kind_defaults(kind)
+    curves = [lr_curve({**defaults, **hyp}, epochs, batches_per_epoch, label=path.stem, source=str(path))
+              for path, hyp in hyps]
     from cawb.utils.plots import plot_lr_curves  # matplotlib: once everything has been checked
 
     plot_lr_curves(curves, out)

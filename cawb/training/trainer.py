@@ -6,7 +6,8 @@ Each part is a mixin that works alone before any ultralytics trainer and adds it
 ``args`` (so checkpoints, resume and DDP workers carry them):
 
 * :class:`~cawb.training.cawb_mixin.CawbMixin`: the CAWB schedule (``cawb``, ``cawb_*``);
-* :class:`~cawb.yolov5.trainer.V5RecipeMixin`: YOLOv5 v5.0's models, loss settings, AutoAnchor and warmup floor;
+* :class:`~cawb.yolov5.trainer.V5RecipeMixin`: YOLOv5 v5.0's models, loss settings, AutoAnchor, warmup floor and
+  pipeline (clipping, lr cadence, augmentation, best.pt fitness), and the gradient norm in results.csv;
 * :class:`~cawb.training.durable.DurableCheckpointsMixin`: checkpoints written atomically and durably, one
   ``results.csv`` row per epoch after a resume;
 * :class:`~cawb.training.exact_resume.ExactResumeMixin`: a resumed run repeats the stopped one (``exact_resume``);

@@ -2,8 +2,8 @@
 
 The hyp files set the keys of YOLOv5 v5.0's recipe (:data:`cawb.yolov5.recipe.RECIPE_KEYS`) beside ultralytics'
 own. Detection's trainer takes them with :class:`cawb.yolov5.trainer.V5RecipeMixin`, which also builds and trains
-v5.0 models; the other tasks' models are all ultralytics' anchor-free ones, which read only ``warmup_min_iters``
-of them (the v5.0 loss keys are dropped with a warning when the run is planned, as for an anchor-free detector).
+v5.0 models and applies v5.0's pipeline; the other tasks' trainers take only ``warmup_min_iters`` of them (the
+others are named in a warning and left out when the run is planned: :func:`cawb.training.config.plan_run`).
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from typing import Any
 from ultralytics.utils import DEFAULT_CFG
 
 from cawb.utils.trainer_parts import AddedArgs, TrainerPart
-from cawb.yolov5.recipe import recipe_key_defaults, with_warmup_floor
+from cawb.yolov5.recipe import RECIPE_KEYS, with_warmup_floor
 
 __all__ = ["WarmupFloorMixin"]
 
 
 class WarmupFloorMixin(TrainerPart):
-    """Accepts the recipe's keys and applies ``warmup_min_iters``: warmup lasts at least that many iterations, never
-    into the last epoch (v5.0's 1000-iteration floor; 0, the default, is ultralytics' own count)."""
+    """``warmup_min_iters``: warmup lasts at least that many iterations, never into the last epoch (v5.0's
+    1000-iteration floor; 0, the default, is ultralytics' own count)."""
 
-    _floor_args = AddedArgs(recipe_key_defaults())
+    _floor_args = AddedArgs({"warmup_min_iters": RECIPE_KEYS["warmup_min_iters"][0]})
 
     def __init__(self, cfg: Any = DEFAULT_CFG, overrides: dict | None = None, _callbacks: Any = None):
         super().__init__(self._floor_args.widen(cfg), overrides, _callbacks)

@@ -12,7 +12,8 @@ kept) so that the one trainer (``cawb.training.trainer.CawbDetectionTrainer``) t
   :func:`model_kind` (:mod:`.kind`) tells a classic model source (kind ``"v5.0"``) from an ultralytics one;
 * :mod:`.loss`: :class:`YOLOv5Loss`, v5.0's loss with v5.0's contract, and the gain scaling of v5.0's train.py;
 * :mod:`.autoanchor`: v5.0's AutoAnchor (best possible recall; k-means and evolution when it is below 0.98);
-* :mod:`.recipe`: v5.0's recipe as settings (the keys it adds, their checks, each kind's defaults);
+* :mod:`.recipe`: v5.0's recipe as settings (the keys it adds, their checks, each kind's defaults), with the
+  pipeline keys that switch each place where ultralytics' trainer does otherwise than v5.0's;
 * :mod:`.trainer`: :class:`~cawb.yolov5.trainer.V5RecipeMixin`, the trainer part that builds and trains them;
 * :mod:`.checkpoint_import`: checkpoints written by the YOLOv5 repository, read without its code and converted;
 * :mod:`.tta`: YOLOv5's test-time augmentation (``augment=True``).

@@ -6,6 +6,10 @@ the class BCE's positive weight), ultralytics' for its anchor-free ones (``box: 
 power). :func:`hyp_for_model` refuses settings meant for the other kind; :func:`kind_defaults` gives a v5.0 model
 v5.0's values. :data:`RECIPE_KEYS` is the one list of the keys the recipe adds beside ultralytics' own.
 
+The pipeline keys (:data:`PIPELINE_KEYS`) switch, for any model, each place where ultralytics' trainer does what
+YOLOv5 v5.0's ``train.py`` did otherwise: their defaults in the trainer's args are ultralytics' behaviour (what its
+models get), and a v5.0 model gets v5.0's (:data:`V5_RECIPE_DEFAULTS`).
+
 Pure Python: no torch, no ultralytics.
 """
 
@@ -16,12 +20,16 @@ from typing import Any, Callable, Mapping
 
 from cawb.utils.checks import is_int, is_number
 from cawb.utils.errors import HypError, InputError
+from cawb.utils.ultralytics_compat import ULTRALYTICS_BOX_AR_THR, ULTRALYTICS_MAX_GRAD_NORM
 from cawb.yolov5.sources import KIND_ULTRALYTICS, KIND_V5
 
 __all__ = [
+    "HUE_MODES",
+    "PIPELINE_KEYS",
     "RECIPE_KEYS",
     "V5_RECIPE_DEFAULTS",
     "check_recipe_values",
+    "fitness",
     "hyp_for_model",
     "kind_defaults",
     "recipe_key_defaults",
@@ -47,11 +55,42 @@ RECIPE_KEYS: dict[str, tuple[Any, str]] = {
                             "never the last epoch (v5.0: 1000; 0 = ultralytics' own count)"),
 }
 
+#: How ``RandomHSV`` changes the hue: ``add`` shifts it by ``uniform(-1, 1) * hsv_h * 180`` (ultralytics),
+#: ``multiply`` multiplies it by ``1 + uniform(-1, 1) * hsv_h``, as saturation and value (v5.0).
+HUE_MODES = ("add", "multiply")
+
+#: The pipeline keys: key -> (ultralytics' behaviour, v5.0's, help). Each works for any model.
+PIPELINE_KEYS: dict[str, tuple[Any, Any, str]] = {
+    "max_grad_norm": (ULTRALYTICS_MAX_GRAD_NORM, 0.0,
+                      "clip the gradients' total norm to this before each optimizer step, 0 = never (v5.0: 0; "
+                      "ultralytics: 10)"),
+    "lr_epoch_lag": (False, True,
+                     "true: epoch e >= 1 trains at the per-epoch schedule's value for e - 1, as a scheduler stepped "
+                     "after each epoch (v5.0's train.py, the reference CAWB code); false: at its value for e "
+                     "(ultralytics steps it at the epoch's start); the warmup ramps toward the value for e either way"),
+    "mosaic_buffer": (True, False,
+                      "true: mosaic draws its 3 partner images from the last min(batch x 8, 1000) images loaded "
+                      "(ultralytics' buffer; the whole dataset with cache: ram); false: from the whole dataset (v5.0)"),
+    "hsv_h_mode": ("add", "multiply", f"hue augmentation: {' or '.join(HUE_MODES)} (ultralytics: add, shifting the "
+                                      "hue by up to hsv_h x 180; v5.0: multiply, by 1 +/- hsv_h)"),
+    "box_ar_thr": (ULTRALYTICS_BOX_AR_THR, 20.0,
+                   "after the random affine, boxes whose aspect ratio max(w/h, h/w) reaches this are dropped (> 1; "
+                   "v5.0: 20; ultralytics: 100)"),
+    "albumentations": (True, False,
+                       "true: ultralytics' albumentations stage (blur, median blur, gray, CLAHE at p=0.01) when the "
+                       "albumentations package is installed; false: none, installed or not (v5.0)"),
+    "fitness_map50_weight": (0.0, 0.1,
+                             "best.pt is the epoch with the highest w x mAP50 + (1 - w) x mAP50-95, w in [0, 1] "
+                             "(v5.0: 0.1; ultralytics: 0, mAP50-95); early stopping (patience) follows it too"),
+}
+RECIPE_KEYS.update({key: (ultralytics, help_) for key, (ultralytics, _, help_) in PIPELINE_KEYS.items()})
+
 #: What a v5.0 model gets for each key a hyp file and the command line leave unset. ``box``, ``cls`` and ``cls_pw``
 #: then have v5.0's meaning; ``iou`` is the NMS IoU of the validation during training.
 V5_RECIPE_DEFAULTS: dict[str, Any] = {
     "box": 0.05, "obj": 1.0, "cls": 0.5, "cls_pw": 1.0, "obj_pw": 1.0, "anchor_t": 4.0, "fl_gamma": 0.0,
     "label_smoothing_eps": 0.0, "iou": 0.6,
+    **{key: v5 for key, (_, v5, _) in PIPELINE_KEYS.items()},
 }
 
 _V5_GAINS = ("box", "obj", "cls")
@@ -75,6 +114,13 @@ _RECIPE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "label_smoothing_eps": (_number_check(0, 1, open_max=True), "a number in [0, 1)"),
     "autoanchor": ((lambda value: isinstance(value, bool)), "true or false"),
     "warmup_min_iters": ((lambda value: is_int(value, 0)), "an integer >= 0"),
+    "max_grad_norm": (_number_check(0), "a number >= 0 (0 = no clipping)"),
+    "lr_epoch_lag": ((lambda value: isinstance(value, bool)), "true or false"),
+    "mosaic_buffer": ((lambda value: isinstance(value, bool)), "true or false"),
+    "hsv_h_mode": ((lambda value: value in HUE_MODES), " or ".join(HUE_MODES)),
+    "box_ar_thr": (_number_check(1, open_min=True), "a number > 1 (an aspect ratio max(w/h, h/w) is never below 1)"),
+    "albumentations": ((lambda value: isinstance(value, bool)), "true or false"),
+    "fitness_map50_weight": (_number_check(0, 1), "a number in [0, 1]"),
 }
 _V5_CHECKS = {
     **_RECIPE_CHECKS,
@@ -86,12 +132,15 @@ _V5_CHECKS = {
 
 def check_recipe_values(hyp: Mapping[str, Any], source: str, v5: bool = False) -> None:
     """Check the recipe keys set in ``hyp`` (and, for a v5.0 model, ``box``/``cls``/``cls_pw`` with v5.0's meaning).
+    None is "not set" for the loss keys; a pipeline key must have a value.
 
     Raises:
         HypError: ``<source>: <key>=<value> is invalid: it must be <what>``.
     """
     for key, (valid, allowed) in (_V5_CHECKS if v5 else _RECIPE_CHECKS).items():
-        if hyp.get(key) is not None and not valid(hyp[key]):
+        if key not in hyp or (hyp[key] is None and key not in PIPELINE_KEYS):
+            continue
+        if not valid(hyp[key]):
             raise HypError(f"{source}: {key}={hyp[key]!r} is invalid: it must be {allowed}")
 
 
@@ -155,6 +204,12 @@ def hyp_for_model(hyp: Mapping[str, Any], kind: str, source: str = "hyp") -> dic
         LOGGER.warning("%s: v5.0 loss settings ignored by ultralytics' anchor-free model: %s", source,
                        _settings(hyp, dropped))
     return {key: value for key, value in hyp.items() if key not in dropped}
+
+
+def fitness(map50: float, map50_95: float, map50_weight: float) -> float:
+    """The fitness that picks best.pt: ``map50_weight * mAP50 + (1 - map50_weight) * mAP50-95`` (YOLOv5 v5.0's
+    weights 0.1 and 0.9 at ``map50_weight`` 0.1; precision and recall weigh 0, as in v5.0)."""
+    return map50_weight * map50 + (1.0 - map50_weight) * map50_95
 
 
 def with_warmup_floor(iterations: int, hyp: Mapping[str, Any], epochs: int, batches_per_epoch: int) -> int:

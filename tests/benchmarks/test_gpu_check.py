@@ -10,18 +10,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def gpu_check(monkeypatch):
-    """benchmarks/gpu_check.py as a module, without its import's side effect on later tests: the benchmarks quiet
-    ultralytics (YOLO_VERBOSE=False), which the worker processes of other tests would inherit."""
-    # set (to what it means when unset), so that it is put back as it was after the test, unset included
-    monkeypatch.setenv("YOLO_VERBOSE", os.environ.get("YOLO_VERBOSE", "True"))
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    import gpu_check
-
-    return gpu_check
-
-
 @pytest.mark.slow
 def test_the_dry_run_measures_every_part_and_appends_to_the_file_it_is_given(tmp_path):
     results = tmp_path / "RESULTS.md"
@@ -51,24 +39,6 @@ def test_the_dry_run_measures_every_part_and_appends_to_the_file_it_is_given(tmp
                  "| training images/s, v5.0 / ultralytics |", "| gradient norm, first 4 optimizer steps, clipping off",
                  "| compare.py, 2 runs of 1 epoch(s) with their evaluation | --jobs 1: ", "| DDP | skipped: 0 GPUs"):
         assert line in section
-
-
-def test_clipping_off_records_the_norm_the_optimizer_steps_with_and_scales_nothing(gpu_check):
-    import torch
-
-    gradient_norms_without_clipping = gpu_check.gradient_norms_without_clipping
-
-    weight = torch.nn.Parameter(torch.tensor([3.0, 4.0]))
-    optimizer = torch.optim.SGD([weight], lr=1.0)
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
-    norms = []
-    with gradient_norms_without_clipping(norms):
-        weight.grad = torch.tensor([30.0, 40.0])
-        total = torch.nn.utils.clip_grad_norm_([weight], max_norm=10.0)  # as ultralytics calls it
-        scaler.step(optimizer)
-    assert float(total) == pytest.approx(50.0) and norms == [pytest.approx(50.0)]
-    assert weight.tolist() == pytest.approx([3.0 - 30.0, 4.0 - 40.0])  # the unclipped gradient was applied
-    assert torch.nn.utils.clip_grad_norm_.__name__ == "clip_grad_norm_"  # put back after the block
 
 
 @pytest.mark.slow

@@ -111,7 +111,10 @@ def test_a_hyp_without_loss_settings_suits_both_kinds_and_gets_each_kinds_defaul
         assert hyp_for_model(hyp, "v5.0") == hyp_for_model(hyp, "ultralytics") == hyp
     assert kind_defaults("ultralytics") == {}
     assert kind_defaults("v5.0") == {"box": 0.05, "obj": 1.0, "cls": 0.5, "cls_pw": 1.0, "obj_pw": 1.0,
-                                     "anchor_t": 4.0, "fl_gamma": 0.0, "label_smoothing_eps": 0.0, "iou": 0.6}
+                                     "anchor_t": 4.0, "fl_gamma": 0.0, "label_smoothing_eps": 0.0, "iou": 0.6,
+                                     "max_grad_norm": 0.0, "lr_epoch_lag": True, "mosaic_buffer": False,
+                                     "hsv_h_mode": "multiply", "box_ar_thr": 20.0, "albumentations": False,
+                                     "fitness_map50_weight": 0.1}
     assert load_hyp(REPO / "hyp/hyp.scratch-cawb.yaml")["warmup_min_iters"] == 1000  # v5.0's warmup floor
 
 
@@ -124,6 +127,13 @@ def test_a_hyp_without_loss_settings_suits_both_kinds_and_gets_each_kinds_defaul
         ({"autoanchor": "yes"}, "ultralytics", "autoanchor='yes' is invalid: it must be true or false"),
         ({"cls_pw": 0}, "v5.0", "cls_pw=0 is invalid: it must be a number > 0"),
         ({"box": -0.05}, "v5.0", "box=-0.05 is invalid: it must be a number >= 0"),
+        ({"max_grad_norm": -1}, "v5.0", "max_grad_norm=-1 is invalid: it must be a number >= 0 \\(0 = no clipping"),
+        ({"lr_epoch_lag": 1}, "ultralytics", "lr_epoch_lag=1 is invalid: it must be true or false"),
+        ({"mosaic_buffer": "no"}, "v5.0", "mosaic_buffer='no' is invalid: it must be true or false"),
+        ({"hsv_h_mode": "mul"}, "ultralytics", "hsv_h_mode='mul' is invalid: it must be add or multiply"),
+        ({"box_ar_thr": 1}, "v5.0", "box_ar_thr=1 is invalid: it must be a number > 1"),
+        ({"albumentations": None}, "v5.0", "albumentations=None is invalid: it must be true or false"),
+        ({"fitness_map50_weight": 1.5}, "ultralytics", "fitness_map50_weight=1.5 is invalid: it must be a number in"),
     ],
 )
 def test_bad_recipe_values_are_named_by_their_key(hyp, kind, message):

@@ -218,3 +218,12 @@ def test_the_command_line_refuses_the_pair_in_one_line(tmp_path, monkeypatch, ca
     assert err.startswith("error: --cfg yolo11n-pose.yaml is a pose model, but --data shapes holds the generated "
                           "detection data") and "\n" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_another_tasks_run_keeps_the_warmup_floor_and_leaves_detections_recipe_out(tmp_path):
+    config = plan_run(cfg=MODELS["segment"], project=str(tmp_path), resolve_dataset=False, warmup_min_iters=50,
+                      max_grad_norm=0.0, autoanchor=False)
+    assert config.overrides["warmup_min_iters"] == 50  # its trainer applies it (WarmupFloorMixin)
+    assert "max_grad_norm" not in config.overrides and "autoanchor" not in config.overrides  # detection's only
+    detector = plan_run(cfg=MODELS["detect"], project=str(tmp_path), resolve_dataset=False, max_grad_norm=0.0)
+    assert detector.overrides["max_grad_norm"] == 0.0

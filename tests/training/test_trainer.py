@@ -1,5 +1,6 @@
 """cawb/training/trainer.py: CAWB inside ultralytics' detection trainer, with real (tiny, CPU) training runs."""
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,13 @@ def test_cawb_off_is_identical_to_stock_ultralytics(tiny_shapes, tmp_path):
     for mine, theirs in zip(ours_rows, stock_rows):
         for column in LR_COLUMNS + ("train/box_loss", "train/cls_loss", "train/dfl_loss"):
             assert mine[column] == theirs[column], column
+    # ultralytics' pipeline unchanged (its clipping at 10, augmentation, best.pt fitness, cadence), the gradient
+    # norm logged beside it
+    assert ours.trainer.args.max_grad_norm == 10.0 and ours.trainer.args.lr_epoch_lag is False
+    # nbs 64 with 2 batches of 8 per epoch: the warmup's first steps, then one step every 4 epochs (NaN: no step)
+    stepped = [row for row in ours_rows if not math.isnan(row["train/grad_norm_max"])]
+    assert stepped and all(0 < row["train/grad_norm_mean"] <= row["train/grad_norm_max"] for row in stepped)
+    assert "train/grad_norm_max" not in stock_rows[0]
 
 
 def test_resume_after_an_interruption_continues_the_same_curve(tiny_shapes, tmp_path, cawb_run):

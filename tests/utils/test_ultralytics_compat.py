@@ -133,3 +133,55 @@ def test_the_library_refuses_it_too_and_the_schedule_needs_no_ultralytics(tmp_pa
                            timeout=120)
     assert alone.returncode == 0, alone.stderr
     assert re.fullmatch(r"[0-9.]+ \['ultralytics'\]\n", alone.stdout)  # only the blocked entry itself
+
+
+def _stepping_trainer(weight, lr=0.5, momentum=0.0, ema=False):
+    """Just what ultralytics' optimizer step reads: a model with one weight, SGD, a disabled scaler (the CPU's),
+    the device and, if asked, ultralytics' EMA."""
+    from types import SimpleNamespace
+
+    import torch
+    from ultralytics.utils.torch_utils import ModelEMA
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([weight]))
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    return SimpleNamespace(model=model, optimizer=optimizer, scaler=torch.amp.GradScaler("cpu", enabled=False),
+                           device=torch.device("cpu"), ema=ModelEMA(model) if ema else None)
+
+
+def test_the_optimizer_step_at_ultralytics_threshold_is_ultralytics_own_bit_for_bit():
+    import torch
+    from ultralytics.engine.trainer import BaseTrainer
+
+    theirs, ours = (_stepping_trainer([0.3, -0.7], momentum=0.9, ema=True) for _ in range(2))
+    for step in range(3):  # momentum and the EMA carry state from step to step
+        for trainer in (theirs, ours):
+            trainer.model.weight.grad = torch.tensor([[300.0 + step, -400.0]])  # norm 500: clipped to 10
+        BaseTrainer.optimizer_step(theirs)
+        norm = compat.optimizer_step(ours, compat.ULTRALYTICS_MAX_GRAD_NORM)
+        assert float(norm) == pytest.approx(float(torch.tensor([300.0 + step, -400.0]).norm()))
+        assert torch.equal(ours.model.weight, theirs.model.weight)
+        assert torch.equal(ours.ema.ema.weight, theirs.ema.ema.weight) and ours.model.weight.grad is None
+
+
+def test_the_optimizer_step_without_clipping_applies_a_huge_gradient_unscaled():
+    import torch
+
+    trainer = _stepping_trainer([1.0, 2.0], lr=0.5)
+    trainer.model.weight.grad = torch.tensor([[3e4, 4e4]])
+    norm = compat.optimizer_step(trainer, 0.0)
+    assert float(norm) == 5e4
+    assert trainer.model.weight.tolist() == [[1.0 - 0.5 * 3e4, 2.0 - 0.5 * 4e4]]  # the whole gradient, not 10/5e4 of it
+
+
+def test_the_fixed_facts_are_the_installed_releases():
+    import inspect
+
+    from ultralytics.data.augment import RandomPerspective
+    from ultralytics.utils.metrics import DetMetrics
+
+    ar_thr = inspect.signature(RandomPerspective.box_candidates).parameters["ar_thr"].default
+    assert ar_thr == compat.ULTRALYTICS_BOX_AR_THR
+    assert {compat.MAP50_KEY, compat.MAP50_95_KEY} <= set(DetMetrics().keys)
