@@ -2,8 +2,9 @@
 
 ``from cawb import CawbSchedule`` gives the pure-Python schedule (no torch import);
 ``from cawb import CosineAnnealingWarmbootingLR`` the PyTorch scheduler, ``from cawb import CawbDetectionTrainer``
-the ultralytics trainer, ``from cawb import YOLO`` ultralytics' ``YOLO`` that also builds the YOLOv5 v5.0 yamls
-(``yolov5s-v5.0.yaml``, the article's model) and trains with that trainer, ``cawb.plan_run(...)`` a checked run
+the ultralytics trainer (``CawbSegmentationTrainer``, ``CawbPoseTrainer``, ``CawbOBBTrainer`` and
+``CawbClassificationTrainer`` for the other tasks), ``from cawb import YOLO`` ultralytics' ``YOLO`` that also builds
+the YOLOv5 v5.0 yamls (``yolov5s-v5.0.yaml``, the article's model) and trains with the trainer of the model's task, ``cawb.plan_run(...)`` a checked run
 configuration and ``cawb.train(...)`` what ``train_cawb.py`` runs (they import torch / ultralytics on first use).
 Every error cawb raises on purpose is a :class:`CawbError`; bad input is an :class:`InputError` (a ``ValueError``).
 
@@ -20,10 +21,14 @@ from cawb.utils.errors import CawbError, HypError, InputError, Interrupted
 
 __version__ = "0.1.0"
 __all__ = [
+    "CawbClassificationTrainer",
     "CawbConfigError",
     "CawbDetectionTrainer",
     "CawbError",
+    "CawbOBBTrainer",
+    "CawbPoseTrainer",
     "CawbSchedule",
+    "CawbSegmentationTrainer",
     "CosineAnnealingWarmbootingLR",
     "HypError",
     "InputError",
@@ -39,6 +44,10 @@ __all__ = [
 _LAZY = {
     "CosineAnnealingWarmbootingLR": ("cawb.lr_scheduler", "CosineAnnealingWarmbootingLR"),
     "CawbDetectionTrainer": ("cawb.training.trainer", "CawbDetectionTrainer"),
+    "CawbSegmentationTrainer": ("cawb.training.trainer", "CawbSegmentationTrainer"),
+    "CawbPoseTrainer": ("cawb.training.trainer", "CawbPoseTrainer"),
+    "CawbOBBTrainer": ("cawb.training.trainer", "CawbOBBTrainer"),
+    "CawbClassificationTrainer": ("cawb.training.trainer", "CawbClassificationTrainer"),
     "YOLO": ("cawb.training.model", "YOLO"),
     "RunConfig": ("cawb.training.config", "RunConfig"),
     "plan_run": ("cawb.training.config", "plan_run"),

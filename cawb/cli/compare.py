@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "which must agree). A CAWB arm whose file has other epochs gets its restarts scaled to this "
                         "count (printed, and in summary.json)")
     parser.add_argument("--cfg", help="model yaml built from scratch: YOLOv5 v5.0's yolov5s-v5.0.yaml (the article's), "
-                        "yolov5n-v5.0.yaml, ..., ultralytics' anchor-free yolov5s.yaml, ..., or a path")
+                        "yolov5n-v5.0.yaml, ..., ultralytics' anchor-free yolov5s.yaml, ..., a model of another task "
+                        "(yolo11n-seg.yaml, -pose, -obb, -cls: the table then reports the task's numbers from "
+                        "ultralytics' validator; with --preset cpu it trains on that task's shapes data), or a path")
     parser.add_argument("--batch-size", "--batch", dest="batch", type=batch_size,
                         help="total batch size; -1 for ultralytics' auto batch (lr.png then drawn per epoch). "
                         "Default: the preset's; without --preset the arms' hyp 'batch', else the article preset's")
@@ -115,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write the report from the runs finished so far, listing the missing ones; train nothing")
     parser.add_argument("--effect", nargs=2, type=float, metavar=("MAP50", "MAP50_95"),
                         help="the differences the 'how many seeds' figures are computed for (default: the article's "
-                        f"{ARTICLE_EFFECT['map50']:+g} mAP_0.5 and {ARTICLE_EFFECT['map50_95']:+g} mAP_0.5:0.95)")
+                        f"{ARTICLE_EFFECT['map50']:+g} mAP_0.5 and {ARTICLE_EFFECT['map50_95']:+g} mAP_0.5:0.95; "
+                        "for a model of another task, its two numbers: mask mAPs, ..., top-1 and top-5 accuracy)")
     parser.add_argument("overrides", nargs="*", type=key_value, metavar="key=value",
                         help="any other ultralytics training setting for every run, e.g. cache=ram amp=False "
                         "(before --arms and --seeds, which take every value that follows them)")

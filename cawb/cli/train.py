@@ -98,17 +98,21 @@ def build_parser() -> argparse.ArgumentParser:
         "  cawb-train --data coco10k --cawb-steps 30 80 --device 0\n"
         "  cawb-train --data my.yaml --hyp scratch-cos --epochs 100\n"
         "  cawb-train --cfg yolov5n-v5.0.yaml                the demo on v5.0's network at nano size\n"
+        "  cawb-train --cfg yolo11n-seg.yaml                 a segmentation demo (shapes-seg data)\n"
         "  cawb-train --resume runs/train/exp/weights/last.pt",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run = parser.add_argument_group("data and model")
-    run.add_argument("--data", help=f"dataset yaml (ultralytics format, read as yolo train reads it): "
-                     f"{bundled_data_help()}, or one ultralytics ships, e.g. coco8.yaml (its images on disk). "
-                     "Default: shapes, the offline demo")
+    run.add_argument("--data", help=f"dataset yaml (ultralytics format, read as yolo train reads it), or a folder "
+                     f"of class folders for a classification model: {bundled_data_help()}, or one ultralytics ships, "
+                     "e.g. coco8.yaml (its images on disk). Default: the offline demo data of the model's task "
+                     "(shapes; shapes-seg, shapes-pose, shapes-obb, shapes-cls)")
     run.add_argument("--cfg", help="model yaml, built from scratch: classic anchor-based YOLOv5 of releases v5.0 "
                      f"and v7.0, {', '.join(BUNDLED_MODELS)} (yolov5n-v5.0 is a CPU-sized convenience, not part of "
                      "v5.0), ultralytics' own detection models, anchor-free: yolov5n.yaml, yolov8n.yaml, "
-                     "yolo11n.yaml, yolo26n.yaml, ... (any scale), or a path. Default: "
+                     "yolo11n.yaml, yolo26n.yaml, ... (any scale), a model of another task (yolo11n-seg.yaml, "
+                     "yolo11n-pose.yaml, yolo11n-obb.yaml, yolo11n-cls.yaml: trained by that task's trainer), or a "
+                     "path. Default: "
                      f"{ARTICLE_DEFAULTS['cfg']}; {EMBEDDED_DEFAULTS['cfg']} for the demo")
     run.add_argument("--weights", help="initial weights .pt on disk (optional; nothing is downloaded): an "
                      "ultralytics checkpoint, or one written by the YOLOv5 repository (v5.0-v7.0), imported")
@@ -282,8 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         fmt = lambda value: "n/a" if value is None else f"{value:.4f}"  # noqa: E731
         for note in result.notes:  # said at the start too, but long since scrolled away
             print(f"warning: {note}", file=sys.stderr)
-        print(f"\nresults: {result.save_dir}\nweights: {result.weights}\nmAP50: {fmt(result.map50)}  mAP50-95: "
-              f"{fmt(result.map50_95)}  (ultralytics validator, {result.weights.name})")
+        numbers = "  ".join(f"{name}: {fmt(value)}" for name, value in result.task_metrics.items())
+        print(f"\nresults: {result.save_dir}\nweights: {result.weights}\n{numbers}  (ultralytics validator, "
+              f"{result.weights.name})")
         return 0
 
     def interrupted(error) -> str:

@@ -26,8 +26,9 @@ Keys read besides ultralytics' own (``train``, ``val``, ``names``):
 ``category_ids``
     list, class index -> COCO category id (e.g. COCO's 80 -> 91 mapping). One per class, unique.
 ``generator``
-    ``{name: shapes, <generator keyword arguments>}``: data the project generates itself. It is generated on
-    first use (atomically) and checked against these arguments on every later use.
+    ``{name: shapes, <generator keyword arguments>}`` (``shapes-tasks`` with ``task:`` for the other tasks' data):
+    data the project generates itself. It is generated on first use (atomically) and checked against these
+    arguments on every later use.
 ``build``
     one-line hint (a command) printed when the data is missing and there is no generator, e.g.
     ``python scripts/sample_coco.py ...``.
@@ -47,6 +48,7 @@ import yaml
 
 from cawb.datasets.images import check_split_images
 from cawb.datasets.shapes import generate_shapes_dataset
+from cawb.datasets.shapes_tasks import generate_task_shapes
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.checks import is_int
 from cawb.utils.errors import InputError, InputFileNotFoundError
@@ -57,7 +59,7 @@ from cawb.utils.user_files import read_yaml
 LOGGER = logging.getLogger("cawb")
 
 # generator name -> function(root, **kwargs) -> path of the dataset yaml it wrote
-GENERATORS = {"shapes": generate_shapes_dataset}
+GENERATORS = {"shapes": generate_shapes_dataset, "shapes-tasks": generate_task_shapes}
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,11 @@ def resolve_dataset_yaml(
         val_json=jsons["val_json"],
         train_json=jsons["train_json"],
     )
+
+
+def dataset_root(yaml_path: str | Path, data: Mapping) -> Path:
+    """The dataset root that the dataset yaml ``yaml_path`` (read as ``data``) names, by the rules above."""
+    return _root(Path(yaml_path).absolute(), dict(data))
 
 
 def _as_ultralytics_reads(source: Path, data: dict) -> dict:

@@ -1,4 +1,6 @@
-"""Official COCO evaluation (pycocotools) of trained YOLO weights on a dataset's val split.
+"""Official COCO evaluation (pycocotools) of trained YOLO weights on a dataset's val split; for the tasks pycocotools
+does not score here (segmentation, pose, OBB, classification), ultralytics' validator of the task
+(:func:`evaluate_with_validator`).
 
 One prediction pass through ultralytics' own ``DetectionValidator`` (same letterbox/rect preprocessing and NMS as
 validation during training) yields both ultralytics' mAP and the detections, exported in COCO results format and
@@ -26,6 +28,7 @@ from cawb.datasets.resolve import ResolvedDataset, check_dataset_yaml, resolve_d
 from cawb.experiment.v5_metric import v5_map
 from cawb.training.checkpoints import load_ultralytics_checkpoint
 from cawb.training.offline import ensure_local_fonts
+from cawb.training.tasks import checkpoint_task
 from cawb.training.ultralytics_settings import check_device, ultralytics_defaults
 from cawb.utils.checks import require_int
 from cawb.utils.errors import InputError
@@ -169,10 +172,10 @@ def evaluate_coco(
 
     Raises:
         InputFileNotFoundError: ``weights`` or the data is missing.
-        InputError: a bad ``imgsz``/``batch``/``device``; ``weights`` is a directory, unreadable, or not an ultralytics
-            checkpoint; ``save_dir`` cannot be written; the data lacks ``val_json``/``category_ids``, they disagree
-            with the GT JSON, the model's class count differs from the data's, or the val images and the GT JSON
-            list different images.
+        InputError: a bad ``imgsz``/``batch``/``device``; ``weights`` is a directory, unreadable, not an
+            ultralytics checkpoint, or one of another task than detection; ``save_dir`` cannot be written; the data
+            lacks ``val_json``/``category_ids``, they disagree with the GT JSON, the model's class count differs from
+            the data's, or the val images and the GT JSON list different images.
     """
     require_int(imgsz, "imgsz", 32)
     require_int(batch, "batch", 1)
@@ -188,7 +191,10 @@ def evaluate_coco(
     from pycocotools.coco import COCO
 
     keep_ultralytics_offline()
-    load_ultralytics_checkpoint(weights, "weights")
+    task = checkpoint_task(load_ultralytics_checkpoint(weights, "weights"), f"weights {weights}")
+    if task != "detect":
+        raise InputError(f"weights {weights}: a {task} model; the COCO evaluation scores detection boxes (a "
+                         f"{task} comparison is scored by ultralytics' validator: cawb-compare --cfg of the model)")
     ensure_local_fonts()  # ultralytics' dataset check would otherwise ask its server for a font
     ds = data if isinstance(data, ResolvedDataset) else resolve_dataset_yaml(data, out_dir=save_dir,
                                                                               require=COCO_EVAL_KEYS)
@@ -246,6 +252,33 @@ def evaluate_coco(
         "v5_map50": as_v5.map50,
         "v5_map50_95": as_v5.map50_95,
     }
+
+
+def evaluate_with_validator(weights: str | Path, data: str | Path, task: str, *, imgsz: int, save_dir: str | Path,
+                            batch: int = 16, device: str = "cpu") -> dict[str, float | None]:
+    """The numbers of ``task`` (:data:`cawb.training.tasks.TASK_METRICS`: mask mAP for segmentation, pose mAP,
+    OBB mAP, top-1/top-5 accuracy) of ``weights`` on the val split of ``data`` (what the task's trainer took as
+    ``data=``: a resolved dataset yaml, or a classification folder), from ultralytics' validator of the task with
+    the settings of the validation during training (``rect``, ultralytics' ``conf`` and ``iou``); its files go to
+    ``save_dir``.
+
+    Raises:
+        InputError: a bad ``imgsz``/``batch``, or ``weights`` not an ultralytics checkpoint.
+    """
+    from cawb.training.model import YOLO
+    from cawb.training.tasks import metric_values
+
+    require_int(imgsz, "imgsz", 32)
+    require_int(batch, "batch", 1)
+    weights = check_checkpoint_file(weights, "weights")
+    save_dir = check_output_dir(save_dir, "save_dir")
+    keep_ultralytics_offline()
+    load_ultralytics_checkpoint(weights, "weights")
+    ensure_local_fonts()
+    metrics = YOLO(str(weights)).val(data=str(data), split="val", imgsz=imgsz, batch=batch, device=device,
+                                     plots=False, project=str(save_dir.parent), name=save_dir.name, exist_ok=True,
+                                     verbose=False)
+    return metric_values(task, metrics.results_dict)
 
 
 @functools.cache

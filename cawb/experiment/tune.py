@@ -49,6 +49,7 @@ from cawb.experiment.tune_report import (
     ERROR_ATTR,
     FRACTIONS_ATTR,
     HYP_ATTR,
+    METRIC_KEYS,
     METRICS,
     RESTARTS_ATTR,
     RUN_DIR_ATTR,
@@ -71,6 +72,7 @@ from cawb.experiment.tune_study import (
 from cawb.schedule import restart_rule
 from cawb.training.config import ARTICLE_DEFAULTS, RUNNER_KEYS, RunConfig, plan_run
 from cawb.training.hyp import HypFile, read_hyp_file
+from cawb.training.tasks import TASK_METRICS, TASK_NAMES, metric_values
 from cawb.training.train import Callbacks, TrainingInterrupted, callback_lists, train
 from cawb.training.ultralytics_settings import ultralytics_defaults
 from cawb.utils.checks import is_number, require_int
@@ -80,8 +82,6 @@ from cawb.utils.user_files import move_aside
 from cawb.yolov5.recipe import fitness
 
 __all__ = ["MAX_CONSECUTIVE_FAILURES", "TuneInterrupted", "plan_tune", "tune"]
-
-_METRIC_KEYS = {"map50": "metrics/mAP50(B)", "map50-95": "metrics/mAP50-95(B)"}
 
 #: A worker stops after this many trials in a row failed (an error that repeats would otherwise loop forever).
 MAX_CONSECUTIVE_FAILURES = 3
@@ -172,6 +172,7 @@ def plan_tune(settings: TuneSettings) -> TunePlan:
         if restarts and str(error).startswith("cawb_steps: "):
             raise HypError(f"--space {settings.space}: {error}") from None
         raise
+    _check_metric(settings.metric, base_config.task)
     base = base_config.overrides
     epochs = base.get("epochs", ultralytics_defaults()["epochs"])  # a hyp file without epochs: as ultralytics
     assert base_config.schedule is not None  # cawb is on in every trial's run
@@ -180,6 +181,15 @@ def plan_tune(settings: TuneSettings) -> TunePlan:
     identity = _identity(settings, base_config, base_hyp.sha256, space, epochs)
     return TunePlan(settings=settings, space=space, base_config=base_config, epochs=epochs, warmup=warmup,
                     storage_url=storage_url, storage_display=storage_display, identity=identity, notes=tuple(notes))
+
+
+def _check_metric(metric: str, task: str) -> None:
+    """``--metric`` must be a number of the model's task (``fitness`` is every task's)."""
+    keys = [m.key for m in TASK_METRICS[task]]
+    if metric != "fitness" and METRIC_KEYS[metric] not in keys:
+        allowed = ["fitness", *(name for name, key in METRIC_KEYS.items() if key in keys)]
+        raise InputError(f"--metric {metric} is not a number of {TASK_NAMES[task]}: choose one of "
+                         f"{', '.join(allowed)}")
 
 
 def _fit_restarts(space: SearchSpace, warmup: float, epochs: int) -> tuple[SearchSpace, list[str]]:
@@ -221,20 +231,20 @@ def _identity(settings: TuneSettings, base_config: RunConfig, hyp_sha256: str, s
 # --- one trial -----------------------------------------------------------------------------------------------
 
 
-def _epoch_metric(trainer: Any, metric: str) -> float | None:
+def _epoch_metric(trainer: Any, metric: str, task: str) -> float | None:
     """The metric of the epoch just validated (None when ultralytics skipped validation)."""
     if metric == "fitness":
         value = getattr(trainer, "fitness", None)
     else:
-        value = (getattr(trainer, "metrics", None) or {}).get(_METRIC_KEYS[metric])
+        value = metric_values(task, getattr(trainer, "metrics", None) or {})[METRIC_KEYS[metric]]
     return None if value is None else float(value)
 
 
 class _EpochReporter:
     """ultralytics callback: report the metric after every epoch, and stop training when the pruner says so."""
 
-    def __init__(self, trial: optuna.trial.Trial, metric: str):
-        self.trial, self.metric = trial, metric
+    def __init__(self, trial: optuna.trial.Trial, metric: str, task: str):
+        self.trial, self.metric, self.task = trial, metric, task
         self.pruned_at: int | None = None
         self.loop_done = False
 
@@ -242,7 +252,7 @@ class _EpochReporter:
         if self.loop_done:  # ultralytics calls this event once more after validating best.pt: not an epoch
             return
         step = trainer.epoch + 1
-        value = _epoch_metric(trainer, self.metric)
+        value = _epoch_metric(trainer, self.metric, self.task)
         self.trial.set_user_attr(EPOCHS_ATTR, step)
         if value is not None:
             self.trial.report(value, step)
@@ -255,14 +265,13 @@ class _EpochReporter:
 def _final_value(result: Any, metric: str, map50_weight: float = 0.0) -> float | None:
     """A trial's value: the metric of the weights ultralytics keeps (best.pt), from its final validation; the
     fitness weighs mAP50 as the trainer did (``fitness_map50_weight``; 0: ultralytics' own)."""
-    if metric == "map50":
-        value = result.map50
-    elif metric == "map50-95":
-        value = result.map50_95
-    elif map50_weight and result.map50 is not None and result.map50_95 is not None:
-        value = fitness(result.map50, result.map50_95, map50_weight)
+    if metric == "fitness":
+        if map50_weight and result.task == "detect" and result.map50 is not None and result.map50_95 is not None:
+            value = fitness(result.map50, result.map50_95, map50_weight)
+        else:
+            value = result.metrics.get("fitness")
     else:
-        value = result.metrics.get("fitness")
+        value = metric_values(result.task, result.metrics)[METRIC_KEYS[metric]]
     return None if value is None else float(value)
 
 
@@ -303,7 +312,7 @@ def _objective(plan: TunePlan, callbacks: Callbacks, log: Callable[[str], None])
         log(f"tune: trial {trial.number} ({counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]} of "
             f"{plan.settings.trials} finished" + (f", {others} running elsewhere" if others else "") +
             f"): {describe_hyp(drawn.hyp)}")
-        reporter = _EpochReporter(trial, metric)
+        reporter = _EpochReporter(trial, metric, plan.base_config.task)
         events = {**extra, "on_fit_epoch_end": [reporter.on_fit_epoch_end, *extra.get("on_fit_epoch_end", [])]}
         try:
             # the base run's project is the trials directory; a restart the schedule drops is logged by the trainer

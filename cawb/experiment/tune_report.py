@@ -29,6 +29,7 @@ from cawb.utils.user_files import display_path
 
 __all__ = [
     "METRICS",
+    "METRIC_KEYS",
     "OUTPUT_NAMES",
     "TuneResult",
     "best_hyp_text",
@@ -37,13 +38,19 @@ __all__ = [
     "write_outputs",
 ]
 
-#: ``--metric`` values: what each trial maximises, as ultralytics' validator computes it after every epoch.
+#: ``--metric`` values: what each trial maximises, as ultralytics' validator computes it after every epoch. The mAPs
+#: are the model's task's (mask mAP for segmentation, pose mAP for pose), the accuracies classification's.
 METRICS: dict[str, str] = {
-    "fitness": "the fitness that picks best.pt (mAP50-95; 0.1 mAP50 + 0.9 mAP50-95 for classic YOLOv5 models: "
-               "fitness_map50_weight)",
-    "map50": "mAP50 (ultralytics validator)",
-    "map50-95": "mAP50-95 (ultralytics validator)",
+    "fitness": "the fitness that picks best.pt (detection: mAP50-95, 0.1 mAP50 + 0.9 mAP50-95 for classic YOLOv5 "
+               "models: fitness_map50_weight; box + mask mAP50-95 for segmentation; (top-1 + top-5) / 2 for "
+               "classification)",
+    "map50": "the task's mAP50 (ultralytics validator)",
+    "map50-95": "the task's mAP50-95 (ultralytics validator)",
+    "top1": "top-1 accuracy (classification, ultralytics validator)",
+    "top5": "top-5 accuracy (classification, ultralytics validator)",
 }
+#: ``--metric`` -> the key of the number in :data:`cawb.training.tasks.TASK_METRICS` (fitness is ultralytics' own).
+METRIC_KEYS = {"map50": "map50", "map50-95": "map50_95", "top1": "top1", "top5": "top5"}
 
 # Trial user attributes.
 HYP_ATTR, RESTARTS_ATTR, EPOCHS_ATTR = "hyp", "restart_epochs", "epochs_reached"

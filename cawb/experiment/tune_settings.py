@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from cawb.experiment.presets import COMPARE_PRESETS
 from cawb.experiment.tune_space import SearchSpace
 from cawb.training.config import ARTICLE_DEFAULTS, RunConfig
+from cawb.training.tasks import preset_data_for_model
 from cawb.utils.errors import InputError
 from cawb.utils.resources import bundled_hyp
 
@@ -98,6 +99,8 @@ def resolve_settings(preset: str | None = None, **flags: Any) -> TuneSettings:
     named = dict(PRESETS[preset]) if preset else {}
     overrides = {**dict(named.pop("overrides", None) or {}), **dict(flags.pop("overrides", None) or {})}
     values = {**named, **{k: v for k, v in flags.items() if v is not None}}
+    if named.get("data") is not None and flags.get("data") is None:  # the demo data of the model's task
+        values["data"] = preset_data_for_model(named["data"], values.get("cfg"))
     if values.get("data") is None:
         raise InputError("give --data (a dataset yaml), or --preset cpu for the offline demo")
     if values.get("trials") is None:

@@ -9,8 +9,10 @@ them, and the library behind ``train_cawb.py``.
 * the trainer parts, each a mixin for any ultralytics trainer: :mod:`.cawb_mixin` (the CAWB schedule),
   :mod:`.durable` (checkpoints written atomically and durably, one ``results.csv`` row per epoch),
   :mod:`.exact_resume` (a resumed run repeats the stopped one), :mod:`.lr_figure` (``lr.png``), :mod:`.offline`
-  (nothing downloaded); with :class:`cawb.yolov5.trainer.V5RecipeMixin` they make :mod:`.trainer`'s
-  ``CawbDetectionTrainer``; :mod:`.model`: ``cawb.YOLO``, ultralytics' ``YOLO`` that builds the v5.0 yamls too;
+  (nothing downloaded), :mod:`.warmup_floor` (the recipe's keys for the other tasks); with
+  :class:`cawb.yolov5.trainer.V5RecipeMixin` they make :mod:`.trainer`'s ``CawbDetectionTrainer``, and the trainer of
+  each other task; :mod:`.tasks`: which task a model and a dataset are for, and each task's numbers and offline
+  data; :mod:`.model`: ``cawb.YOLO``, ultralytics' ``YOLO`` that builds the v5.0 yamls too;
 * :mod:`.lr_curve`: the per-epoch / per-iteration lr of a hyp file, warmup included;
 * :mod:`.checkpoints`: what a ``.pt`` file holds, where a resume may write, ``--exist-ok`` over a run refused.
 

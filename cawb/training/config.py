@@ -1,11 +1,11 @@
 """One training run's settings, merged and checked once: :class:`RunConfig` and :func:`plan_run`.
 
 Settings come from three places, later ones winning: the defaults (the article's setup when ``data`` is given, the
-embedded offline demo when it is not), the hyp YAML file, and the options (``train_cawb.py``'s flags, ``key=value``
-settings, keyword arguments). :func:`plan_run` checks all of it before anything is built or trained and returns a
-frozen :class:`RunConfig`; :func:`cawb.training.train.train`, the comparison runner, the tuner and the trainer take
-that object and check nothing again. Nothing is ever downloaded: models are built from their yaml and a
-``weights`` file must exist locally.
+embedded offline demo of the model's task when it is not), the hyp YAML file, and the options (``train_cawb.py``'s
+flags, ``key=value`` settings, keyword arguments). :func:`plan_run` checks all of it before anything is built or
+trained and returns a frozen :class:`RunConfig`; :func:`cawb.training.train.train`, the comparison runner, the tuner
+and the trainer take that object and check nothing again. Nothing is ever downloaded: models are built from their
+yaml and a ``weights`` file must exist locally.
 """
 
 from __future__ import annotations
@@ -22,11 +22,19 @@ from cawb.training.checkpoints import (
     resume_directory,
 )
 from cawb.training.hyp import CAWB_HYP_KEYS, HypFile, read_hyp_file, schedule_from_hyp, validate_hyp
+from cawb.training.tasks import (
+    check_class_folder,
+    check_task_fits_data,
+    checkpoint_task,
+    demo_data,
+    model_task,
+    trainer_data,
+)
 from cawb.utils.checks import is_int
 from cawb.utils.errors import HypError, InputError, InputFileNotFoundError
-from cawb.utils.resources import bundled_data, bundled_hyp, resolve_data, resolve_hyp
+from cawb.utils.resources import bundled_hyp, resolve_data, resolve_hyp
 from cawb.yolov5.kind import model_kind
-from cawb.yolov5.recipe import hyp_for_model, kind_defaults
+from cawb.yolov5.recipe import RECIPE_KEYS, hyp_for_model, kind_defaults
 from cawb.yolov5.sources import BUNDLED_MODELS, KIND_ULTRALYTICS, ModelYamlError, is_v5_yaml, resolve_model_yaml
 
 __all__ = ["ARTICLE_DEFAULTS", "DEFAULT_PROJECT", "EMBEDDED_DEFAULTS", "RUNNER_KEYS", "RunConfig", "plan_resume",
@@ -46,9 +54,11 @@ ARTICLE_DEFAULTS: dict[str, Any] = {
 
 #: Defaults with no ``data``: an offline demo on the generated shapes dataset, on the CPU, in a few minutes. It trains
 #: ultralytics' yolov5n: v5.0's network at nano size (``cfg: yolov5n-v5.0.yaml``) barely starts learning in these
-#: iterations, its loss gains being scaled down for 128 px (docs/RESULTS.md).
+#: iterations, its loss gains being scaled down for 128 px (docs/RESULTS.md). A model of another task (``cfg:
+#: yolo11n-seg.yaml``) trains on that task's shapes data instead (:func:`cawb.training.tasks.demo_data`), in a run
+#: named after it (``shapes-seg``).
 EMBEDDED_DEFAULTS: dict[str, Any] = {
-    "data": bundled_data("shapes.yaml"),
+    "data": demo_data("detect"),
     "cfg": "yolov5n.yaml",
     "hyp": bundled_hyp("hyp.shapes-cawb.yaml"),
     "imgsz": 128,
@@ -71,7 +81,7 @@ _NOT_HYP_KEYS = frozenset({"cfg", "data", "model", "mode", "task", "resume"})
 _NOT_OPTION_KEYS = {
     "model": "it would silently replace --cfg; give the model yaml as --cfg, or weights as --weights",
     "mode": "train_cawb.py trains (mode=train)",
-    "task": "train_cawb.py trains detection models (task=detect)",
+    "task": "the task is the model's (--cfg yolo11n-seg.yaml trains segmentation)",
 }
 #: Settings a runner of many runs (the comparison, the tuner) sets itself, per run or for all: not accepted from
 #: its ``key=value`` settings, where they would break its plan (``time`` replaces the epochs every run shares).
@@ -93,6 +103,8 @@ class RunConfig:
         overrides: ultralytics' ``train()`` keywords: every setting (defaults < hyp file < options, the model
             kind's recipe for what is unset), ``data``, ``project`` (absolute) and ``name``. Treat as read-only.
         kind: ``"v5.0"`` or ``"ultralytics"``: what the loss keys mean.
+        task: the model's ultralytics task (``detect``, ``segment``, ``pose``, ``obb``, ``classify``): which trainer
+            trains it (:data:`cawb.training.trainer.TASK_TRAINERS`) and which metrics judge it.
         schedule: the CAWB schedule for the final epoch count, or None for ultralytics' own cos/linear one.
         resume: the checkpoint a resumed run continues (its settings are the checkpoint's), else None.
         notes: what the user should know before training (logged at the start, repeated in the summary).
@@ -102,6 +114,7 @@ class RunConfig:
     weights: Path | None
     overrides: dict[str, Any]
     kind: str = KIND_ULTRALYTICS
+    task: str = "detect"
     schedule: CawbSchedule | None = None
     resume: Path | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
@@ -151,12 +164,14 @@ def plan_run(*, refuse_restarts_outside: bool = True, resolve_dataset: bool = Tr
 
     The checks, in order, all before the dataset (which may be generated) and the model are built: the hyp file
     and every value in it and in the options (keys, CAWB and recipe values, ultralytics' own type and range rules);
-    ``model``, ``mode``, ``task`` refused as options; the output place (``project``) and, with ``exist_ok``, a
-    ``project/name`` that holds a run; the device; the model files (``cfg`` read and built, ``weights`` loaded); the
-    loss keys for that kind of model; the schedule for the final epoch count, a custom ``cawb_lf`` tried at every
-    epoch. Restarts of the options (``cawb_steps`` given as a flag or keyword) that fall outside the run are refused
-    unless ``refuse_restarts_outside`` is False (compare's restarts scaled from a hyp file); restarts that come from
-    the hyp file and fall outside (a shorter ``epochs``) are named in :attr:`RunConfig.notes`. Last, the dataset
+    ``model``, ``mode``, ``task`` refused as options; the output place (``project``); the device; the model files
+    (``cfg`` read and built, ``weights`` loaded); the model's task against the dataset's
+    (:func:`cawb.training.tasks.check_task_fits_data`; with no ``data``, the task's offline shapes data); with
+    ``exist_ok``, a ``project/name`` that holds a run; the loss keys for that kind of model; the schedule for the
+    final epoch count, a custom ``cawb_lf`` tried at every epoch. Restarts of the options (``cawb_steps`` given as a
+    flag or keyword) that fall outside the run are refused unless ``refuse_restarts_outside`` is False (compare's
+    restarts scaled from a hyp file); restarts that come from the hyp file and fall outside (a shorter ``epochs``) are
+    named in :attr:`RunConfig.notes`. Last, the dataset
     yaml is resolved (the demo dataset generated when missing), unless ``resolve_dataset`` is False (a caller
     planning several runs first checks them all): then ``overrides['data']`` is the dataset yaml as found.
 
@@ -207,19 +222,30 @@ def plan_run(*, refuse_restarts_outside: bool = True, resolve_dataset: bool = Tr
         project, flag = runs_dir() / DEFAULT_PROJECT, "ultralytics' runs_dir setting (yolo settings runs_dir=...)"
     _check_output_place(project, flag)
     project = project.absolute()
-    if merged.get("exist_ok"):
-        check_run_dir_reuse(project / str(merged["name"]))
     check_device(merged.get("device"))  # a GPU this machine lacks: now, not once the data is loaded
 
     # --weights alone is the model (as in YOLOv5); --cfg with --weights builds the yaml and loads what matches.
     cfg = run_keys.get("cfg") or (None if run_keys.get("weights") else defaults["cfg"])
     model_source, weights = _check_model_files(cfg, run_keys.get("weights"))
+    model_flag = f"--cfg {cfg}" if cfg else f"--weights {run_keys['weights']}"
+    task = model_task(model_source, model_flag.split()[0])
+    data = resolve_data(run_keys.get("data") or demo_data(task))
+    if run_keys.get("data"):
+        check_task_fits_data(task, model_flag, data, f"--data {run_keys['data']}")
+        if task == "classify" and data.is_dir():
+            check_class_folder(data, f"--data {run_keys['data']}")
+    elif "name" not in hyp and "name" not in given:  # the demo's run is named after its data: shapes-seg, ...
+        base["name"] = merged["name"] = data.stem
+    if merged.get("exist_ok"):
+        check_run_dir_reuse(project / str(merged["name"]))
     # The loss keys mean what they mean for this kind of model (v5.0's or ultralytics'); unset ones take its defaults.
     kind = model_kind(model_source)
     hyp = hyp_for_model(hyp, kind, source=str(hyp_file.path))
     given = hyp_for_model(given, kind, source="command line")
 
     settings = {**base, **kind_defaults(kind), **hyp, **given, "project": str(project)}
+    if task != "detect":
+        _drop_detection_recipe(settings, task)
     if settings.get("optimizer", "auto") == "auto":
         from ultralytics.utils import LOGGER
 
@@ -229,10 +255,25 @@ def plan_run(*, refuse_restarts_outside: bool = True, resolve_dataset: bool = Tr
     schedule = schedule_from_hyp(settings, source=f"{hyp_file.path} + command line")
     notes = _restarts_outside(schedule, hyp_file.path, "cawb_steps" in given and refuse_restarts_outside)
 
-    data = resolve_data(run_keys.get("data") or defaults["data"])
-    settings["data"] = str(resolve_dataset_yaml(data).yaml if resolve_dataset else data)
-    return RunConfig(model_source=model_source, weights=weights, overrides=settings, kind=kind, schedule=schedule,
-                     notes=notes)
+    if not resolve_dataset or (task == "classify" and data.is_dir()):  # a folder: ultralytics' classify layout
+        settings["data"] = str(data.absolute())
+    else:
+        settings["data"] = trainer_data(task, resolve_dataset_yaml(data))
+    return RunConfig(model_source=model_source, weights=weights, overrides=settings, kind=kind, task=task,
+                     schedule=schedule, notes=notes)
+
+
+def _drop_detection_recipe(settings: dict[str, Any], task: str) -> None:
+    """Leave out, with one warning, the keys of YOLOv5 v5.0's recipe that only detection's trainer applies (all but
+    ``warmup_min_iters``): another task's trainer would not read them."""
+    from ultralytics.utils import LOGGER
+
+    ignored = [key for key in RECIPE_KEYS if key != "warmup_min_iters" and key in settings]
+    if ignored:
+        LOGGER.warning(f"cawb: {', '.join(f'{key}={settings[key]!r}' for key in ignored)} ignored: YOLOv5 v5.0's "
+                       f"recipe and pipeline apply to detection models; a {task} model trains with ultralytics' own")
+        for key in ignored:
+            del settings[key]
 
 
 def _hyp_file(hyp: str | Path | HypFile) -> HypFile:
@@ -300,7 +341,8 @@ def plan_resume(resume: str | Path | bool, project: str | None = None, **options
         raise InputError(f"--resume {path}: this run already finished; start a new run to train further")
     save_dir, notes = resume_directory(path, checkpoint)
     return RunConfig(model_source=str(path), weights=None, overrides={**options, "save_dir": str(save_dir)},
-                     kind=model_kind(checkpoint.get("ema") or checkpoint.get("model")), resume=path, notes=notes)
+                     kind=model_kind(checkpoint.get("ema") or checkpoint.get("model")),
+                     task=checkpoint_task(checkpoint, f"--resume {path}"), resume=path, notes=notes)
 
 
 def _check_model_files(cfg: str | None, weights: str | None) -> tuple[str, Path | None]:
@@ -353,7 +395,7 @@ def _check_model_yaml(cfg: str) -> str:
 
                 build_model(path)  # a malformed layer fails here, before any data is touched
             else:
-                _build_ultralytics_model(path)
+                _build_ultralytics_model(path, data)
         except ModelYamlError as error:
             reason = str(error).removeprefix(f"{path}: ")  # the v5.0 builder names the file too
             raise ModelYamlError(f"--cfg {cfg}: {reason}") from None
@@ -371,16 +413,20 @@ def _check_model_yaml(cfg: str) -> str:
     return cfg
 
 
-def _build_ultralytics_model(path: Path) -> None:
-    """Build an ultralytics model yaml once, so that a bad layer (an unknown module, wrong arguments) is found now.
+def _build_ultralytics_model(path: Path, data: Mapping[str, Any]) -> None:
+    """Build an ultralytics model yaml (read as ``data``) once, as the model of its task, so that a bad layer (an
+    unknown module, wrong arguments) is found now.
 
     Raises:
         ModelYamlError: one line with what ultralytics' builder raised.
     """
-    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.nn.tasks import guess_model_task
 
+    from cawb.training.tasks import TASKS, ultralytics_model_class
+
+    task = guess_model_task(dict(data))
     try:
-        DetectionModel(str(path), verbose=False)
+        ultralytics_model_class(task if task in TASKS else "detect")(str(path), verbose=False)
     except Exception as error:  # whatever the builder raises on a bad layer
         reason = " ".join(str(error).split()) or type(error).__name__
         if isinstance(error, KeyError):

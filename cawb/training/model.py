@@ -1,14 +1,15 @@
 """``cawb.YOLO``: ultralytics' ``YOLO`` that also builds the classic YOLOv5 yamls, reads the YOLOv5 repository's
-checkpoints and trains with cawb's trainer.
+checkpoints and trains with cawb's trainers.
 
 ultralytics' own ``YOLO("yolov5s-v5.0.yaml")`` would hand the yaml to its anchor-free parser; this subclass builds
-it with :mod:`cawb.yolov5` (bundled names resolve, paths work) and makes :class:`CawbDetectionTrainer` the detection
-trainer, the one that can build and train classic models (with ``cawb: false`` it trains exactly as ultralytics'
-own). A ``.pt`` written by the YOLOv5 repository (v5.0 to v7.0), which ultralytics cannot unpickle, is imported by
-:func:`cawb.yolov5.checkpoint_import.import_yolov5_checkpoint`, both as the model (``YOLO("yolov5s.pt")``) and as
-weights to load (``.load("yolov5s.pt")``). Everything else is ultralytics': predict, val, export, and ``.pt``
-checkpoints of either kind (a classic ``best.pt`` also loads in ultralytics' plain ``YOLO``, which can predict,
-validate and export it but not train it further).
+it with :mod:`cawb.yolov5` (bundled names resolve, paths work) and makes cawb's trainer of each task the trainer of
+that task (:data:`cawb.training.trainer.TASK_TRAINERS`): :class:`CawbDetectionTrainer` for detection, the one that
+can build and train classic models, ``CawbSegmentationTrainer`` for a ``yolo11n-seg.yaml``, and so on (with
+``cawb: false`` each trains exactly as ultralytics' own). A ``.pt`` written by the YOLOv5 repository (v5.0 to
+v7.0), which ultralytics cannot unpickle, is imported by :func:`cawb.yolov5.checkpoint_import.import_yolov5_checkpoint`,
+both as the model (``YOLO("yolov5s.pt")``) and as weights to load (``.load("yolov5s.pt")``). Everything else is
+ultralytics': predict, val, export, and ``.pt`` checkpoints of either kind (a classic ``best.pt`` also loads in
+ultralytics' plain ``YOLO``, which can predict, validate and export it but not train it further).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from ultralytics import YOLO as UltralyticsYOLO
 from ultralytics.utils import DEFAULT_CFG_DICT, RANK
 
-from cawb.training.trainer import CawbDetectionTrainer
+from cawb.training.trainer import TASK_TRAINERS
 from cawb.yolov5 import KIND_V5, model_kind, resolve_model_yaml
 from cawb.yolov5.checkpoint_import import import_yolov5_checkpoint, is_yolov5_checkpoint
 from cawb.yolov5.model import build_model
@@ -70,5 +71,6 @@ class YOLO(UltralyticsYOLO):
     @property
     def task_map(self) -> dict[str, dict[str, Any]]:
         task_map = super().task_map
-        task_map["detect"] = {**task_map["detect"], "trainer": CawbDetectionTrainer}
+        for task, trainer in TASK_TRAINERS.items():
+            task_map[task] = {**task_map[task], "trainer": trainer}
         return task_map

@@ -1,8 +1,10 @@
 """YOLOv5-style training with CAWB: the library behind ``train_cawb.py``.
 
 :func:`train` trains one planned run (:class:`~cawb.training.config.RunConfig`, from
-:func:`~cawb.training.config.plan_run`) with :class:`~cawb.training.trainer.CawbDetectionTrainer` and says where
-the results are. Given options instead of a plan, it plans first: ``train(data="my.yaml", epochs=100)``.
+:func:`~cawb.training.config.plan_run`) with cawb's trainer of the model's task
+(:func:`~cawb.training.trainer.trainer_for_task`: :class:`~cawb.training.trainer.CawbDetectionTrainer` for a
+detector) and says where the results are. Given options instead of a plan, it plans first:
+``train(data="my.yaml", epochs=100)``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from cawb.training.config import RunConfig, plan_run
+from cawb.training.tasks import TASK_METRICS, metric_values
 from cawb.utils.errors import CawbError, InputError, Interrupted
 
 __all__ = ["Callbacks", "TrainResult", "TrainingInterrupted", "TrainingWriteFailed", "callback_lists", "train"]
@@ -42,7 +45,8 @@ class TrainingWriteFailed(CawbError, OSError):
 
 @dataclasses.dataclass
 class TrainResult:
-    """What a finished run left: its directory, final weights and final validation mAPs (ultralytics' validator)."""
+    """What a finished run left: its directory, final weights and final validation numbers (ultralytics' validator):
+    ``map50``/``map50_95`` the box mAPs (None for classification), ``metrics`` all of ultralytics' numbers."""
 
     save_dir: Path
     weights: Path
@@ -51,6 +55,15 @@ class TrainResult:
     metrics: dict[str, float]
     #: what the plan said before training (where a resume continues, restarts of the hyp file left out, ...)
     notes: list[str] = dataclasses.field(default_factory=list)
+    #: the model's task (``detect``, ``segment``, ``pose``, ``obb``, ``classify``)
+    task: str = "detect"
+
+    @property
+    def task_metrics(self) -> dict[str, float | None]:
+        """The numbers that judge the task (:data:`cawb.training.tasks.TASK_METRICS`) by their short names:
+        ``mAP50``, ``mAP50-95`` for detection, ``mask mAP50`` ..., ``top-1``, ``top-5`` for classification."""
+        values = metric_values(self.task, self.metrics)
+        return {metric.short: values[metric.key] for metric in TASK_METRICS[self.task]}
 
 
 def callback_lists(callbacks: Callbacks | None) -> dict[str, list[Callable[[Any], None]]]:
@@ -79,12 +92,12 @@ def train(config: RunConfig | None = None, *, callbacks: Callbacks | None = None
 
     from cawb.training.durable import finish_interrupted
     from cawb.training.model import YOLO  # ultralytics' YOLO that also builds the v5.0 yamls
-    from cawb.training.trainer import CawbDetectionTrainer
+    from cawb.training.trainer import trainer_for_task
 
     for note in config.notes:
         LOGGER.warning(note)
     if config.resume is not None and finish_interrupted(config.resume):
-        return _finish(config.resume, config.notes)
+        return _finish(config.resume, config.notes, config.task)
 
     model = YOLO(config.model_source)
     for event, functions in callback_lists(callbacks).items():
@@ -93,7 +106,7 @@ def train(config: RunConfig | None = None, *, callbacks: Callbacks | None = None
     if config.weights is not None:
         model.load(config.weights)
     resume = {"resume": True} if config.resume is not None else {}
-    trainer = functools.partial(CawbDetectionTrainer.configured, config)
+    trainer = functools.partial(trainer_for_task(config.task).configured, config)
     try:
         model.train(trainer=trainer, **resume, **config.overrides)
     except KeyboardInterrupt:
@@ -111,6 +124,7 @@ def train(config: RunConfig | None = None, *, callbacks: Callbacks | None = None
         map50_95=metrics.get("metrics/mAP50-95(B)"),
         metrics=metrics,
         notes=list(config.notes),
+        task=config.task,
     )
 
 
@@ -120,7 +134,7 @@ def _resumable(model: Any) -> Path | None:
     return Path(last) if last is not None and Path(last).is_file() else None
 
 
-def _finish(last: Path, notes: list[str]) -> TrainResult:
+def _finish(last: Path, notes: list[str], task: str) -> TrainResult:
     """The result of a run whose training had ended when its final step was killed, once that step is done."""
     from ultralytics.utils import LOGGER
 
@@ -133,4 +147,4 @@ def _finish(last: Path, notes: list[str]) -> TrainResult:
             "final validation is not repeated (scripts/evaluate.py evaluates the weights)")
     LOGGER.info(note)
     return TrainResult(save_dir=last.parent.parent, weights=best if best.is_file() else last, map50=None,
-                       map50_95=None, metrics={}, notes=[*notes, note])
+                       map50_95=None, metrics={}, notes=[*notes, note], task=task)

@@ -1,5 +1,7 @@
-"""``CawbDetectionTrainer``: ultralytics' detection trainer with cawb's parts, no ultralytics code copied or edited.
+"""cawb's trainers: ultralytics' trainer of each task with cawb's parts, no ultralytics code copied or edited.
 
+``CawbDetectionTrainer``, ``CawbSegmentationTrainer``, ``CawbPoseTrainer``, ``CawbOBBTrainer`` and
+``CawbClassificationTrainer`` (:data:`TASK_TRAINERS` by task) are each one line over ultralytics' trainer of the task.
 Each part is a mixin that works alone before any ultralytics trainer and adds its own settings to the trainer's
 ``args`` (so checkpoints, resume and DDP workers carry them):
 
@@ -10,7 +12,9 @@ Each part is a mixin that works alone before any ultralytics trainer and adds it
   ``results.csv`` row per epoch after a resume;
 * :class:`~cawb.training.exact_resume.ExactResumeMixin`: a resumed run repeats the stopped one (``exact_resume``);
 * :class:`~cawb.training.lr_figure.LrFigureMixin`: ``lr.png``;
-* :class:`~cawb.training.offline.OfflineMixin`: nothing is downloaded.
+* :class:`~cawb.training.offline.OfflineMixin`: nothing is downloaded;
+* :class:`~cawb.training.warmup_floor.WarmupFloorMixin`: the recipe's keys for the other tasks (their anchor-free
+  models read ``warmup_min_iters`` of them; detection's ``V5RecipeMixin`` does that and more).
 """
 
 from __future__ import annotations
@@ -19,16 +23,22 @@ from cawb.utils.ultralytics_compat import require_supported_ultralytics
 
 require_supported_ultralytics()  # one line naming the version and the fix, not a missing hook in the middle of a run
 
+from ultralytics.models.yolo.classify import ClassificationTrainer  # noqa: E402
 from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
+from ultralytics.models.yolo.obb import OBBTrainer  # noqa: E402
+from ultralytics.models.yolo.pose import PoseTrainer  # noqa: E402
+from ultralytics.models.yolo.segment import SegmentationTrainer  # noqa: E402
 
 from cawb.training.cawb_mixin import CawbMixin
 from cawb.training.durable import DurableCheckpointsMixin
 from cawb.training.exact_resume import ExactResumeMixin
 from cawb.training.lr_figure import LrFigureMixin
 from cawb.training.offline import OfflineMixin
+from cawb.training.warmup_floor import WarmupFloorMixin
 from cawb.yolov5.trainer import V5RecipeMixin
 
-__all__ = ["CawbDetectionTrainer"]
+__all__ = ["TASK_TRAINERS", "CawbClassificationTrainer", "CawbDetectionTrainer", "CawbOBBTrainer", "CawbPoseTrainer",
+           "CawbSegmentationTrainer", "trainer_for_task"]
 
 
 class CawbDetectionTrainer(OfflineMixin, DurableCheckpointsMixin, ExactResumeMixin, LrFigureMixin, CawbMixin,
@@ -48,3 +58,34 @@ class CawbDetectionTrainer(OfflineMixin, DurableCheckpointsMixin, ExactResumeMix
     Raises:
         cawb.HypError: (a ValueError) an invalid ``cawb_*`` or loss setting, at construction, before any training.
     """
+
+
+class CawbSegmentationTrainer(OfflineMixin, DurableCheckpointsMixin, ExactResumeMixin, LrFigureMixin, CawbMixin,
+                              WarmupFloorMixin, SegmentationTrainer):
+    """ultralytics' ``SegmentationTrainer`` with CAWB (``cawb=True``), durable checkpoints, exact resume, ``lr.png``
+    and nothing downloaded; used as :class:`CawbDetectionTrainer` is."""
+
+
+class CawbPoseTrainer(OfflineMixin, DurableCheckpointsMixin, ExactResumeMixin, LrFigureMixin, CawbMixin,
+                      WarmupFloorMixin, PoseTrainer):
+    """ultralytics' ``PoseTrainer`` (the data's ``kpt_shape``, the pose loss) with cawb's parts."""
+
+
+class CawbOBBTrainer(OfflineMixin, DurableCheckpointsMixin, ExactResumeMixin, LrFigureMixin, CawbMixin,
+                     WarmupFloorMixin, OBBTrainer):
+    """ultralytics' ``OBBTrainer`` with cawb's parts."""
+
+
+class CawbClassificationTrainer(OfflineMixin, DurableCheckpointsMixin, ExactResumeMixin, LrFigureMixin, CawbMixin,
+                                WarmupFloorMixin, ClassificationTrainer):
+    """ultralytics' ``ClassificationTrainer`` (``data`` is a folder of class folders) with cawb's parts."""
+
+
+#: cawb's trainer of each task (see :data:`cawb.training.tasks.TASKS`).
+TASK_TRAINERS = {"detect": CawbDetectionTrainer, "segment": CawbSegmentationTrainer, "pose": CawbPoseTrainer,
+                 "obb": CawbOBBTrainer, "classify": CawbClassificationTrainer}
+
+
+def trainer_for_task(task: str) -> type:
+    """cawb's trainer of ``task`` (``detect``, ``segment``, ``pose``, ``obb``, ``classify``)."""
+    return TASK_TRAINERS[task]

@@ -89,13 +89,19 @@ OLDEST_SUPPORTED = "8.4.104"
 #: The newest release tested. Not an upper bound: a newer one runs while it has every hook cawb uses (:data:`HOOKS`).
 NEWEST_TESTED = "8.4.190"
 
-#: Methods of ultralytics' classes that cawb overrides or calls: its trainer parts (``DetectionTrainer``), the
-#: evaluation's validator, ``cawb.YOLO`` and the training augmentation it configures. A release without one of them
-#: is refused at start (a missing private hook would otherwise be skipped silently or fail mid-run).
+# What cawb's parts override in the trainers of the other tasks (detection's also builds v5.0 models and loaders).
+_TASK_TRAINER_HOOKS = ("_setup_scheduler", "_get_warmup_iterations", "final_eval", "get_dataloader", "get_validator",
+                       "optimizer_step", "plot_metrics", "read_results_csv", "resume_training", "save_model", "train")
+#: Methods of ultralytics' classes that cawb overrides or calls: its trainer parts (``DetectionTrainer`` and the
+#: other tasks' trainers), the evaluation's validator, ``cawb.YOLO`` and the training augmentation it configures. A
+#: release without one of them is refused at start (a missing private hook would otherwise be skipped silently or
+#: fail mid-run).
 HOOKS = {
     "DetectionTrainer": ("_setup_scheduler", "_get_warmup_iterations", "build_dataset", "final_eval",
                          "get_dataloader", "get_model", "get_validator", "optimizer_step", "plot_metrics",
                          "read_results_csv", "resume_training", "save_metrics", "save_model", "train", "validate"),
+    **{trainer: _TASK_TRAINER_HOOKS for trainer in ("SegmentationTrainer", "PoseTrainer", "OBBTrainer",
+                                                    "ClassificationTrainer")},
     "DetectionValidator": ("init_metrics", "pred_to_json", "eval_json"),
     "YOLO": ("_new", "task_map"),
     "YOLODataset": ("build_transforms",),
@@ -141,11 +147,16 @@ def _missing_hooks() -> tuple[str, ...]:
     from ultralytics import YOLO
     from ultralytics.data import YOLODataset
     from ultralytics.data.augment import Mosaic, RandomHSV, RandomPerspective
+    from ultralytics.models.yolo.classify import ClassificationTrainer
     from ultralytics.models.yolo.detect import DetectionTrainer, DetectionValidator
+    from ultralytics.models.yolo.obb import OBBTrainer
+    from ultralytics.models.yolo.pose import PoseTrainer
+    from ultralytics.models.yolo.segment import SegmentationTrainer
 
     classes = {"DetectionTrainer": DetectionTrainer, "DetectionValidator": DetectionValidator, "YOLO": YOLO,
-               "YOLODataset": YOLODataset, "Mosaic": Mosaic, "RandomPerspective": RandomPerspective,
-               "RandomHSV": RandomHSV}
+               "SegmentationTrainer": SegmentationTrainer, "PoseTrainer": PoseTrainer, "OBBTrainer": OBBTrainer,
+               "ClassificationTrainer": ClassificationTrainer, "YOLODataset": YOLODataset, "Mosaic": Mosaic,
+               "RandomPerspective": RandomPerspective, "RandomHSV": RandomHSV}
     return tuple(f"{owner}.{name}" for owner, names in HOOKS.items() for name in names
                  if getattr(classes[owner], name, None) is None)
 

@@ -33,7 +33,7 @@ def test_in_a_clone_the_bundled_files_are_the_top_level_folders_themselves():
 def test_names_list_every_bundled_file():
     hyp_files = sorted(p.name for p in (REPO / "hyp").glob("*.yaml"))
     assert [f"hyp.{name}.yaml" for name in bundled_hyp_names()] == hyp_files
-    assert [f"{name}.yaml" for name in bundled_data_names()] == sorted(p.name for p in (REPO / "data").glob("*.yaml"))
+    assert sorted(f"{name}.yaml" for name in bundled_data_names()) == sorted(p.name for p in (REPO / "data").glob("*.yaml"))
     assert "scratch-cawb" in bundled_hyp_names() and "shapes" in bundled_data_names()
 
 
@@ -66,7 +66,8 @@ def test_neither_a_path_nor_a_bundled_name_is_one_line_naming_the_flag_and_the_n
     assert message.startswith("--arms scratch-cawbb: not found: no such file, nor a bundled hyp name")
     assert "\n" not in message and all(name in message for name in bundled_hyp_names())
     # a path with a folder is a path: never silently replaced by the bundled file of the same name
-    with pytest.raises(FileNotFoundError, match=r"^--data data/shapes.yaml: not found: no such file.*coco10k, shapes\)$"):
+    bundled = "coco10k, shapes, shapes-cls, shapes-obb, shapes-pose, shapes-seg"
+    with pytest.raises(FileNotFoundError, match=rf"^--data data/shapes.yaml: not found: no such file.*{bundled}\)$"):
         resolve_data("data/shapes.yaml")
 
 

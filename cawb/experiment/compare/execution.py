@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 from cawb.experiment.compare.model import Action, Run, RunStatus
 from cawb.experiment.compare.planning import ACTION_WORDS, ComparisonPlan, run_config
 from cawb.experiment.compare.processes import cpu_threads
-from cawb.experiment.compare.rundir import decide_action, evaluate_run, load_finished, prepare_run_dir
+from cawb.experiment.compare.rundir import decide_action, evaluate_run, final_numbers, load_finished, prepare_run_dir
 from cawb.training.config import plan_resume
 from cawb.training.train import Callbacks, TrainingInterrupted, train
 from cawb.utils.errors import Interrupted, error_line, is_disk_fault
@@ -172,6 +172,5 @@ def run_sequentially(plan: ComparisonPlan, mine: list[Run], callbacks: Callbacks
             continue
         finally:
             claims.release(run)
-        final = run.evaluation["final"]
-        log(f"{where}: finished, final mAP_0.5 {final['map50']:.4f} mAP_0.5:0.95 {final['map50_95']:.4f} "
-            "(pycocotools)")
+        numbers, source = final_numbers(run.evaluation)
+        log(f"{where}: finished, final {numbers} ({source})")

@@ -21,6 +21,7 @@ from cawb.experiment.compare.settings import DEFAULT_PRESET, FROM_HYP, PRESETS, 
 from cawb.schedule import restart_rule, scale_restart_epochs
 from cawb.training.config import RunConfig, plan_run
 from cawb.training.hyp import HypFile, read_hyp_file, validate_hyp
+from cawb.training.tasks import trainer_data
 from cawb.training.ultralytics_settings import check_device
 from cawb.utils.errors import InputError
 from cawb.utils.resources import resolve_data, resolve_hyp
@@ -92,19 +93,27 @@ def run_config(run: Run, settings: CompareSettings) -> RunConfig:
 def _check_before_any_work(settings: CompareSettings) -> list[HypFile]:
     """What is checked before the dataset is resolved (which may generate it) and any model is built: the output
     place, the dataset yaml's keys, the key=value settings and every arm's hyp file (one line naming the file or
-    key: not a failed run per (arm, seed) later). Returns the arms' hyp files, read once."""
+    key: not a failed run per (arm, seed) later); a detection comparison's ground truth once the model's task is
+    known (:func:`_check_coco_keys`). Returns the arms' hyp files, read once."""
     from cawb.datasets.resolve import check_dataset_yaml
 
     try:
         check_output_dir(settings.project, "--project")
     except UserFileError as error:
         raise InputError(str(error)) from None
+    check_dataset_yaml(settings.data)
+    validate_hyp(settings.overrides, source="command line")
+    return [read_hyp_file(arm) for arm in settings.arms]
+
+
+def _check_coco_keys(settings: CompareSettings) -> None:
+    """A detection comparison is scored by pycocotools: the dataset must name its ground truth."""
+    from cawb.datasets.resolve import check_dataset_yaml
+
     data = check_dataset_yaml(settings.data)
     if data.get("val_json") is None or data.get("category_ids") is None:
         raise InputError(f"--data {settings.data}: val_json and category_ids are required (pycocotools evaluates "
                          "the val split against its ground-truth JSON)")
-    validate_hyp(settings.overrides, source="command line")
-    return [read_hyp_file(arm) for arm in settings.arms]
 
 
 def _settings_from_hyp(settings: CompareSettings, hyps: Sequence[HypFile],
@@ -197,9 +206,12 @@ def plan_comparison(settings: CompareSettings) -> ComparisonPlan:
     notes: list[str] = []
     settings, sources = _settings_from_hyp(settings, hyps, notes)
     arms = [_plan_arm(hyp, settings, notes) for hyp in hyps]  # every arm checked, then
+    task = arms[0].config.task  # the model's, which every arm shares
+    if task == "detect":
+        _check_coco_keys(settings)
     dataset = resolve_dataset_yaml(settings.data)  # the dataset resolved (the demo's generated when missing)
     arms = [dataclasses.replace(arm, config=dataclasses.replace(
-        arm.config, overrides={**arm.config.overrides, "data": str(dataset.yaml)})) for arm in arms]
+        arm.config, overrides={**arm.config.overrides, "data": trainer_data(task, dataset)})) for arm in arms]
 
     plan = ComparisonPlan(settings=settings, arms=arms, runs=[], dataset=dataset,
                           paths=report_paths(settings.project, settings.exist_ok),

@@ -7,6 +7,10 @@ holding the run's evaluation record (pycocotools', ultralytics' and YOLOv5 v5.0'
 shows pycocotools' numbers and, beside the article's, v5.0's (:mod:`cawb.experiment.v5_metric`), the metric the
 article reported.
 
+The numbers are the model's task's (:data:`cawb.training.tasks.TASK_METRICS`): box mAP for detection, as above;
+mask mAP for segmentation, pose mAP for pose, OBB mAP, top-1 and top-5 accuracy for classification, from ultralytics'
+validator (:data:`VALIDATOR_SOURCES`), which the table says. The article's numbers are shown for detection only.
+
 Statistics (per weights file, metric and mAP source):
 
 * per arm: mean and sample standard deviation (``n - 1`` denominator; none for one seed) over the seeds that
@@ -37,6 +41,7 @@ from typing import Any, Mapping, Sequence
 from cawb.experiment.compare.model import Arm, Run, RunStatus
 from cawb.experiment.power import ALPHA, POWER, detectable_difference, seeds_needed, t_quantile
 from cawb.training.lr_curve import lr_curve
+from cawb.training.tasks import TASK_METRICS, TASK_NAMES
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.plots import BandCurve, plot_lr_curves, plot_map_curves
 from cawb.utils.user_files import display_path
@@ -49,6 +54,7 @@ __all__ = [
     "METRICS",
     "SOURCES",
     "TABLE_SOURCES",
+    "VALIDATOR_SOURCES",
     "WEIGHTS",
     "PairedDifference",
     "ReportPaths",
@@ -61,12 +67,15 @@ __all__ = [
     "render_table_md",
     "report_paths",
     "t_quantile_975",
+    "task_metrics",
+    "task_sources",
     "verdict",
     "write_report",
 ]
 
 #: Metric keys of an evaluation record -> how the table names them.
-METRICS = {"map50": "mAP_0.5", "map50_95": "mAP_0.5:0.95"}
+#: (Other tasks: :func:`task_metrics`.)
+METRICS = {metric.key: metric.label for metric in TASK_METRICS["detect"]}
 #: Weights evaluated per run -> how the table names them.
 WEIGHTS = {"final": "final", "best": "best epoch"}
 #: mAP sources in an evaluation record: pycocotools under the bare metric key, ultralytics' validator and YOLOv5
@@ -74,6 +83,19 @@ WEIGHTS = {"final": "final", "best": "best epoch"}
 SOURCES = {"pycocotools": "", "ultralytics": "ultralytics_", "yolov5 v5.0": "v5_"}
 #: The sources the table shows, each with the suffix of its columns' keys (titled "... (YOLOv5 v5.0)").
 TABLE_SOURCES = {"pycocotools": "", "yolov5 v5.0": " v5"}
+#: The source of the other tasks' records, and of their tables: ultralytics' validator only (pycocotools has no OBB
+#: or accuracy, and its keypoint evaluation is COCO's 17 person keypoints).
+VALIDATOR_SOURCES = {"ultralytics": "ultralytics_"}
+
+
+def task_metrics(task: str) -> dict[str, str]:
+    """The numbers a comparison of ``task`` reports: record key -> how the table names them."""
+    return {metric.key: metric.label for metric in TASK_METRICS[task]}
+
+
+def task_sources(task: str) -> dict[str, str]:
+    """The sources of a ``task`` run's evaluation record (the first is the official one): name -> key prefix."""
+    return SOURCES if task == "detect" else VALIDATOR_SOURCES
 
 #: The seed article's reported numbers, by the arm's ``cawb`` value (False: cosine, True: CAWB).
 ARTICLE = {False: {"map50": 0.294, "map50_95": 0.161}, True: {"map50": 0.302, "map50_95": 0.165}}
@@ -221,48 +243,63 @@ def seed_power(difference: PairedDifference, effect: float) -> dict[str, Any]:
             "detectable_difference": detectable_difference(difference.n, difference.std)}
 
 
+def _effect(effect: Mapping[str, float] | None, metrics: Mapping[str, str]) -> dict[str, float]:
+    """The effect size per metric of the task: given by key, or (keys of another task's numbers, as ``--effect``
+    gives them) in order; the article's by default."""
+    effect = dict(effect or ARTICLE_EFFECT)
+    if set(effect) != set(metrics):
+        effect = dict(zip(metrics, effect.values()))
+    return {metric: float(value) for metric, value in effect.items()}
+
+
 def build_summary(arms: Sequence[Arm], runs: Sequence[Run], settings: Mapping[str, Any],
                   paths: ReportPaths) -> dict[str, Any]:
     """Every number of the report as plain JSON data (paths as strings)."""
+    task = arms[0].config.task if arms else "detect"
+    metrics, sources = task_metrics(task), task_sources(task)
+    official = next(iter(sources))
     summary_arms = {}
     for arm in arms:
         numbers = {weights: {metric: {source: _spread(_values(runs, arm, weights, prefix + metric))
-                                      for source, prefix in SOURCES.items()}
-                             for metric in METRICS} for weights in WEIGHTS}
+                                      for source, prefix in sources.items()}
+                             for metric in metrics} for weights in WEIGHTS}
         summary_arms[arm.label] = {
             "hyp": display_path(arm.hyp_path), "schedule": arm.schedule, "cawb": arm.cawb, "epochs": arm.epochs,
             "hyp_epochs": arm.hyp_epochs,
             "restarts_hyp": list(arm.restarts_hyp) if arm.restarts_hyp is not None else None,
             "restarts_used": list(arm.restarts_used) if arm.restarts_used is not None else None,
             "restarts_scaled": arm.restarts_scaled, "restarts_effective": list(arm.restarts_effective),
-            "article": ARTICLE[arm.cawb], **numbers,
+            "article": ARTICLE[arm.cawb] if task == "detect" else None, **numbers,
         }
     pairs, rule = _pairs(arms)
-    effect = {metric: float(value) for metric, value in (settings.get("effect") or ARTICLE_EFFECT).items()}
+    effect = _effect(settings.get("effect"), metrics)
     differences = []
     for base, other, label, other_name, base_name in pairs:
         record: dict[str, Any] = {"label": label, "base": base.label, "other": other.label,
-                                  "article": _article_difference(base, other)}
+                                  "article": _article_difference(base, other) if task == "detect" else None}
         for weights in WEIGHTS:
             record[weights] = {}
-            for metric in METRICS:
+            for metric in metrics:
                 by_source = {source: paired_difference(_values(runs, base, weights, prefix + metric),
                                                        _values(runs, other, weights, prefix + metric))
-                             for source, prefix in SOURCES.items()}
+                             for source, prefix in sources.items()}
                 record[weights][metric] = {source: _difference_record(d) for source, d in by_source.items()}
-                record[weights][metric]["verdict"] = verdict(by_source["pycocotools"], other_name, base_name)
-                record[weights][metric].update(seed_power(by_source["pycocotools"], effect[metric]))
+                record[weights][metric]["verdict"] = verdict(by_source[official], other_name, base_name)
+                record[weights][metric].update(seed_power(by_source[official], effect[metric]))
         differences.append(record)
     return {
         "settings": dict(settings),
-        "official_source": "pycocotools",
+        "task": task,
+        "metrics": metrics,
+        "official_source": official,
         "pairing": rule,
         "arms": summary_arms,
         "differences": differences,
         "power": {"test": "paired t-test, two-sided", "alpha": ALPHA, "power": POWER, "effect": effect,
                   "distribution": "noncentral t (scipy.stats.nct)",
-                  "sd": "the sample std of the pycocotools paired differences of the seeds run",
-                  "fields": "differences[].{final,best}.{map50,map50_95}.seeds_needed / detectable_difference"},
+                  "sd": f"the sample std of the {official} paired differences of the seeds run",
+                  "fields": f"differences[].{{final,best}}.{{{','.join(metrics)}}}.seeds_needed / "
+                            "detectable_difference"},
         "article_note": ARTICLE_NOTE,
         "runs": [_run_summary(run) for run in runs],
         "failed": [f"{run.name}: {run.error}" for run in runs if run.status == RunStatus.FAILED],
@@ -284,6 +321,8 @@ def _run_summary(run: Run) -> dict[str, Any]:
     if run.evaluation is not None:
         keep = ("weights", "map50", "map50_95", "ultralytics_map50", "ultralytics_map50_95", "v5_map50",
                 "v5_map50_95", "stats", "num_detections", "predictions")
+        if run.evaluation.get("task", "detect") != "detect":  # ultralytics' validator's numbers of the task
+            keep = tuple(run.evaluation["final"])
         record.update({weights: {key: run.evaluation[weights].get(key) for key in keep} for weights in WEIGHTS})
         record.update(epochs_trained=run.evaluation["epochs_trained"], best_epoch=run.evaluation["best_epoch"])
     return record
@@ -301,65 +340,96 @@ def _mean_pm_std(spread: Mapping[str, Any], signed: bool = False) -> str:
     return f"{_number(spread['mean'], signed)} ± {_number(spread['std'])}"
 
 
+def _metrics(summary: Mapping[str, Any]) -> dict[str, str]:
+    """The summary's numbers (record key -> name); a summary written before other tasks existed is detection's."""
+    return summary.get("metrics", METRICS)
+
+
+def _with_article(summary: Mapping[str, Any]) -> bool:
+    """The article's numbers are detection mAPs: shown beside a detection comparison only."""
+    return summary.get("task", "detect") == "detect"
+
+
+def _table_sources(summary: Mapping[str, Any]) -> dict[str, str]:
+    """The sources the table shows, with their columns' suffixes: detection's, or the official one alone."""
+    return TABLE_SOURCES if _with_article(summary) else {summary["official_source"]: ""}
+
+
 def _table_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     """The table's rows (arms, then differences) as column -> text; the same rows feed table.md and table.csv."""
     rows = []
+    metrics, official, sources = _metrics(summary), summary["official_source"], _table_sources(summary)
+    first, article_metrics = next(iter(metrics)), metrics if _with_article(summary) else {}
     for label, arm in summary["arms"].items():
         schedule = arm["schedule"]
         if arm["cawb"] and arm["restarts_effective"]:
             schedule += f" (restarts {', '.join(f'{s:g}' for s in arm['restarts_effective'])})"
-        row = {"arm": label, "schedule": schedule, "seeds": str(arm["final"]["map50"]["pycocotools"]["n"])}
-        for source, suffix in TABLE_SOURCES.items():
+        row = {"arm": label, "schedule": schedule, "seeds": str(arm["final"][first][official]["n"])}
+        for source, suffix in sources.items():
             for weights in WEIGHTS:
-                for metric in METRICS:
+                for metric in metrics:
                     row[f"{weights} {metric}{suffix}"] = _mean_pm_std(arm[weights][metric][source])
-        for metric in METRICS:
+        for metric in article_metrics:
             row[f"article {metric}"] = _number(arm["article"][metric])
         rows.append(row)
     for difference in summary["differences"]:
-        pairs = difference["final"]["map50"]["pycocotools"]["n"]
+        pairs = difference["final"][first][official]["n"]
         row = {"arm": f"{difference['label']}, paired", "schedule": "",
                "seeds": f"{pairs} pair{'s' if pairs != 1 else ''}"}
-        for source, suffix in TABLE_SOURCES.items():
+        for source, suffix in sources.items():
             for weights in WEIGHTS:
-                for metric in METRICS:
+                for metric in metrics:
                     record = difference[weights][metric][source]
                     row[f"{weights} {metric}{suffix}"] = _mean_pm_std(record, signed=True) if record["n"] else "n/a"
-        for metric in METRICS:
+        for metric in article_metrics:
             article = difference["article"]
             row[f"article {metric}"] = _number(article[metric], signed=True) if article else ""
         rows.append(row)
     return rows
 
 
-def _column_title(column: str) -> str:
+def _column_title(column: str, metrics: Mapping[str, str]) -> str:
     weights, _, rest = column.partition(" ")
     metric, _, source = rest.partition(" ")
-    if metric in METRICS:
-        return f"{WEIGHTS.get(weights, weights)} {METRICS[metric]}" + (" (YOLOv5 v5.0)" if source else "")
+    if metric in metrics:
+        return f"{WEIGHTS.get(weights, weights)} {metrics[metric]}" + (" (YOLOv5 v5.0)" if source else "")
     return column
+
+
+def _source_words(summary: Mapping[str, Any]) -> str:
+    """What the table's numbers are and where they come from, in words."""
+    if _with_article(summary):
+        return ("mAP: pycocotools COCOeval bbox on the val split's ground-truth JSON (the project's official numbers; "
+                "ultralytics' validator numbers are in summary.json), mean ± sample std over seeds (n/a for one "
+                "seed). Final: weights/last.pt. Best epoch: weights/best.pt, ultralytics' pick of the highest "
+                "per-epoch mAP_0.5:0.95 on this same val split, hence optimistic. (YOLOv5 v5.0): the same detections "
+                "scored as YOLOv5 v5.0's test.py reported mAP (crowd boxes as targets, up to 300 detections per "
+                "image, its matching and interpolation), the metric of the article's numbers: hold those columns "
+                "against the article's.")
+    numbers = " and ".join(_metrics(summary).values())
+    return (f"{numbers}: ultralytics' {TASK_NAMES[summary['task']]} validator on the val split (pycocotools does not "
+            "apply to this task), mean ± sample std over seeds (n/a for one seed). Final: weights/last.pt. Best "
+            "epoch: weights/best.pt, ultralytics' pick of the highest per-epoch fitness on this same val split, hence "
+            "optimistic.")
 
 
 def render_table_md(summary: Mapping[str, Any]) -> str:
     """table.md: the settings, the table (pycocotools numbers), the verdicts, the article note, failed runs."""
     settings = summary["settings"]
+    metrics = _metrics(summary)
     rows = _table_rows(summary)
     columns = list(rows[0]) if rows else []
+    what = "mAP" if _with_article(summary) else " and ".join(metrics.values())
     lines = [
-        f"# {' vs '.join(summary['arms'])}: mAP on the val split",
+        f"# {' vs '.join(summary['arms'])}: {what} on the val split",
         "",
         (f"{settings['cfg']} from scratch, {settings['epochs']} epochs, imgsz {settings['imgsz']}, batch "
          f"{settings['batch']}, seeds {', '.join(map(str, settings['seeds']))}; data {settings['data']} "
          f"({settings['train_images']} train / {settings['val_images']} val images)."),
         "",
-        ("mAP: pycocotools COCOeval bbox on the val split's ground-truth JSON (the project's official numbers; "
-         "ultralytics' validator numbers are in summary.json), mean ± sample std over seeds (n/a for one seed). "
-         "Final: weights/last.pt. Best epoch: weights/best.pt, ultralytics' pick of the highest per-epoch "
-         "mAP_0.5:0.95 on this same val split, hence optimistic. (YOLOv5 v5.0): the same detections scored as "
-         "YOLOv5 v5.0's test.py reported mAP (crowd boxes as targets, up to 300 detections per image, its matching "
-         "and interpolation), the metric of the article's numbers: hold those columns against the article's."),
+        _source_words(summary),
         "",
-        "| " + " | ".join(_column_title(column) for column in columns) + " |",
+        "| " + " | ".join(_column_title(column, metrics) for column in columns) + " |",
         "|" + "---|" * len(columns),
         *("| " + " | ".join(row[column] for column in columns) + " |" for row in rows),
         "",
@@ -378,24 +448,25 @@ def render_table_md(summary: Mapping[str, Any]) -> str:
                      f"({summary['pairing']}).")
     for difference in summary["differences"]:
         for weights, weights_name in WEIGHTS.items():
-            for metric, metric_name in METRICS.items():
+            for metric, metric_name in metrics.items():
                 lines.append(f"- {difference['label']}, {weights_name} {metric_name}: "
                              f"{difference[weights][metric]['verdict']}.")
     power = summary["power"]
     if summary["differences"] and all(difference[weights][metric]["seeds_needed"] is None
                                       for difference in summary["differences"] for weights in WEIGHTS
-                                      for metric in METRICS):
-        effects = " / ".join(f"{power['effect'][metric]:+.3f} {name}" for metric, name in METRICS.items())
+                                      for metric in metrics):
+        effects = " / ".join(f"{power['effect'][metric]:+.3f} {name}" for metric, name in metrics.items())
         lines.append(f"- How many seeds: it takes the spread of at least 2 pairs to say; run 2 or more seeds in "
                      f"both arms, and the report gives the seeds a {_TEST_WORDS.format(**power)} needs to tell "
                      f"{effects} from zero.")
     else:
         for difference in summary["differences"]:
             for weights, weights_name in WEIGHTS.items():
-                for metric, metric_name in METRICS.items():
+                for metric, metric_name in metrics.items():
                     lines.append(f"- How many seeds, {difference['label']}, {weights_name} {metric_name}: "
                                  f"{_power_words(difference[weights][metric], power)}.")
-    lines.append(f"- {summary['article_note']}")
+    if _with_article(summary):
+        lines.append(f"- {summary['article_note']}")
     for failure in summary["failed"]:
         lines.append(f"- FAILED: {failure}")
     for missing in summary.get("missing", ()):
@@ -422,13 +493,15 @@ def _power_words(record: Mapping[str, Any], power: Mapping[str, Any]) -> str:
 def render_table_csv(summary: Mapping[str, Any]) -> str:
     """table.csv: the table's rows, each mean and std in its own column (full precision: Python's shortest
     round-trip repr of each float; empty for n/a)."""
+    metrics, official, sources = _metrics(summary), summary["official_source"], _table_sources(summary)
+    first, article_metrics = next(iter(metrics)), metrics if _with_article(summary) else {}
     header = ["arm", "schedule", "n"]
-    for suffix in TABLE_SOURCES.values():
+    for suffix in sources.values():
         for weights in WEIGHTS:
-            for metric in METRICS:
+            for metric in metrics:
                 name = f"{weights}_{metric}{suffix.replace(' ', '_')}"
                 header += [f"{name}_mean", f"{name}_std"]
-    header += [f"article_{metric}" for metric in METRICS]
+    header += [f"article_{metric}" for metric in article_metrics]
 
     def cell(value: float | None) -> str:
         return "" if value is None else repr(float(value))
@@ -437,22 +510,22 @@ def render_table_csv(summary: Mapping[str, Any]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for label, arm in summary["arms"].items():
-        row = [label, arm["schedule"], arm["final"]["map50"]["pycocotools"]["n"]]
-        for source in TABLE_SOURCES:
+        row = [label, arm["schedule"], arm["final"][first][official]["n"]]
+        for source in sources:
             for weights in WEIGHTS:
-                for metric in METRICS:
+                for metric in metrics:
                     spread = arm[weights][metric][source]
                     row += [cell(spread["mean"]), cell(spread["std"])]
-        writer.writerow(row + [cell(arm["article"][metric]) for metric in METRICS])
+        writer.writerow(row + [cell(arm["article"][metric]) for metric in article_metrics])
     for difference in summary["differences"]:
-        row = [f"{difference['label']} (paired)", "", difference["final"]["map50"]["pycocotools"]["n"]]
-        for source in TABLE_SOURCES:
+        row = [f"{difference['label']} (paired)", "", difference["final"][first][official]["n"]]
+        for source in sources:
             for weights in WEIGHTS:
-                for metric in METRICS:
+                for metric in metrics:
                     record = difference[weights][metric][source]
                     row += [cell(record["mean"]), cell(record["std"])]
         article = difference["article"]
-        writer.writerow(row + [cell(article[metric]) if article else "" for metric in METRICS])
+        writer.writerow(row + [cell(article[metric]) if article else "" for metric in article_metrics])
     return buffer.getvalue()
 
 
@@ -471,21 +544,27 @@ def _band(arm: Arm, curves: Sequence[Mapping[str, list[float]]], metric: str) ->
 #: What map.png says about its numbers' source, under the panels.
 MAP_SOURCE_NOTE = ("Per-epoch mAP from ultralytics' validator during training (results.csv); table.md's numbers come "
                    "from pycocotools on the final and best weights, and differ slightly (docs/COMPARE.md, Caveats).")
+#: The same, for the tasks whose table comes from ultralytics' validator too.
+VALIDATOR_NOTE = ("Per-epoch values from ultralytics' validator during training (results.csv); table.md's numbers "
+                  "come from the same validator on the final and best weights.")
 
 
 def draw_map_curves(arms: Sequence[Arm], runs: Sequence[Run], path: Path, title: str) -> Path:
-    """map.png: per-epoch mAP_0.5 and mAP_0.5:0.95 (ultralytics' validation during training), mean over seeds
-    with a min-max band and, with at most :data:`MAX_SEED_LINES` seeds, each seed's line; one colour per schedule
-    (as in lr.png); CAWB restarts dotted. Arms without a finished run are left out."""
+    """map.png: per-epoch the task's two numbers (mAP_0.5 and mAP_0.5:0.95 for detection; ultralytics' validation
+    during training), mean over seeds with a min-max band and, with at most :data:`MAX_SEED_LINES` seeds, each
+    seed's line; one colour per schedule (as in lr.png); CAWB restarts dotted. Arms without a finished run are left
+    out."""
+    task = arms[0].config.task if arms else "detect"
+    metrics = task_metrics(task)
     panels: dict[str, list[BandCurve]] = {f"{name} (ultralytics validator, per epoch)": []
-                                          for name in METRICS.values()}
+                                          for name in metrics.values()}
     for arm in arms:
         curves = [run.curve for run in runs if run.arm is arm and run.status == RunStatus.FINISHED and run.curve]
         if not curves:
             continue
-        for (metric, _), panel in zip(METRICS.items(), panels.values()):
+        for metric, panel in zip(metrics, panels.values()):
             panel.append(_band(arm, curves, metric))
-    return plot_map_curves(panels, path, title=title, note=MAP_SOURCE_NOTE)
+    return plot_map_curves(panels, path, title=title, note=MAP_SOURCE_NOTE if task == "detect" else VALIDATOR_NOTE)
 
 
 def draw_lr_curves(arms: Sequence[Arm], batches_per_epoch: int | None, path: Path) -> Path:

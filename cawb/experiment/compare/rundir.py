@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping
 
 from cawb.experiment.compare.model import Action, Arm, Run
 from cawb.training.checkpoints import checkpoint_finished
+from cawb.training.tasks import TASK_METRICS, TASKS, fitness
 from cawb.utils.atomic_files import write_text_atomic
 from cawb.utils.errors import InputError, error_line
 from cawb.utils.user_files import move_aside
@@ -34,6 +35,7 @@ __all__ = [
     "best_epoch",
     "decide_action",
     "evaluate_run",
+    "final_numbers",
     "load_finished",
     "prepare_run_dir",
     "read_epoch_metrics",
@@ -69,7 +71,11 @@ def read_evaluation(run_dir: Path, notes: list[str] | None = None) -> dict[str, 
         return None
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-        if not all(isinstance(record.get(weights), dict) and "map50" in record[weights] for weights in
+        task = record.get("task", "detect")  # records of detection runs carry no task
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}")
+        first = _record_keys(task)[0]
+        if not all(isinstance(record.get(weights), dict) and first in record[weights] for weights in
                    ("final", "best")):
             raise ValueError("the final/best records are missing")
     except (OSError, ValueError, AttributeError) as error:
@@ -80,12 +86,29 @@ def read_evaluation(run_dir: Path, notes: list[str] | None = None) -> dict[str, 
     return record
 
 
+def _record_keys(task: str) -> list[str]:
+    """The keys of a run's numbers in its evaluation record: pycocotools' under the bare name for detection,
+    ultralytics' validator's prefixed (the only source of the other tasks)."""
+    keys = [metric.key for metric in TASK_METRICS[task]]
+    return keys if task == "detect" else [f"ultralytics_{key}" for key in keys]
+
+
+def final_numbers(record: Mapping[str, Any]) -> tuple[str, str]:
+    """The final weights' numbers of an evaluation record in words (``mAP_0.5 0.1234 mAP_0.5:0.95 0.0567``,
+    ``top-1 accuracy 0.8125 top-5 accuracy 1.0000``) and their source (``pycocotools``, ``ultralytics validator``)."""
+    task = record.get("task", "detect")
+    final = record["final"]
+    keys = _record_keys(task)
+    numbers = " ".join(f"{metric.label} {final[key]:.4f}" for metric, key in zip(TASK_METRICS[task], keys))
+    return numbers, "pycocotools" if task == "detect" else "ultralytics validator"
+
+
 def load_finished(run: Run, notes: list[str] | None = None) -> bool:
     """Whether the run is finished on disk (its ``eval.json``); if so, the run records its evaluation and curve."""
     evaluation = read_evaluation(run.run_dir, notes)
     if evaluation is None:
         return False
-    run.finished(evaluation, read_epoch_metrics(run.run_dir / "results.csv"))
+    run.finished(evaluation, read_epoch_metrics(run.run_dir / "results.csv", run.arm.config.task))
     return True
 
 
@@ -172,48 +195,63 @@ def prepare_run_dir(run: Run, identity: Mapping[str, Any], log: Callable[[str], 
     os.rename(draft, run_dir)
 
 
-def read_epoch_metrics(results_csv: Path) -> dict[str, list[float]] | None:
-    """Per-epoch ``metrics/mAP50(B)`` and ``metrics/mAP50-95(B)`` of an ultralytics results.csv, by epoch.
+def read_epoch_metrics(results_csv: Path, task: str = "detect") -> dict[str, list[float]] | None:
+    """Per-epoch numbers of the task (:data:`cawb.training.tasks.TASK_METRICS`: ``metrics/mAP50(B)`` and
+    ``metrics/mAP50-95(B)`` for detection) of an ultralytics results.csv, by epoch.
 
     A resumed run may repeat an epoch (it was validated but its checkpoint not written); the last row wins.
-    Returns ``{"epoch", "map50", "map50_95"}`` lists sorted by epoch, or None without the file.
+    Returns ``{"epoch", "map50", "map50_95"}`` lists sorted by epoch (the task's keys; for the other tasks also
+    ``"fitness"``, ultralytics' pick of best.pt, which for detection is mAP50-95), or None without the file.
     """
     if not results_csv.is_file():
         return None
-    rows: dict[int, tuple[float, float]] = {}
+    metrics = TASK_METRICS[task]
+    rows: dict[int, list[float]] = {}
     with open(results_csv, newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             row = {key.strip(): value for key, value in row.items() if key}
-            rows[int(float(row["epoch"]))] = (float(row["metrics/mAP50(B)"]), float(row["metrics/mAP50-95(B)"]))
+            values = [float(row[metric.column]) for metric in metrics]
+            rows[int(float(row["epoch"]))] = values + ([] if task == "detect" else [fitness(task, row)])
     epochs = sorted(rows)
-    return {"epoch": epochs, "map50": [rows[e][0] for e in epochs], "map50_95": [rows[e][1] for e in epochs]}
+    keys = [metric.key for metric in metrics] + ([] if task == "detect" else ["fitness"])
+    return {"epoch": epochs, **{key: [rows[e][i] for e in epochs] for i, key in enumerate(keys)}}
 
 
 def best_epoch(curve: Mapping[str, list[float]] | None) -> int | None:
-    """The epoch ultralytics saved as best.pt: the highest mAP50-95 (its detection fitness), the later on ties
-    (it rewrites best.pt whenever an epoch equals the best fitness)."""
+    """The epoch ultralytics saved as best.pt: the highest fitness (mAP50-95 for detection), the later on ties (it
+    rewrites best.pt whenever an epoch equals the best fitness)."""
     if not curve or not curve["epoch"]:
         return None
-    best = max(curve["map50_95"])
-    return max(epoch for epoch, value in zip(curve["epoch"], curve["map50_95"]) if value == best)
+    fitnesses = curve.get("fitness", curve.get("map50_95"))
+    best = max(fitnesses)
+    return max(epoch for epoch, value in zip(curve["epoch"], fitnesses) if value == best)
 
 
 def evaluate_run(run: Run, dataset: Any, imgsz: int, batch: Any, device: str) -> None:
-    """pycocotools (and ultralytics', and YOLOv5 v5.0's) mAP of the run's last.pt and best.pt; writes eval.json
-    atomically, last, and records the run as finished."""
-    from cawb.experiment.evaluate import evaluate_coco
+    """pycocotools (and ultralytics', and YOLOv5 v5.0's) mAP of the run's last.pt and best.pt, or for the other tasks
+    than detection ultralytics' validator's numbers of the task; writes eval.json atomically, last, and records the
+    run as finished."""
+    from cawb.experiment.evaluate import evaluate_coco, evaluate_with_validator
 
+    task = run.arm.config.task
     batch = batch if isinstance(batch, int) and batch >= 1 else 16
     record: dict[str, Any] = {"arm": run.arm.label, "seed": run.seed}
+    if task != "detect":
+        record.update(task=task, source="ultralytics")
     for weights, file in (("final", "last.pt"), ("best", "best.pt")):
         path = run.run_dir / "weights" / file
-        result = evaluate_coco(path, dataset, imgsz=imgsz, save_dir=run.run_dir / "eval" / weights, batch=batch,
-                               device=device)
+        save_dir = run.run_dir / "eval" / weights
+        if task != "detect":
+            values = evaluate_with_validator(path, run.arm.config.overrides["data"], task, imgsz=imgsz,
+                                             save_dir=save_dir, batch=batch, device=device)
+            record[weights] = {"weights": str(path), **{f"ultralytics_{key}": v for key, v in values.items()}}
+            continue
+        result = evaluate_coco(path, dataset, imgsz=imgsz, save_dir=save_dir, batch=batch, device=device)
         record[weights] = {"weights": str(path), "predictions": str(result["predictions"]),
                            **{key: result[key] for key in ("map50", "map50_95", "ultralytics_map50",
                                                            "ultralytics_map50_95", "v5_map50", "v5_map50_95",
                                                            "stats", "num_detections")}}
-    curve = read_epoch_metrics(run.run_dir / "results.csv")
+    curve = read_epoch_metrics(run.run_dir / "results.csv", task)
     record["epochs_trained"] = len(curve["epoch"]) if curve else None
     record["best_epoch"] = best_epoch(curve)
     write_text_atomic(run.run_dir / EVAL_RECORD, json.dumps(record, indent=2) + "\n")

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 from cawb.experiment.compare.report import ARTICLE_EFFECT, METRICS
 from cawb.experiment.presets import COMPARE_PRESETS, DEFAULT_PRESET
 from cawb.training.config import RUNNER_KEYS
+from cawb.training.tasks import preset_data_for_model
 from cawb.utils.checks import is_int, is_number, require_int
 from cawb.utils.errors import InputError
 
@@ -110,6 +111,8 @@ def resolve_settings(preset: str | None = None, **flags: Any) -> CompareSettings
         raise InputError(f"unknown option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(fields))}")
     given = {key: value for key, value in flags.items() if value is not None}
     values = {"epochs": None, "workers": None, **PRESETS[name], **given}
+    if "data" not in given:  # a model of another task than the preset's data: the demo data of its task
+        values["data"] = preset_data_for_model(values["data"], given.get("cfg"))
     if preset is None:
         values.update({key: None for key in FROM_HYP if key not in given})
     return CompareSettings(

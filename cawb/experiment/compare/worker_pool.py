@@ -29,7 +29,7 @@ from cawb.experiment.compare.processes import (
     worker_command,
     worker_environment,
 )
-from cawb.experiment.compare.rundir import EVAL_RECORD, load_finished
+from cawb.experiment.compare.rundir import EVAL_RECORD, final_numbers, load_finished
 from cawb.utils.errors import error_line
 
 __all__ = ["WorkerPool", "slots_for"]
@@ -223,9 +223,8 @@ class WorkerPool:
                 milestone = "evaluating"
             return run.name, text, milestone
         if run.status == RunStatus.FINISHED:
-            final = run.evaluation["final"]
-            return run.name, (f"  {name} finished: mAP_0.5 {final['map50']:.4f} mAP_0.5:0.95 "
-                              f"{final['map50_95']:.4f} (final, pycocotools)"), "finished"
+            numbers, source = final_numbers(run.evaluation)
+            return run.name, f"  {name} finished: {numbers} (final, {source})", "finished"
         if run.status == RunStatus.FAILED:
             return run.name, f"  {name} FAILED: {run.error}", "failed"
         if run.error:  # held by another process
