@@ -1,4 +1,4 @@
-"""cawb/utils/ultralytics_compat.py: the supported range, its refusal in one line, and the surface cawb uses.
+"""cawb/utils/ultralytics_compat/: the supported range, its refusal in one line, and the surface cawb uses.
 
 The quick tests here are part of the compatibility subset (``-m compat``) that scripts/check_ultralytics.sh runs
 against another ultralytics release: there they check that the release imported is the one installed for the
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cawb.utils import ultralytics_compat as compat
+from cawb.utils.ultralytics_compat import support
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.compat
@@ -47,7 +48,7 @@ def test_pyproject_readme_and_ci_state_the_range_of_the_module():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert f"{compat.OLDEST_SUPPORTED} to {compat.NEWEST_TESTED}" in readme
     refused = re.findall(r"check_ultralytics.sh --refused (\S+)", (REPO / ".ci/run").read_text(encoding="utf-8"))
-    assert len(refused) == 1 and compat._release(refused[0]) < compat._release(compat.OLDEST_SUPPORTED)
+    assert len(refused) == 1 and support._release(refused[0]) < support._release(compat.OLDEST_SUPPORTED)
 
 
 def test_settings_rules_and_optimizers_come_from_the_installed_release():
@@ -80,13 +81,13 @@ def test_a_release_whose_trainer_lacks_a_hook_is_refused_naming_it(monkeypatch):
     from ultralytics.engine.trainer import BaseTrainer
 
     monkeypatch.delattr(BaseTrainer, "_setup_scheduler")
-    compat._missing_hooks.cache_clear()
+    support._missing_hooks.cache_clear()
     try:
         with pytest.raises(compat.UnsupportedUltralytics) as error:
             compat.require_supported_ultralytics()
     finally:
         monkeypatch.undo()
-        compat._missing_hooks.cache_clear()
+        support._missing_hooks.cache_clear()
     message = str(error.value)
     assert "lacks DetectionTrainer._setup_scheduler" in message and "upgrade cawb" in message and "\n" not in message
     assert f'pip install "ultralytics>={compat.OLDEST_SUPPORTED},<={compat.NEWEST_TESTED}"' in message
