@@ -11,7 +11,8 @@ The numbers are the model's task's (:data:`cawb.training.tasks.TASK_METRICS`): b
 mask mAP for segmentation, pose mAP for pose, OBB mAP, top-1 and top-5 accuracy for classification, from ultralytics'
 validator (:data:`VALIDATOR_SOURCES`), which the table says. The article's numbers are shown for detection only.
 
-Statistics (per weights file, metric and mAP source):
+Statistics (per weights file, metric and mAP source; the functions are
+:mod:`cawb.experiment.compare.seed_statistics`'s):
 
 * per arm: mean and sample standard deviation (``n - 1`` denominator; none for one seed) over the seeds that
   finished;
@@ -33,13 +34,20 @@ import csv
 import dataclasses
 import io
 import json
-import math
 import statistics
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from cawb.experiment.compare.model import Arm, Run, RunStatus
-from cawb.experiment.power import ALPHA, POWER, detectable_difference, seeds_needed, t_quantile
+from cawb.experiment.compare.seed_statistics import (
+    PairedDifference,
+    mean_std,
+    paired_difference,
+    seed_power,
+    t_quantile_975,
+    verdict,
+)
+from cawb.experiment.power import ALPHA, POWER
 from cawb.training.lr_curve import lr_curve
 from cawb.training.tasks import TASK_METRICS, TASK_NAMES
 from cawb.utils.atomic_files import write_text_atomic
@@ -56,20 +64,15 @@ __all__ = [
     "TABLE_SOURCES",
     "VALIDATOR_SOURCES",
     "WEIGHTS",
-    "PairedDifference",
     "ReportPaths",
     "build_summary",
     "draw_lr_curves",
     "draw_map_curves",
-    "mean_std",
-    "paired_difference",
     "render_table_csv",
     "render_table_md",
     "report_paths",
-    "t_quantile_975",
     "task_metrics",
     "task_sources",
-    "verdict",
     "write_report",
 ]
 
@@ -113,22 +116,6 @@ MAX_SEED_LINES = 5
 
 
 @dataclasses.dataclass(frozen=True)
-class PairedDifference:
-    """``other - base`` per common seed, with its mean, spread and 95% t-interval (None where n is too small)."""
-
-    seeds: tuple[int, ...]
-    values: tuple[float, ...]
-    mean: float | None
-    std: float | None
-    se: float | None
-    ci95: tuple[float, float] | None
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-
-@dataclasses.dataclass(frozen=True)
 class ReportPaths:
     """Where one report's files go; ``suffix`` is "" or "-2", "-3", ... when an earlier report is kept."""
 
@@ -157,46 +144,6 @@ def report_paths(project: Path, exist_ok: bool) -> ReportPaths:
     while not exist_ok and any(path.exists() for path in paths.all()):
         paths, number = named(f"-{number}"), number + 1
     return paths
-
-
-def t_quantile_975(df: int) -> float:
-    """t(0.975, df): the two-sided 95% Student-t multiplier (df >= 1), exact (scipy)."""
-    return t_quantile(0.975, df)
-
-
-def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation (n - 1); std is None for one value, both are None for none."""
-    if not values:
-        return None, None
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
-
-
-def paired_difference(base: Mapping[int, float], other: Mapping[int, float]) -> PairedDifference:
-    """``other[seed] - base[seed]`` for the seeds both have (sorted), with mean, std, se and 95% t-interval."""
-    seeds = tuple(sorted(set(base) & set(other)))
-    values = tuple(other[seed] - base[seed] for seed in seeds)
-    mean, std = mean_std(values)
-    if std is None:
-        return PairedDifference(seeds, values, mean, None, None, None)
-    se = std / math.sqrt(len(values))
-    half = t_quantile_975(len(values) - 1) * se
-    return PairedDifference(seeds, values, mean, std, se, (mean - half, mean + half))
-
-
-def verdict(difference: PairedDifference, other: str, base: str) -> str:
-    """One plain sentence on whether ``other - base`` holds beyond seed-to-seed noise on these seeds."""
-    n = difference.n
-    if n == 0:
-        return "no seed finished in both arms: no paired difference"
-    if difference.ci95 is None:
-        return "one pair only: whether the difference holds cannot be told without its spread (run more seeds)"
-    low, high = difference.ci95
-    interval = f"95% interval [{low:+.4f}, {high:+.4f}] over {n} seeds"
-    if low > 0 or high < 0:
-        direction = "higher" if difference.mean > 0 else "lower"
-        return (f"{other} is {direction} than {base} on these seeds: the {interval} excludes 0 "
-                "(paired t-test at the 5% level; other data, settings or code versions may differ)")
-    return f"not distinguishable from seed-to-seed noise: the {interval} includes 0"
 
 
 def _pairs(arms: Sequence[Arm]) -> tuple[list[tuple[Arm, Arm, str, str, str]], str]:
@@ -230,17 +177,6 @@ def _difference_record(difference: PairedDifference) -> dict[str, Any]:
             "mean": difference.mean, "std": difference.std, "se": difference.se,
             "t975": t_quantile_975(difference.n - 1) if difference.n >= 2 else None,
             "ci95": list(difference.ci95) if difference.ci95 else None}
-
-
-def seed_power(difference: PairedDifference, effect: float) -> dict[str, Any]:
-    """``seeds_needed`` to detect ``effect`` and the ``detectable_difference`` of the pairs run, with the spread
-    they rest on (the differences' sample std); both None with fewer than two pairs (no spread to plan with)."""
-    if difference.std is None:
-        return {"effect": effect, "sd": None, "pairs": difference.n, "seeds_needed": None,
-                "detectable_difference": None}
-    return {"effect": effect, "sd": difference.std, "pairs": difference.n,
-            "seeds_needed": seeds_needed(effect, difference.std),
-            "detectable_difference": detectable_difference(difference.n, difference.std)}
 
 
 def _effect(effect: Mapping[str, float] | None, metrics: Mapping[str, str]) -> dict[str, float]:
