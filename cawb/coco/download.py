@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from cawb.utils.atomic_files import discard_temporary
 from cawb.utils.errors import CawbError, is_disk_fault
 
 DEFAULT_BASE_URL = "http://images.cocodataset.org"
@@ -126,7 +127,7 @@ def _extract(zf: zipfile.ZipFile, member: str, dest: Path) -> None:
             shutil.copyfileobj(src, dst, _CHUNK)
         os.replace(part, dest)
     finally:
-        part.unlink(missing_ok=True)
+        discard_temporary(part)
 
 
 def download_images(
@@ -183,7 +184,7 @@ def _download_image(job: ImageJob, policy: RetryPolicy) -> str | None:
             raise
         return str(e)
     finally:
-        part.unlink(missing_ok=True)
+        discard_temporary(part)
     return None
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cawb.utils.atomic_files import (
+    discard_temporary,
     remove_stale_temporaries,
     replace_durably,
     temporary_name,
@@ -94,7 +95,7 @@ def durable_strip(original: Callable[..., dict], f: str | Path, s: str | Path = 
             replace_durably(tmp, target)
         return result
     finally:
-        tmp.unlink(missing_ok=True)
+        discard_temporary(tmp)
 
 
 def truncate_results(csv: Path, epochs: int) -> bool:

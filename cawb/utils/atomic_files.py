@@ -24,7 +24,7 @@ from typing import Iterator
 
 from cawb.utils.hosts import pid_alive
 
-__all__ = ["remove_stale_temporaries", "replace_durably", "symlink_atomic", "sync_directory", "sync_everything",
+__all__ = ["discard_temporary", "remove_stale_temporaries", "replace_durably", "symlink_atomic", "sync_directory", "sync_everything",
            "temporary_name", "write_bytes_atomic", "write_text_atomic", "copy_atomic"]
 
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$")
@@ -60,6 +60,14 @@ def _naming(path: Path) -> Iterator[None]:
         raise OSError(error.errno, error.strerror or str(error), str(path)) from error
 
 
+def discard_temporary(tmp: Path) -> None:
+    """Remove ``tmp`` if it is there. Never raises: in a ``finally`` it must not hide the error being raised (on a
+    read-only file system even removing a missing file fails); one left behind is removed by
+    :func:`remove_stale_temporaries` at the next start."""
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
 def _write_file(tmp: Path, data: bytes, durable: bool) -> None:
     with open(tmp, "wb") as file:
         file.write(data)
@@ -87,7 +95,7 @@ def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = True) -> None
             _write_file(tmp, data, durable)
             _finish(tmp, path, durable)
     finally:
-        tmp.unlink(missing_ok=True)
+        discard_temporary(tmp)
 
 
 def write_text_atomic(path: Path, text: str, *, durable: bool = True) -> None:
@@ -112,7 +120,7 @@ def replace_durably(tmp: Path, path: Path) -> None:
                 os.close(fd)
             _finish(tmp, path, True)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        discard_temporary(tmp)
 
 
 def symlink_atomic(target: Path, path: Path, *, durable: bool = True) -> None:
@@ -133,7 +141,7 @@ def symlink_atomic(target: Path, path: Path, *, durable: bool = True) -> None:
             os.symlink(target, tmp)
             _finish(tmp, path, durable)
     finally:
-        tmp.unlink(missing_ok=True)
+        discard_temporary(tmp)
 
 
 def copy_atomic(source: Path, path: Path, *, durable: bool = True) -> None:
@@ -149,7 +157,7 @@ def copy_atomic(source: Path, path: Path, *, durable: bool = True) -> None:
             with _naming(path):
                 _finish(tmp, path, False)
     finally:
-        tmp.unlink(missing_ok=True)
+        discard_temporary(tmp)
 
 
 def remove_stale_temporaries(directory: Path) -> list[Path]:

@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import torch
 
-from cawb.utils.atomic_files import temporary_name
+from cawb.utils.atomic_files import discard_temporary, temporary_name
 from cawb.utils.errors import InputError, error_line
 from cawb.utils.user_files import check_checkpoint_file, check_output_file
 from cawb.yolov5.sources import ModelYamlError, is_v5_yaml
@@ -294,5 +294,5 @@ def write_imported_checkpoint(source: str | Path, destination: str | Path) -> An
         raise InputError(f"{destination}: already exists; the import never overwrites a file: give a new name") \
             from None
     finally:
-        draft.unlink(missing_ok=True)
+        discard_temporary(draft)
     return model

@@ -10,12 +10,16 @@ writes the file TARGET (``last.pt``, ``best.pt``, ``epoch1.pt``, ``last.pt.resum
 * ``strip``: likewise inside ultralytics' final ``strip_optimizer`` (its torch.save to the temporary file, cut to
   half);
 * ``full``: makes the disk full first, then lets the write fail: MARKER names a file to grow on a small file system
-  (a tmpfs) until it is full; MARKER ``rlimit`` sets the process's file-size limit to 64 KiB instead.
+  (a tmpfs) until it is full; MARKER ``rlimit`` sets the process's file-size limit to 64 KiB instead;
+* ``readonly``: remounts the file system mounted at MARKER read-only first, then lets the write fail;
+* ``vanish``: removes the directory MARKER (the run's output directory) first, then lets the write fail.
 """
 
 import os
 import resource
+import shutil
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -55,13 +59,17 @@ def main() -> int:
         seen["writes"] += 1
         return seen["writes"] == count
 
-    if when in ("write", "full"):
+    if when in ("write", "full", "readonly", "vanish"):
         original_write = atomic_files._write_file
 
         def faulty_write(tmp, data, durable):
             if aimed(tmp):
                 if when == "full":
                     fill_disk(marker)
+                elif when == "readonly":
+                    subprocess.run(["mount", "-o", "remount,ro", marker], check=True)
+                elif when == "vanish":
+                    shutil.rmtree(marker)
                 else:
                     original_write(tmp, data, durable)
                     block(tmp, Path(marker))

@@ -2,7 +2,8 @@
 
 The slow tests: real tiny runs (64 px, 2 batches an epoch, 3 epochs) of train_cawb.py in child processes
 (tests/training/fault_child.py) are stopped inside the write of each checkpoint file: SIGKILL while the temporary
-file is half written, or a full disk. Each ends with a resume that finishes the run with exactly the epochs 1, 2, 3.
+file is half written, a full disk, a read-only remount, the run directory removed. Each that leaves a run ends with
+a resume that finishes it with exactly the epochs 1, 2, 3.
 """
 
 import os
@@ -170,6 +171,45 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_once_space_is_freed(small_d
     if fill != "rlimit":
         Path(fill).unlink()  # space freed
     assert_finished_with_every_epoch_once(run_dir)
+
+
+@pytest.fixture
+def own_mount(tmp_path):
+    """A directory on a tmpfs of its own, which a test may remount read-only (where mounting is allowed)."""
+    place = tmp_path / "mount"
+    place.mkdir()
+    if not shutil.which("mount") or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160m", "tmpfs", str(place)],
+                                                   capture_output=True).returncode != 0:
+        pytest.skip("this machine does not let the tests mount a file system (the read-only case needs one)")
+    try:
+        yield place
+    finally:
+        subprocess.run(["umount", str(place)], check=True)
+
+
+@pytest.mark.slow
+def test_a_read_only_remount_mid_run_is_one_line_and_the_run_resumes_once_writable(own_mount, tiny_shapes):
+    run_dir = own_mount / "runs" / "run"
+    process = child("readonly", "last.pt", own_mount, face_args(tiny_shapes, own_mount / "runs", "run"), count=2)
+    _, stderr = process.communicate(timeout=300)
+    last = run_dir / "weights" / "last.pt"
+    assert process.returncode == 1, stderr
+    assert stderr.count("\n") == 1 and stderr.startswith("error: "), stderr
+    assert f"{last}: read-only file system" in stderr and f"--resume {last}" in stderr, stderr
+    assert read_checkpoint(last)["epoch"] == 0  # epoch 1's, whole
+    subprocess.run(["mount", "-o", "remount,rw", str(own_mount)], check=True)
+    assert_finished_with_every_epoch_once(run_dir)
+
+
+@pytest.mark.slow
+def test_a_vanished_output_directory_is_one_line_naming_the_file(tmp_path, tiny_shapes):
+    run_dir = tmp_path / "runs" / "run"
+    process = child("vanish", "last.pt", run_dir, face_args(tiny_shapes, tmp_path / "runs", "run"), count=2)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1, stderr
+    assert stderr.count("\n") == 1 and stderr.startswith("error: "), stderr
+    assert str(run_dir / "weights") in stderr and "no such file or directory" in stderr.lower(), stderr
+    assert not run_dir.exists()  # nothing written back in its place
 
 
 @pytest.mark.slow

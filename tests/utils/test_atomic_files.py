@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from cawb.utils.atomic_files import remove_stale_temporaries, temporary_name, write_bytes_atomic
+from cawb.utils.atomic_files import discard_temporary, remove_stale_temporaries, temporary_name, write_bytes_atomic
 
 # A process whose file-size limit (1 KiB) refuses the new content's write, as a full disk would.
 LIMITED_WRITE = """
@@ -51,3 +51,14 @@ def test_temporaries_of_dead_writers_are_removed_and_others_kept(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, foreign.name, "last.pt"])
     assert remove_stale_temporaries(tmp_path / "missing") == []
     assert os.getpid() == int(mine.name.rsplit("-", 1)[1])
+
+
+def test_discarding_a_temporary_never_raises_so_the_error_being_raised_is_kept(tmp_path):
+    tmp = temporary_name(tmp_path / "last.pt")
+    tmp.write_bytes(b"half")
+    discard_temporary(tmp)
+    assert not tmp.exists()
+    discard_temporary(tmp)  # already gone
+    (tmp_path / "a-directory").mkdir()
+    discard_temporary(tmp_path / "a-directory")  # unlink refuses (a directory), as on a read-only file system
+    assert (tmp_path / "a-directory").is_dir()
