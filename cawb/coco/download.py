@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from cawb.utils.atomic_files import discard_temporary
+from cawb.utils.atomic_files import discard_temporary, named_write_errors
 from cawb.utils.errors import CawbError, is_disk_fault
 
 DEFAULT_BASE_URL = "http://images.cocodataset.org"
@@ -123,7 +123,8 @@ def _extract(zf: zipfile.ZipFile, member: str, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     try:
-        with zf.open(member) as src, open(part, "wb") as dst:  # reading to the end checks the CRC
+        # reading the member to the end checks its CRC
+        with named_write_errors(dest), zf.open(member) as src, open(part, "wb") as dst:
             shutil.copyfileobj(src, dst, _CHUNK)
         os.replace(part, dest)
     finally:
@@ -229,16 +230,14 @@ def _get(url: str, part: Path, timeout_s: float, *, resume: bool, progress: bool
             received = 0
             total = None if expected is None else start + expected
             with (
+                named_write_errors(part),
                 open(part, "ab" if start else "wb") as out,
                 tqdm(
                     total=total, initial=start, unit="B", unit_scale=True, desc=Path(url).name, disable=not progress
                 ) as bar,
             ):
                 while chunk := response.read(_CHUNK):
-                    try:
-                        out.write(chunk)
-                    except OSError as error:  # a failed write() names no file: name the one being written
-                        raise OSError(error.errno, error.strerror, str(part)) from error
+                    out.write(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
     except urllib.error.HTTPError as e:

@@ -24,7 +24,7 @@ from typing import Iterator
 
 from cawb.utils.hosts import pid_alive
 
-__all__ = ["discard_temporary", "remove_stale_temporaries", "replace_durably", "symlink_atomic", "sync_directory", "sync_everything",
+__all__ = ["discard_temporary", "named_write_errors", "remove_stale_temporaries", "replace_durably", "symlink_atomic", "sync_directory", "sync_everything",
            "temporary_name", "write_bytes_atomic", "write_text_atomic", "copy_atomic"]
 
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$")
@@ -56,6 +56,18 @@ def _naming(path: Path) -> Iterator[None]:
         yield
     except OSError as error:
         if error.filename == str(path) and error.filename2 is None:
+            raise
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+
+
+@contextlib.contextmanager
+def named_write_errors(path: Path) -> Iterator[None]:
+    """Re-raise an ``OSError`` of the block that names no file (a failed ``write()``, or the ``close()`` that flushes
+    a buffered file) as the same error about ``path``; errors that name a file pass unchanged."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None:
             raise
         raise OSError(error.errno, error.strerror or str(error), str(path)) from error
 

@@ -235,3 +235,25 @@ def test_ctrl_c_says_in_one_line_how_to_resume_and_the_same_command_resumes(fake
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert "downloaded 8 images" in result.stdout and (tmp_path / "out" / "dataset.yaml").is_file()
+
+
+def test_a_full_disk_is_one_line_and_the_same_command_finishes_once_space_is_freed(fake, server, tmp_path: Path):
+    import resource
+    import signal
+
+    def small_disk():  # a 4 KiB file-size limit fails the writes as a full disk does (EFBIG, not the signal)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    env = {**os.environ, "YOLO_OFFLINE": "1"}
+    cmd = [sys.executable, str(ROOT / "scripts/sample_coco.py"), "--coco", str(tmp_path / "coco"), "--out",
+           str(tmp_path / "out"), "--train", "5", "--val", "3", "--download", "--base-url", server.url, "--quiet"]
+    full = subprocess.run(cmd, capture_output=True, text=True, env=env, preexec_fn=small_disk)
+    assert full.returncode == 1, full.stderr
+    assert full.stderr.count("\n") == 1 and full.stderr.startswith("error: "), full.stderr
+    assert "file too large" in full.stderr and "rerun the same command" in full.stderr, full.stderr
+    assert str(tmp_path / "coco") in full.stderr  # names the file it could not write
+    assert not (tmp_path / "out" / "dataset.yaml").exists()
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "downloaded 8 images" in result.stdout and (tmp_path / "out" / "dataset.yaml").is_file()
