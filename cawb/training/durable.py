@@ -18,12 +18,16 @@ name until the new content is complete and on the disk:
 A write that fails (no space, a file-size limit, a read-only or vanished place) stops the run with an ``OSError``
 naming the final file: the file keeps its previous content, and the run resumes from ``last.pt`` once the cause is
 gone. A run whose training finished but whose last step (stripping the checkpoints) was killed is finished by
-:func:`finish_stripping` when it is resumed.
+:func:`finish_stripping` when it is resumed. Training that ends before its last epoch (early stopping, ``time``)
+leaves ``last.pt`` looking like an unfinished run's, so the final step starts by writing
+``weights/last.pt.training-ended`` (:func:`ended_marker`: the epoch it ended at), which the finish removes: a kill
+in between resumes to the finish, not to more epochs.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import resource
 from pathlib import Path
@@ -41,7 +45,8 @@ from cawb.utils.errors import error_line
 from cawb.utils.trainer_parts import TrainerPart
 from cawb.utils.ultralytics_compat import durable_checkpoint_writes
 
-__all__ = ["DurableCheckpointsMixin", "DurablePath", "durable_strip", "finish_interrupted", "finish_stripping",
+__all__ = ["DurableCheckpointsMixin", "DurablePath", "durable_strip", "ended_marker", "finish_interrupted",
+           "finish_stripping",
            "truncate_results"]
 
 
@@ -125,10 +130,25 @@ def truncate_results(csv: Path, epochs: int) -> bool:
     return True
 
 
+def ended_marker(last: Path) -> Path:
+    """The file that says a run's training ended with the epoch of its ``last.pt`` (written when its final step
+    starts, removed when that step is done)."""
+    return Path(f"{last}.training-ended")
+
+
+def _ended_at(last: Path) -> int | None:
+    """The epoch (0-based, as checkpoints count) :func:`ended_marker` records, or None without a readable one."""
+    try:
+        return int(json.loads(ended_marker(last).read_text(encoding="utf-8"))["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def finish_interrupted(last: Path, checkpoint: dict | None = None) -> bool:
     """Whether ``last`` is a run directory's ``weights/last.pt`` whose training ended but whose final step was
-    killed: ``last.pt`` holds every epoch yet is not stripped, or it is stripped while ``best.pt`` is not or the
-    exact-resume state is still beside it. (``checkpoint``: ``last`` as loaded, when the caller has it.)"""
+    killed: ``last.pt`` holds every epoch (or the epoch training ended at, early) yet is not stripped, or it is
+    stripped while ``best.pt`` is not or the exact-resume state is still beside it. (``checkpoint``: ``last`` as
+    loaded, when the caller has it.)"""
     from cawb.training.checkpoints import read_checkpoint
     from cawb.training.exact_resume import state_path
 
@@ -140,6 +160,8 @@ def finish_interrupted(last: Path, checkpoint: dict | None = None) -> bool:
         return False
     if checkpoint.get("optimizer") is not None:
         epochs = (checkpoint.get("train_args") or {}).get("epochs")
+        if _ended_at(last) == checkpoint.get("epoch"):
+            return True
         return isinstance(epochs, int) and checkpoint.get("epoch", -1) + 1 >= epochs
     best = last.with_name("best.pt")
     best_checkpoint = read_checkpoint(best) if best.is_file() else None
@@ -169,6 +191,7 @@ def finish_stripping(last: Path) -> list[Path]:
             durable_strip(strip_optimizer, path, updates=updates)
             stripped.append(path)
     state_path(last).unlink(missing_ok=True)
+    ended_marker(last).unlink(missing_ok=True)
     return stripped
 
 
@@ -189,8 +212,16 @@ class DurableCheckpointsMixin(TrainerPart):
             return super().save_model()
 
     def final_eval(self):
+        from ultralytics.utils import RANK
+
+        marker = ended_marker(self.last)
+        if RANK in {-1, 0} and self.last.is_file():
+            write_text_atomic(marker, json.dumps({"epoch": self.epoch}))
         with durable_checkpoint_writes(self, DurablePath, durable_strip):
-            return super().final_eval()
+            result = super().final_eval()
+        if RANK in {-1, 0}:
+            marker.unlink(missing_ok=True)
+        return result
 
     def resume_training(self, ckpt):
         super().resume_training(ckpt)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cawb.training.checkpoints import read_checkpoint
-from cawb.training.durable import truncate_results
+from cawb.training.durable import ended_marker, truncate_results
 from cawb.training.exact_resume import state_path
 from cawb.training.train import TrainingInterrupted, train
 
@@ -137,6 +137,31 @@ def test_a_kill_inside_a_checkpoint_write_loses_nothing(how, name, killed):
     if how == "write" and name == "last.pt":
         assert epochs_in(run_dir) == [1, 2]  # epoch 2's row was written before its checkpoint
     assert_finished_with_every_epoch_once(run_dir)
+
+
+@pytest.mark.slow
+def test_a_kill_in_the_final_step_of_an_early_ended_run_resumes_to_the_finish_not_to_more_epochs(tmp_path,
+                                                                                                   tiny_shapes):
+    """``time`` (hours) ends the training after its first epoch of three, as early stopping does: last.pt then holds
+    epoch 1 of 3 with its optimizer, like a run killed mid-training, and only the marker tells the two apart."""
+    run_dir = tmp_path / "runs" / "run"
+    marker = tmp_path / "blocked"
+    process = child("strip", "last.pt", marker, [*face_args(tiny_shapes, tmp_path / "runs", "run"), "time=0.000001"])
+    deadline = time.monotonic() + 240
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    _, stderr = process.communicate()
+    assert marker.exists(), f"the child never reached the final step (exit {process.returncode}): {stderr}"
+    last = run_dir / "weights" / "last.pt"
+    assert read_checkpoint(last)["epoch"] == 0 and read_checkpoint(last)["train_args"]["epochs"] == 3
+    assert ended_marker(last).is_file()
+    result = train(resume=str(last))
+    assert result.save_dir == run_dir and epochs_in(run_dir) == [1]  # finished, not trained further
+    assert not ended_marker(last).exists() and temporaries(run_dir) == []
+    for name in ("last.pt", "best.pt"):
+        checkpoint = read_checkpoint(run_dir / "weights" / name)
+        assert checkpoint is not None and checkpoint["epoch"] == -1 and checkpoint["optimizer"] is None, name
 
 
 @pytest.fixture
