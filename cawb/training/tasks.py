@@ -25,6 +25,7 @@ from typing import Any, Iterator, Mapping
 
 from cawb.utils.errors import InputError
 from cawb.utils.resources import bundled_data
+from cawb.utils.ultralytics_compat import FITNESS_COLUMNS
 
 __all__ = [
     "TASKS",
@@ -84,12 +85,6 @@ TASK_METRICS: dict[str, tuple[TaskMetric, ...]] = {
     "classify": (TaskMetric("top1", "top-1 accuracy", "top-1", "metrics/accuracy_top1"),
                  TaskMetric("top5", "top-5 accuracy", "top-5", "metrics/accuracy_top5")),
 }
-# ultralytics' fitness (what picks best.pt) per task: the sum of these columns, times the weight
-_FITNESS = {"detect": (("metrics/mAP50-95(B)",), 1.0),
-            "segment": (("metrics/mAP50-95(B)", "metrics/mAP50-95(M)"), 1.0),
-            "pose": (("metrics/mAP50-95(B)", "metrics/mAP50-95(P)"), 1.0),
-            "obb": (("metrics/mAP50-95(B)",), 1.0),
-            "classify": (("metrics/accuracy_top1", "metrics/accuracy_top5"), 0.5)}
 
 
 def metric_values(task: str, metrics: Mapping[str, Any]) -> dict[str, float | None]:
@@ -100,7 +95,7 @@ def metric_values(task: str, metrics: Mapping[str, Any]) -> dict[str, float | No
 
 def fitness(task: str, row: Mapping[str, float]) -> float:
     """ultralytics' fitness of one validation (``results.csv`` row or metrics dict): what it picks best.pt by."""
-    columns, weight = _FITNESS[task]
+    columns, weight = FITNESS_COLUMNS[task]
     return weight * sum(float(row[column]) for column in columns)
 
 

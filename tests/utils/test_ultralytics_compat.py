@@ -186,3 +186,28 @@ def test_the_fixed_facts_are_the_installed_releases():
     ar_thr = inspect.signature(RandomPerspective.box_candidates).parameters["ar_thr"].default
     assert ar_thr == compat.ULTRALYTICS_BOX_AR_THR
     assert {compat.MAP50_KEY, compat.MAP50_95_KEY} <= set(DetMetrics().keys)
+
+
+def test_the_fitness_table_is_what_ultralytics_metrics_compute():
+    import numpy as np
+    from ultralytics.utils.metrics import ClassifyMetrics, DetMetrics, OBBMetrics, PoseMetrics, SegmentMetrics
+
+    def filled(metric, scale):  # one class: precision, recall and AP at the 10 IoU thresholds
+        metric.p, metric.r = np.array([0.6 * scale]), np.array([0.5 * scale])
+        metric.all_ap = np.linspace(0.8, 0.2, 10)[None] * scale
+        metric.ap_class_index = np.array([0])
+
+    made = {"detect": DetMetrics(names={0: "a"}), "segment": SegmentMetrics(names={0: "a"}),
+            "pose": PoseMetrics(names={0: "a"}), "obb": OBBMetrics(names={0: "a"})}
+    for task, metrics in made.items():
+        filled(metrics.box, 1.0)
+        for other in ("seg", "pose"):
+            if hasattr(metrics, other):
+                filled(getattr(metrics, other), 0.5)
+    made["classify"] = ClassifyMetrics()
+    made["classify"].top1, made["classify"].top5 = 0.7, 0.9
+    assert set(made) == set(compat.FITNESS_COLUMNS)
+    for task, metrics in made.items():
+        columns, weight = compat.FITNESS_COLUMNS[task]
+        row = metrics.results_dict
+        assert weight * sum(row[column] for column in columns) == pytest.approx(metrics.fitness), task

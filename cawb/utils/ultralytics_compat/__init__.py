@@ -14,8 +14,8 @@ import from the package):
 * settings: ultralytics' defaults (:func:`default_settings`), its type lists (:func:`setting_rules`) and the
   optimizer names its trainer builds (:func:`optimizer_names`, a fixed table: ultralytics keeps them in a local);
 * the trainer: its stock per-epoch lr multiplier (:func:`stock_lr_factor`), its warmup length
-  (:func:`stock_warmup_iterations`) and how the ramp ends (:func:`warmup_lands_on_target`, a fixed table), the
-  class names set before loading weights (:func:`model_names_for_load`), the AMP check it runs
+  (:func:`stock_warmup_iterations`) and how the ramp ends (:func:`warmup_lands_on_target`, a fixed table), what
+  picks ``best.pt`` (:data:`FITNESS_COLUMNS`, a fixed table), the class names set before loading weights (:func:`model_names_for_load`), the AMP check it runs
   (:func:`replaced_amp_check`) and how it writes checkpoints (:func:`durable_checkpoint_writes`);
 * datasets: the image suffixes its loaders read (:func:`image_formats`) and Pillow's own ``Image.open``
   (:func:`pillow_image_open`);
@@ -65,6 +65,7 @@ from cawb.utils.ultralytics_compat.support import (
 )
 from cawb.utils.ultralytics_compat.trainer import (
     AMP_CHECK_WEIGHTS,
+    FITNESS_COLUMNS,
     cpu_threads,
     durable_checkpoint_writes,
     model_names_for_load,
@@ -85,6 +86,7 @@ from cawb.utils.ultralytics_compat.v5_pipeline import (
 
 __all__ = [
     "AMP_CHECK_WEIGHTS",
+    "FITNESS_COLUMNS",
     "MAP50_95_KEY",
     "MAP50_KEY",
     "NEWEST_TESTED",

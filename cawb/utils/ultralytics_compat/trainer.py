@@ -11,6 +11,13 @@ from typing import Any, Callable, Iterator, Mapping
 from cawb.utils.ultralytics_compat.settings import default_settings
 from cawb.utils.ultralytics_compat.support import _release, installed_version
 
+#: ultralytics' fitness per task, what its trainer picks ``best.pt`` by: the sum of these metric columns times the
+#: weight (a fixed table: each task's metrics class computes it in code, the same in every supported release).
+FITNESS_COLUMNS = {"detect": (("metrics/mAP50-95(B)",), 1.0),
+                   "segment": (("metrics/mAP50-95(B)", "metrics/mAP50-95(M)"), 1.0),
+                   "pose": (("metrics/mAP50-95(B)", "metrics/mAP50-95(P)"), 1.0),
+                   "obb": (("metrics/mAP50-95(B)",), 1.0),
+                   "classify": (("metrics/accuracy_top1", "metrics/accuracy_top5"), 0.5)}
 
 def _trainer_stand_in(settings: Mapping[str, Any], epochs: int) -> SimpleNamespace:
     """Just enough of a trainer for ultralytics' scheduler and warmup methods to run on."""
