@@ -60,6 +60,16 @@ def child(when: str, target: str, marker: Path | str, args: list[str], count: in
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+def kill_when_blocked(process: subprocess.Popen, marker: Path) -> None:
+    """SIGKILL ``process`` once it is blocked inside the aimed write (it writes ``marker`` then)."""
+    deadline = time.monotonic() + 240
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    _, stderr = process.communicate()
+    assert marker.exists(), f"the child never reached the aimed write (exit {process.returncode}): {stderr}"
+
+
 def assert_finished_with_every_epoch_once(run_dir: Path):
     last = run_dir / "weights" / "last.pt"
     result = train(resume=str(last))
@@ -100,13 +110,7 @@ def killed(stopped, tmp_path_factory) -> dict[tuple[str, str], Path]:
         run_dir = root / "-".join(case) / "run"
         shutil.copytree(stopped, run_dir)
         marker = run_dir.parent / "blocked"
-        process = child(*case, marker, ["--resume", str(run_dir / "weights" / "last.pt")])
-        deadline = time.monotonic() + 240
-        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-        _, stderr = process.communicate()
-        assert marker.exists(), f"{case}: the child never reached the write (exit {process.returncode}): {stderr}"
+        kill_when_blocked(child(*case, marker, ["--resume", str(run_dir / "weights" / "last.pt")]), marker)
         return run_dir
 
     with ThreadPoolExecutor(max_workers=len(KILLS)) as pool:
@@ -146,13 +150,8 @@ def test_a_kill_in_the_final_step_of_an_early_ended_run_resumes_to_the_finish_no
     epoch 1 of 3 with its optimizer, like a run killed mid-training, and only the marker tells the two apart."""
     run_dir = tmp_path / "runs" / "run"
     marker = tmp_path / "blocked"
-    process = child("strip", "last.pt", marker, [*face_args(tiny_shapes, tmp_path / "runs", "run"), "time=0.000001"])
-    deadline = time.monotonic() + 240
-    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    _, stderr = process.communicate()
-    assert marker.exists(), f"the child never reached the final step (exit {process.returncode}): {stderr}"
+    kill_when_blocked(child("strip", "last.pt", marker,
+                            [*face_args(tiny_shapes, tmp_path / "runs", "run"), "time=0.000001"]), marker)
     last = run_dir / "weights" / "last.pt"
     assert read_checkpoint(last)["epoch"] == 0 and read_checkpoint(last)["train_args"]["epochs"] == 3
     assert ended_marker(last).is_file()
