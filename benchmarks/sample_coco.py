@@ -140,11 +140,11 @@ def child_build(coco: Path, out: Path) -> dict:
 
 
 def child_read(coco: Path) -> dict:
-    from cawb.coco.classes import ultralytics_coco_classes
+    from cawb.coco.classes import coco_classes
     from cawb.coco.instances import read_instances
     from cawb.coco.subset import rank_image_ids
 
-    category_ids = ultralytics_coco_classes().category_ids
+    category_ids = coco_classes().category_ids
     t = time.perf_counter()
     data = read_instances(
         coco / "annotations/instances_train2017.json",
